@@ -1,0 +1,52 @@
+# Two commands matter: `make demo` and `make test`. Each sets up .venv itself and is safe to rerun.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+
+.PHONY: setup demo test test-fast lint typecheck synth bench clean lock
+
+setup: $(STAMP)
+
+# torch first, pinned: the CPU build this machine image carries. Unpinned, pip pulls a 5 GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dynembed needs Python 3.11+"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check pip==25.3
+	$(PIP) install -q --disable-pip-version-check torch==2.13.0
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[local,models,infra,bench,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dynembed demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest --cov --cov-report=term:skip-covered -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "unit"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+synth: $(STAMP)
+	cd infra && test -x node_modules/.bin/cdk || npm install --no-audit --no-fund --silent
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" infra/node_modules/.bin/cdk synth --quiet --app "$(CURDIR)/$(PY) infra/app.py" --output cdk.out
+
+# Writes the exact versions of the whole dependency tree; commit the result.
+lock:
+	$(PIP) freeze --exclude-editable | grep -v '^torch==' > constraints.txt
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

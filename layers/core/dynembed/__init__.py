@@ -1,0 +1,1 @@
+"""dynembed: keep vector-search embeddings true to data that keeps changing."""

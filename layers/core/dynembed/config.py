@@ -1,0 +1,120 @@
+"""One source of truth for resource names, event-source tuning and alarm thresholds.
+
+The CDK stack (``infra/``) and the local runtime (``dynembed.local``) both read these, so the
+two cannot drift. Lambda functions read their ``Settings`` from the environment once, at cold
+start, and fail with the missing variable named.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dynembed.errors import ConfigError
+
+
+class ResourceNames(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    source_table: str = "dynembed-source"
+    ledger_table: str = "dynembed-ledger"
+    registry_table: str = "dynembed-registry"
+    embedding_cache_table: str = "dynembed-embedding-cache"
+    jobs_queue: str = "dynembed-jobs"
+    jobs_dlq: str = "dynembed-jobs-dlq"
+    stream_failures_queue: str = "dynembed-stream-failures"
+    """On-failure destination of the stream event source: records that exhausted retries."""
+    index_alias: str = "dynembed-chunks"
+    index_prefix: str = "dynembed-chunks"
+    rebuild_state_machine: str = "dynembed-rebuild"
+    metrics_namespace: str = "dynembed"
+    service: str = "dynembed"
+
+
+class KeySchema(BaseModel):
+    """Key attributes of the tables dynembed owns (the source table's id comes from the schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ledger_hash: str = "doc_id"
+    ledger_range: str = "generation"
+    registry_hash: str = "generation_id"
+    cache_hash: str = "cache_key"
+
+
+class Tuning(BaseModel):
+    """Event source and function settings, shared by the stack and the local pumps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stream_batch_size: int = 100
+    stream_batching_window_s: int = 1
+    stream_max_retries: int = 5
+    stream_bisect_on_error: bool = True
+    sqs_batch_size: int = 10
+    sqs_batching_window_s: int = 1
+    sqs_max_receive_count: int = 5
+    classify_timeout_s: int = 60
+    sync_timeout_s: int = 120
+    workflow_timeout_s: int = 900
+    sync_reserved_concurrency: int = 10
+    """Caps concurrent bulk writers so a burst cannot overload the OpenSearch domain."""
+    backfill_segments: int = 4
+    backfill_page_size: int = 100
+    catchup_wait_s: int = 30
+
+    @property
+    def sqs_visibility_timeout_s(self) -> int:
+        # AWS's guidance: at least 6x the function timeout, so retries never overlap.
+        return 6 * self.sync_timeout_s
+
+
+class AlarmThresholds(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    freshness_p95_s: float = 300.0
+    oldest_job_age_s: float = 900.0
+    dlq_messages: float = 0.0
+    orphaned_vectors: float = 0.0
+    stale_documents: float = 10.0
+    embedding_failures: float = 0.0
+    stream_iterator_age_ms: float = 60_000.0
+
+
+NAMES = ResourceNames()
+KEYS = KeySchema()
+TUNING = Tuning()
+THRESHOLDS = AlarmThresholds()
+
+
+class Settings(BaseSettings):
+    """What a Lambda function needs, from ``DYNEMBED_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DYNEMBED_", extra="ignore", frozen=True)
+
+    source_table: str = NAMES.source_table
+    ledger_table: str = NAMES.ledger_table
+    registry_table: str = NAMES.registry_table
+    embedding_cache_table: str = NAMES.embedding_cache_table
+    jobs_queue_url: str = ""
+    index_alias: str = NAMES.index_alias
+    index_prefix: str = NAMES.index_prefix
+    opensearch_endpoint: str = "http://127.0.0.1:9200"
+    opensearch_auth: str = "none"
+    """none | sigv4 (Amazon OpenSearch Service, service 'es')."""
+    knn_mode: str = "native"
+    """native (OpenSearch k-NN plugin) | exact (dynembed scores, for servers without k-NN)."""
+    region: str = "us-east-1"
+    eval_dir: str = ""
+    """Folder holding golden sets (queries.jsonl + qrels.tsv) for rebuild evaluation."""
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fields = ", ".join("DYNEMBED_" + str(e["loc"][0]).upper() for e in exc.errors())
+        raise ConfigError(f"invalid environment: {fields}: {exc.errors()[0]['msg']}") from exc

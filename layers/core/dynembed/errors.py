@@ -1,0 +1,52 @@
+"""One error vocabulary for dynembed.
+
+Adapters raise these ``from`` the underlying cause; handlers turn them into batch-item failures
+or workflow failures in exactly one place.
+"""
+
+from __future__ import annotations
+
+
+class DynembedError(Exception):
+    """Base class for every error dynembed raises on purpose."""
+
+
+class ConfigError(DynembedError):
+    """Configuration is missing or invalid; the message names the field."""
+
+
+class MalformedRecordError(DynembedError):
+    """A stream record or job cannot be interpreted; the message names the doc (when known)."""
+
+    def __init__(self, message: str, doc_id: str | None = None) -> None:
+        self.doc_id = doc_id
+        prefix = f"doc {doc_id!r}: " if doc_id else ""
+        super().__init__(prefix + message)
+
+
+class ModelMismatchError(DynembedError):
+    """A query would be compared with vectors from a different embedding model (invariant I1)."""
+
+
+class UnknownModelError(DynembedError):
+    """An embedding model id that no provider knows."""
+
+
+class UnknownGenerationError(DynembedError):
+    """A generation id that the registry does not hold."""
+
+
+class TransientError(DynembedError):
+    """Worth retrying: throttling, timeouts, 429s, unavailable dependencies."""
+
+
+class IndexWriteError(DynembedError):
+    """An index write failed for a reason retrying the same request will not fix."""
+
+
+class VersionConflictError(DynembedError):
+    """A conditional write lost to a newer version; expected under reordering."""
+
+
+class EmbeddingError(DynembedError):
+    """The embedding provider failed for a non-transient reason."""

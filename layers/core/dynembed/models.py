@@ -1,0 +1,164 @@
+"""Value objects shared by every flow: decisions, jobs, chunks, generations."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChangeKind(StrEnum):
+    SKIP = "skip"
+    METADATA = "metadata"
+    ACCESS = "access"
+    CONTENT = "content"
+    DELETE = "delete"
+
+
+class Decision(BaseModel):
+    """What one source change costs. ``actions`` lists every step in the order to apply them:
+    an access change that comes with a content change yields ``(ACCESS, CONTENT)`` so the ACL
+    is patched at once and the content job follows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ChangeKind
+    """The most expensive action (what the change is reported as)."""
+    actions: tuple[ChangeKind, ...]
+    doc_id: str
+    source_version: int
+    changed: tuple[str, ...] = ()
+    """Attributes that differ between the old and new image, sorted."""
+    reason: str
+    source_updated_at: float | None = None
+    tenant: str | None = None
+    source_type: str | None = None
+
+
+class ReconcileJob(BaseModel):
+    """An SQS message: bring ``doc_id`` in line with its current source item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str = Field(min_length=1)
+    min_source_version: int = Field(ge=0)
+    """The version that caused the job; reconcile reads the source, which may be newer."""
+    reason: str = "content"
+    source_updated_at: float | None = None
+    enqueued_at: float = Field(default_factory=time.time)
+    generations: list[str] | None = None
+    """Only these generations (targeted backfill); None means every write target."""
+    tenant: str | None = None
+    source_type: str | None = None
+
+
+class DistanceSpace(StrEnum):
+    COSINE = "cosinesimil"
+    INNER_PRODUCT = "innerproduct"
+    L2 = "l2"
+
+
+class ModelSpec(BaseModel):
+    """One embedding model: its id is what invariant I1 compares."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    name: str
+    version: str = "1"
+    dimension: int = Field(gt=0)
+    normalized: bool = True
+    space: DistanceSpace = DistanceSpace.COSINE
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.provider}/{self.name}@{self.version}:{self.dimension}"
+
+
+class ChunkerSpec(BaseModel):
+    """A chunker with its parameters; ``version`` changes whenever a parameter changes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = "structural"
+    target_chars: int = Field(default=1000, gt=0)
+    max_chars: int = Field(default=2000, gt=0)
+    min_chars: int = Field(default=300, ge=0)
+    max_doc_chars: int | None = None
+    """Truncate documents beyond this size (a deliberately bad chunker for gate tests)."""
+
+    @property
+    def version(self) -> str:
+        import hashlib
+
+        params = self.model_dump_json(exclude={"name"})
+        return f"{self.name}-{hashlib.sha256(params.encode()).hexdigest()[:8]}"
+
+
+class Chunk(BaseModel):
+    """A piece of a document as the chunker cut it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    """From the text (plus an ordinal for repeated text), never from the position."""
+    index: int
+    text: str
+    content_hash: str
+
+
+class GenerationStatus(StrEnum):
+    BUILDING = "building"
+    EVALUATING = "evaluating"
+    ACTIVE = "active"
+    STANDBY = "standby"
+    FAILED = "failed"
+    RETIRED = "retired"
+
+
+class Generation(BaseModel):
+    """One index build: model + chunker + schema version."""
+
+    id: str
+    index_name: str
+    model: ModelSpec
+    chunker: ChunkerSpec
+    schema_version: int = 1
+    status: GenerationStatus = GenerationStatus.BUILDING
+    write_target: bool = False
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    report: dict[str, Any] | None = None
+    backfill: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChunkDocument(BaseModel):
+    """What one chunk looks like in the index, with every field needed to explain a result."""
+
+    doc_id: str
+    chunk_key: str
+    chunk_index: int
+    text: str
+    content_hash: str
+    embedding: list[float]
+    source_version: int
+    source_updated_at: float | None = None
+    indexed_at: float
+    model_id: str
+    chunker_version: str
+    schema_version: int
+    generation: str
+    tenant: str | None = None
+    source_type: str | None = None
+    acl: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return chunk_id(self.doc_id, self.chunk_key)
+
+
+def chunk_id(doc_id: str, chunk_key: str) -> str:
+    return f"{doc_id}:{chunk_key}"
