@@ -1,0 +1,1 @@
+"""Fixtures for osmem-server (owned by the OpenSearch adapter work)."""
