@@ -118,3 +118,46 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         fields = ", ".join("DYNEMBED_" + str(e["loc"][0]).upper() for e in exc.errors())
         raise ConfigError(f"invalid environment: {fields}: {exc.errors()[0]['msg']}") from exc
+
+
+class MetricNames(BaseModel):
+    """CloudWatch metric names, in the domain's words. Published with Powertools Metrics in
+    namespace ``NAMES.metrics_namespace`` with the single dimension ``service=NAMES.service``
+    (plus ``generation`` for evaluation metrics, ``tenant`` for cost)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    freshness_lag: str = "FreshnessLagSeconds"
+    embeddings_computed: str = "EmbeddingsComputed"
+    embeddings_skipped: str = "EmbeddingsSkipped"
+    embedded_characters: str = "EmbeddedCharacters"
+    embedding_failures: str = "EmbeddingFailures"
+    chunks_written: str = "ChunksWritten"
+    chunks_deleted: str = "ChunksDeleted"
+    version_conflicts: str = "VersionConflicts"
+    decisions: str = "Decisions"
+    """With dimension ``kind`` (skip/metadata/access/content/delete)."""
+    malformed_records: str = "MalformedRecords"
+    orphaned_vectors: str = "OrphanedVectors"
+    stale_documents: str = "StaleDocuments"
+    missing_documents: str = "MissingDocuments"
+    eval_ndcg: str = "EvalNdcgAt10"
+    eval_recall: str = "EvalRecallAt10"
+    eval_mrr: str = "EvalMrrAt10"
+
+
+METRICS = MetricNames()
+
+# Lambda functions: name -> handler module under functions/<name>/handler.py (entry point `handler`).
+FUNCTIONS: dict[str, str] = {
+    "classify": "DynamoDB Streams -> decisions; access/delete applied at once, content jobs to SQS",
+    "sync": "SQS reconcile jobs -> embed what changed -> OpenSearch",
+    "search": "k-NN search with access filter inside the query",
+    "audit": "scheduled: source vs ledger vs index; orphaned/stale/missing",
+    "drain": "scheduled: enqueue held (batched-policy) jobs",
+    "workflow": "rebuild workflow steps (one function, routed by the step name)",
+}
+
+REBUILD_ASL_PATH = "layers/core/dynembed/workflow/rebuild.asl.json"
+"""The rebuild state machine (Amazon States Language) with ``${WorkflowFunctionArn}`` placeholders;
+CDK and the local runtime load this same file."""
