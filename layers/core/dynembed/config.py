@@ -22,6 +22,8 @@ class ResourceNames(BaseModel):
     ledger_table: str = "dynembed-ledger"
     registry_table: str = "dynembed-registry"
     embedding_cache_table: str = "dynembed-embedding-cache"
+    held_jobs_table: str = "dynembed-held-jobs"
+    """Batched update policy: jobs held and coalesced per doc until the drain."""
     jobs_queue: str = "dynembed-jobs"
     jobs_dlq: str = "dynembed-jobs-dlq"
     stream_failures_queue: str = "dynembed-stream-failures"
@@ -98,6 +100,7 @@ class Settings(BaseSettings):
     ledger_table: str = NAMES.ledger_table
     registry_table: str = NAMES.registry_table
     embedding_cache_table: str = NAMES.embedding_cache_table
+    held_jobs_table: str = NAMES.held_jobs_table
     jobs_queue_url: str = ""
     index_alias: str = NAMES.index_alias
     index_prefix: str = NAMES.index_prefix

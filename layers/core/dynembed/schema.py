@@ -179,10 +179,12 @@ class SourceSchema(BaseModel):
         return None if value is None else str(value)
 
     def policy_for(self, item: dict[str, Any]) -> UpdatePolicy:
-        tenant = self.tenant_of(item)
+        return self.policy_named(self.tenant_of(item), self.source_type_of(item))
+
+    def policy_named(self, tenant: str | None, source_type: str | None) -> UpdatePolicy:
+        """The tenant's policy wins over the source type's; else the default."""
         if tenant is not None and f"tenant:{tenant}" in self.policies:
             return self.policies[f"tenant:{tenant}"]
-        source_type = self.source_type_of(item)
         if source_type is not None and f"type:{source_type}" in self.policies:
             return self.policies[f"type:{source_type}"]
         return self.default_policy

@@ -1,0 +1,1 @@
+"""Adapters for AWS services (DynamoDB through pynamodb/boto3, SQS, CloudWatch)."""
