@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     embedding_cache_table: str = NAMES.embedding_cache_table
     held_jobs_table: str = NAMES.held_jobs_table
     jobs_queue_url: str = ""
+    stream_failures_queue_url: str = ""
+    """Malformed stream records go here with their reason (they can never succeed)."""
+    jobs_dlq_url: str = ""
+    """Jobs that failed their last allowed attempt land here with their reason."""
+    max_receive_count: int = TUNING.sqs_max_receive_count
     index_alias: str = NAMES.index_alias
     index_prefix: str = NAMES.index_prefix
     opensearch_endpoint: str = "http://127.0.0.1:9200"

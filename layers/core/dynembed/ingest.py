@@ -177,6 +177,12 @@ def _coalesce(jobs: Sequence[ReconcileJob]) -> list[ReconcileJob]:
         held = newest.get(job.doc_id)
         if held is None or job.min_source_version >= held.min_source_version:
             if held is not None and held.source_updated_at is not None:
-                job = job.model_copy(update={"source_updated_at": min(held.source_updated_at, job.source_updated_at or held.source_updated_at)})
+                job = job.model_copy(
+                    update={
+                        "source_updated_at": min(
+                            held.source_updated_at, job.source_updated_at or held.source_updated_at
+                        )
+                    }
+                )
             newest[job.doc_id] = job
     return list(newest.values())

@@ -21,7 +21,7 @@ from dynembed.chunking import chunker_for
 from dynembed.config import METRICS
 from dynembed.errors import DynembedError, TransientError, VersionConflictError
 from dynembed.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
-from dynembed.ports import ChunkIndex, EmbeddingCache, Embedder, Ledger, LedgerEntry, Registry, SourceReader
+from dynembed.ports import ChunkIndex, Embedder, EmbeddingCache, Ledger, LedgerEntry, Registry, SourceReader
 from dynembed.schema import SourceSchema
 from dynembed.telemetry import Telemetry
 from dynembed.versioning import WriteRank, external_version
@@ -140,8 +140,10 @@ class Reconciler:
         entry = self.ledger.get(job.doc_id, gen.id)
         stored = entry.source_version if entry else -1
         if item is None or (self.schema.tombstone and self.schema.tombstone.is_tombstoned(item)):
-            version = self.schema.version_of(item, job.doc_id) if item is not None else max(
-                stored, job.min_source_version
+            version = (
+                self.schema.version_of(item, job.doc_id)
+                if item is not None
+                else max(stored, job.min_source_version)
             )
             keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []
             if entry is None or (entry.state == "deleted" and not entry.pending_keys and stored >= version):
@@ -214,7 +216,9 @@ class Reconciler:
             if misses:
                 embedder = self.embedder_for(spec)
                 if embedder.spec.model_id != model_id:
-                    raise DynembedError(f"embedder {embedder.spec.model_id} cannot serve generation model {model_id}")
+                    raise DynembedError(
+                        f"embedder {embedder.spec.model_id} cannot serve generation model {model_id}"
+                    )
                 try:
                     fresh = embedder.embed_documents([wanted[h] for h in misses])
                 except TransientError:
@@ -253,13 +257,17 @@ class Reconciler:
             self.telemetry.count(METRICS.version_conflicts)
             return  # a newer version is already committed; nothing to do here
         now = self.clock()
-        docs = [self._document(plan, c, vectors[(gen.model.model_id, c.content_hash)], now) for c in plan.to_embed]
+        docs = [
+            self._document(plan, c, vectors[(gen.model.model_id, c.content_hash)], now) for c in plan.to_embed
+        ]
         if plan.to_rewrite:
             stored = self.index.get_chunks(gen.index_name, [chunk_id(doc_id, c.key) for c in plan.to_rewrite])
             for chunk in plan.to_rewrite:
                 source = stored.get(chunk_id(doc_id, chunk.key))
                 if source is None or not source.get("embedding"):
-                    raise TransientError(f"doc {doc_id!r}: chunk {chunk.key} is in the ledger but not the index")
+                    raise TransientError(
+                        f"doc {doc_id!r}: chunk {chunk.key} is in the ledger but not the index"
+                    )
                 docs.append(self._document(plan, chunk, source["embedding"], now))
         self.telemetry.count(METRICS.embeddings_skipped, len(plan.chunks) - len(plan.to_embed))
         report = self.index.write_chunks(
@@ -270,7 +278,10 @@ class Reconciler:
         if plan.obsolete:
             deleted = self.index.delete_chunks(
                 gen.index_name,
-                [(chunk_id(doc_id, k), external_version(plan.version, WriteRank.DELETE)) for k in plan.obsolete],
+                [
+                    (chunk_id(doc_id, k), external_version(plan.version, WriteRank.DELETE))
+                    for k in plan.obsolete
+                ],
             )
             self.telemetry.count(METRICS.chunks_deleted, deleted.deleted)
             self.telemetry.count(METRICS.version_conflicts, deleted.conflicts)
@@ -303,7 +314,10 @@ class Reconciler:
         if mine:
             self.index.delete_chunks(
                 plan.generation.index_name,
-                [(chunk_id(plan.job.doc_id, k), external_version(plan.version, WriteRank.DELETE)) for k in mine],
+                [
+                    (chunk_id(plan.job.doc_id, k), external_version(plan.version, WriteRank.DELETE))
+                    for k in mine
+                ],
             )
 
     def _delete(self, plan: Plan) -> None:

@@ -256,7 +256,9 @@ class DynamoRegistry:
             raise UnknownGenerationError(f"unknown generation {generation_id!r} (known: {known})") from exc
 
     def list(self) -> list[Generation]:
-        return sorted((_to_generation(r) for r in self.model.scan(consistent_read=True)), key=lambda g: g.created_at)
+        return sorted(
+            (_to_generation(r) for r in self.model.scan(consistent_read=True)), key=lambda g: g.created_at
+        )
 
     def put(self, generation: Generation) -> None:
         self.model(
@@ -483,4 +485,6 @@ def plain_key(key: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """LastEvaluatedKey → JSON-safe (Decimal → int/str) for Step Functions state."""
     if key is None:
         return None
-    return {k: (int(v) if isinstance(v, Decimal) and v == v.to_integral_value() else v) for k, v in key.items()}
+    return {
+        k: (int(v) if isinstance(v, Decimal) and v == v.to_integral_value() else v) for k, v in key.items()
+    }

@@ -1,0 +1,146 @@
+"""Builds the adapters from typed settings, once per process (Lambda cold start or local run).
+Handlers take a ``Services`` argument so tests can pass fakes instead of patching."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+from dynembed.config import Settings, load_settings
+from dynembed.models import ModelSpec
+from dynembed.ports import Embedder
+from dynembed.schema import SourceSchema
+from dynembed.telemetry import Telemetry
+
+
+class SqsDeadLetters:
+    """Malformed records, with their reason, to the stream-failures queue."""
+
+    def __init__(self, queue_url: str, client: Any) -> None:
+        self.queue_url = queue_url
+        self.client = client
+
+    def send(self, body: Mapping[str, Any]) -> None:
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body, default=str))
+
+
+@dataclass
+class Services:
+    settings: Settings = field(default_factory=load_settings)
+    schema: SourceSchema = field(default_factory=SourceSchema.from_env)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    _embedders: dict[str, Embedder] = field(default_factory=dict)
+
+    @cached_property
+    def sqs(self) -> Any:
+        return boto3.client("sqs", region_name=self.settings.region)
+
+    @cached_property
+    def source(self) -> Any:
+        from dynembed.adapters.dynamodb import DynamoSourceReader
+
+        return DynamoSourceReader(self.settings.source_table, self.schema.id_attribute)
+
+    @cached_property
+    def ledger(self) -> Any:
+        from dynembed.adapters.dynamodb import DynamoLedger
+
+        return DynamoLedger(self.settings.ledger_table)
+
+    @cached_property
+    def registry(self) -> Any:
+        from dynembed.adapters.dynamodb import DynamoRegistry
+
+        return DynamoRegistry(self.settings.registry_table)
+
+    @cached_property
+    def cache(self) -> Any:
+        from dynembed.adapters.dynamodb import DynamoEmbeddingCache
+
+        return DynamoEmbeddingCache(self.settings.embedding_cache_table)
+
+    @cached_property
+    def held(self) -> Any:
+        from dynembed.adapters.dynamodb import DynamoHeldJobs
+
+        return DynamoHeldJobs(self.settings.held_jobs_table)
+
+    @cached_property
+    def queue(self) -> Any:
+        from dynembed.adapters.sqs import SqsJobQueue
+
+        return SqsJobQueue(self.settings.jobs_queue_url, self.sqs)
+
+    @cached_property
+    def dead_letters(self) -> SqsDeadLetters | None:
+        url = self.settings.stream_failures_queue_url
+        return SqsDeadLetters(url, self.sqs) if url else None
+
+    @cached_property
+    def index(self) -> Any:
+        from dynembed.index.opensearch import OpenSearchChunkIndex, build_client
+
+        client = build_client(
+            self.settings.opensearch_endpoint, self.settings.opensearch_auth, self.settings.region
+        )
+        return OpenSearchChunkIndex(client, knn_mode=self.settings.knn_mode)
+
+    def embedder_for(self, spec: ModelSpec) -> Embedder:
+        """One embedder per model per process (models are expensive to load)."""
+        if spec.model_id not in self._embedders:
+            from dynembed.embedders.catalog import get_embedder
+
+            self._embedders[spec.model_id] = get_embedder(spec.name)
+        return self._embedders[spec.model_id]
+
+    def reconciler(self) -> Any:
+        from dynembed.reconcile import Reconciler
+
+        return Reconciler(
+            schema=self.schema,
+            source=self.source,
+            ledger=self.ledger,
+            registry=self.registry,
+            index=self.index,
+            embedder_for=self.embedder_for,
+            cache=self.cache,
+            telemetry=self.telemetry,
+        )
+
+    def applier(self) -> Any:
+        from dynembed.ingest import ChangeApplier
+
+        return ChangeApplier(
+            schema=self.schema,
+            source=self.source,
+            ledger=self.ledger,
+            registry=self.registry,
+            index=self.index,
+            queue=self.queue,
+            held=self.held,
+            dead_letters=self.dead_letters,
+            telemetry=self.telemetry,
+        )
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The process-wide services (built at first use: the Lambda cold start)."""
+    global _services
+    if _services is None:
+        _services = Services()
+    return _services
+
+
+def reset_services(new: Services | None = None) -> None:
+    """Local runtime and tests: rebuild from the current environment."""
+    global _services
+    load_settings.cache_clear()
+    _services = new
