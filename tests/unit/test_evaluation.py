@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from dynembed.errors import ConfigError
 from dynembed.evaluation import (
     EvaluationResult,
@@ -331,7 +330,8 @@ def test_gate_names_every_failed_check_with_numbers() -> None:
     baseline = result(q1=(0.4, 0.9, 0.6))
     policy = GatePolicy(min_ndcg=0.5, min_mrr=0.7)
     # WHEN gated with one failing probe
-    decision = gate(compare(candidate, baseline), {"acl_respected": True, "deleted_docs_absent": False}, policy)
+    probes = {"acl_respected": True, "deleted_docs_absent": False}
+    decision = gate(compare(candidate, baseline), probes, policy)
     # THEN each failure is one reason, in the words ops read
     assert not decision.passed
     assert decision.reasons == [
@@ -463,7 +463,8 @@ def test_report_without_baseline_renders_candidate_only() -> None:
 
 def test_report_exposes_cloudwatch_metrics_in_domain_names() -> None:
     metrics = build_report().cloudwatch_metrics()
-    assert metrics == pytest.approx({"EvalNdcgAt10": 0.5833333, "EvalRecallAt10": 1.0, "EvalMrrAt10": 0.5666667})
+    expected = {"EvalNdcgAt10": 0.5833333, "EvalRecallAt10": 1.0, "EvalMrrAt10": 0.5666667}
+    assert metrics == pytest.approx(expected)
 
 
 def test_generation_summary_takes_model_id_and_chunker_version() -> None:
