@@ -421,6 +421,7 @@ def test_report_markdown_holds_the_key_figures() -> None:
     markdown = report.to_markdown()
     # THEN ids, models, metrics, deltas, reasons, probes, coverage, latency and reuse are there
     assert "# Evaluation of gen-b vs gen-a: gate FAILED" in markdown
+    assert "`faq`: 3 judged queries (0 without results, 0 unjudged left out), k=10" in markdown
     assert "`local/minilm@1:384`" in markdown and "`local/static@1:384`" in markdown
     assert "| nDCG@10 | 0.583 | 0.583 | +0.000 |" in markdown
     assert "| MRR@10 | 0.567 | 0.583 | -0.017 |" in markdown
@@ -465,6 +466,11 @@ def test_report_exposes_cloudwatch_metrics_in_domain_names() -> None:
     metrics = build_report().cloudwatch_metrics()
     expected = {"EvalNdcgAt10": 0.5833333, "EvalRecallAt10": 1.0, "EvalMrrAt10": 0.5666667}
     assert metrics == pytest.approx(expected)
+
+
+def test_report_at_another_k_is_not_published_as_at10() -> None:
+    report = build_report().model_copy(update={"k": 5})
+    assert set(report.cloudwatch_metrics()) == {"EvalNdcgAt5", "EvalRecallAt5", "EvalMrrAt5"}
 
 
 def test_generation_summary_takes_model_id_and_chunker_version() -> None:

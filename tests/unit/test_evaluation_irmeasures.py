@@ -19,7 +19,7 @@ from pathlib import Path
 import ir_measures
 import pytest
 from dynembed.evaluation import (
-    METRICS,
+    RETRIEVAL_METRICS,
     EvaluationResult,
     GoldenSet,
     evaluate_run,
@@ -71,7 +71,7 @@ def assert_matches_ir_measures(golden: GoldenSet, run: Mapping[str, Sequence[str
     ours = evaluate_run(run, golden, k=k)
     theirs = reference(golden.qrels, run, k)
     # THEN every judged query agrees on every metric
-    for metric in METRICS:
+    for metric in RETRIEVAL_METRICS:
         ours_per_query = ours.per_query_values(metric)
         for query_id in golden.judged_query_ids:
             assert ours_per_query[query_id] == pytest.approx(theirs[metric][query_id], abs=TOLERANCE), (
@@ -93,7 +93,7 @@ def assert_means(ours: EvaluationResult, golden: GoldenSet, run: Mapping[str, Se
     # AND on the full qrels ir-measures' mean differs only by counting grade-0-only queries as 0
     all_queries = reference_means(golden.qrels, run, k)
     scale = len(golden.judged_query_ids) / len(golden.qrels)
-    for metric in METRICS:
+    for metric in RETRIEVAL_METRICS:
         assert ours.mean(metric) == pytest.approx(same_queries[metric], abs=TOLERANCE)
         assert ours.mean(metric) * scale == pytest.approx(all_queries[metric], abs=TOLERANCE)
 

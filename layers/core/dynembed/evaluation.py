@@ -40,7 +40,7 @@ from dynembed.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 MetricName = Literal["ndcg", "recall", "mrr"]
-METRICS: tuple[MetricName, ...] = ("ndcg", "recall", "mrr")
+RETRIEVAL_METRICS: tuple[MetricName, ...] = ("ndcg", "recall", "mrr")
 """Every metric dynembed computes, in the order reports show them."""
 
 _DISPLAY = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
@@ -389,7 +389,7 @@ def compare(
         k=candidate.k,
         candidate=candidate,
         baseline=baseline,
-        deltas={m: candidate.mean(m) - baseline.mean(m) for m in METRICS},
+        deltas={m: candidate.mean(m) - baseline.mean(m) for m in RETRIEVAL_METRICS},
         per_query=rows,
         wins=outcomes[Outcome.WIN],
         losses=outcomes[Outcome.LOSS],
@@ -434,7 +434,7 @@ def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy)
     k = comparison.k
     reasons: list[str] = []
     notes: list[str] = []
-    for metric in METRICS:
+    for metric in RETRIEVAL_METRICS:
         value, minimum = comparison.candidate.mean(metric), policy.minimum(metric)
         if value < minimum - _FLOAT_SLACK:
             shown_value, shown_min = _distinct(value, minimum)
@@ -442,7 +442,7 @@ def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy)
     if comparison.deltas is None:
         notes.append("no active generation: regression checks skipped")
     else:
-        for metric in METRICS:
+        for metric in RETRIEVAL_METRICS:
             drop = -comparison.deltas[metric]
             if drop > policy.max_regression + _FLOAT_SLACK:
                 shown_drop, shown_max = _distinct(drop, policy.max_regression)

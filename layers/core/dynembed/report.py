@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dynembed.config import METRICS as METRIC_NAMES
+from dynembed.config import METRICS
 from dynembed.evaluation import (
-    METRICS,
+    RETRIEVAL_METRICS,
     Comparison,
     EvaluationResult,
     GateDecision,
@@ -115,6 +115,10 @@ class EvaluationReport(BaseModel):
     golden_set: str
     k: int = Field(ge=1)
     queries_evaluated: int = Field(ge=0)
+    queries_without_results: int = Field(default=0, ge=0)
+    """Judged queries the candidate returned nothing for (scored 0): a broken index shows here."""
+    queries_excluded: int = Field(default=0, ge=0)
+    """Golden-set queries with no relevant doc, so not scored."""
     candidate: GenerationSummary
     baseline: GenerationSummary | None = None
     """The active generation compared against; None for the first generation."""
@@ -159,6 +163,8 @@ class EvaluationReport(BaseModel):
             golden_set=golden.name,
             k=comparison.k,
             queries_evaluated=len(comparison.candidate.per_query),
+            queries_without_results=len(comparison.candidate.queries_without_results),
+            queries_excluded=len(comparison.candidate.excluded_queries),
             candidate=_summary(candidate),
             baseline=_summary(baseline) if baseline is not None else None,
             candidate_metrics=MetricValues.of(comparison.candidate),
@@ -189,13 +195,17 @@ class EvaluationReport(BaseModel):
         )
 
     def cloudwatch_metrics(self) -> dict[str, float]:
-        """Metric name -> value for the candidate (dimension ``generation`` is the caller's)."""
+        """Metric name -> value for the candidate (the ``generation`` dimension is the caller's).
+
+        The configured names say ``At10``; a report at another k is published under ``At<k>``
+        rather than mislabelled."""
         values = self.candidate_metrics
-        return {
-            METRIC_NAMES.eval_ndcg: values.ndcg,
-            METRIC_NAMES.eval_recall: values.recall,
-            METRIC_NAMES.eval_mrr: values.mrr,
+        names = {
+            METRICS.eval_ndcg: values.ndcg,
+            METRICS.eval_recall: values.recall,
+            METRICS.eval_mrr: values.mrr,
         }
+        return {name.replace("At10", f"At{self.k}"): value for name, value in names.items()}
 
     def to_markdown(self) -> str:
         return _render(self)
@@ -217,12 +227,14 @@ def _summary(generation: Generation | GenerationSummary) -> GenerationSummary:
 
 def _render(report: EvaluationReport) -> str:
     verdict = "PASSED" if report.gate_passed else "FAILED"
+    created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.created_at))
     against = f" vs {report.baseline.generation_id}" if report.baseline else ""
     lines = [
         f"# Evaluation of {report.candidate.generation_id}{against}: gate {verdict}",
         "",
-        f"Golden set `{report.golden_set}`: {report.queries_evaluated} judged queries, k={report.k}, "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report.created_at))}.",
+        f"Golden set `{report.golden_set}`: {report.queries_evaluated} judged queries"
+        f" ({report.queries_without_results} without results, {report.queries_excluded} unjudged"
+        f" left out), k={report.k}, {created}.",
         "",
         *_metrics_table(report),
         "",
@@ -268,7 +280,7 @@ def _metrics_table(report: EvaluationReport) -> list[str]:
         rows[0] += [f"active `{_cell(base.generation_id)}`", "delta"]
         rows[1] += [f"`{base.model_id}`", ""]
         rows[2] += [f"`{base.chunker_version or '-'}`", ""]
-    for metric in METRICS:
+    for metric in RETRIEVAL_METRICS:
         row = [metric_label(metric, report.k, display=True), f"{report.candidate_metrics.get(metric):.3f}"]
         if base is not None:
             before = report.baseline_metrics.get(metric) if report.baseline_metrics else None
