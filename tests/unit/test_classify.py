@@ -134,7 +134,10 @@ def test_modify_of_unread_attributes_only_is_skipped() -> None:
     decision = classify_change(old, new, SCHEMA, "MODIFY")
     # THEN it is skipped, and the reason names what changed that nobody reads
     assert (decision.kind, decision.changed) == (SKIP, ())
-    assert decision.reason == "no attribute the pipeline reads changed (ignored: updated_at, version, views)"
+    assert decision.reason == (
+        "no attribute the pipeline reads changed"
+        " (differences the index does not see: updated_at, version, views)"
+    )
     assert decision.source_version == 2
 
 

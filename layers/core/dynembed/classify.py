@@ -121,7 +121,11 @@ def classify_change(
         )
     if not changed:
         ignored = _ignored_changes(old_item, new_item, changed)
-        detail = f" (ignored: {', '.join(ignored)})" if ignored else " (identical images)"
+        detail = (
+            f" (differences the index does not see: {', '.join(ignored)})"
+            if ignored
+            else " (identical images)"
+        )
         return decide(ChangeKind.SKIP, (), "no attribute the pipeline reads changed" + detail)
 
     was_dead, is_dead = _tombstoned(old_item, schema), _tombstoned(new_item, schema)
@@ -266,7 +270,8 @@ def _changes_by_action(
 
 
 def _ignored_changes(old: dict[str, Any], new: dict[str, Any], read: tuple[str, ...]) -> list[str]:
-    """Attributes that differ but that the pipeline does not read (for the reason text only)."""
+    """Attributes that differ raw but not as the index sees them (for the reason text only):
+    unread ones (counters, ``updated_at``) and read ones in an equivalent form (list vs set)."""
     names = set(old) | set(new)
     return sorted(
         name for name in names - set(read) if (name in old) != (name in new) or old.get(name) != new.get(name)
