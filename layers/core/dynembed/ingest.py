@@ -15,6 +15,7 @@ from dynembed.classify import classify_record
 from dynembed.config import METRICS
 from dynembed.errors import MalformedRecordError, VersionConflictError
 from dynembed.models import ChangeKind, ChunkDocument, Decision, Generation, ReconcileJob, chunk_id
+from dynembed.observability import logger
 from dynembed.ports import ChunkIndex, JobQueue, Ledger, LedgerEntry, Registry, SourceReader
 from dynembed.reconcile import attributes_of
 from dynembed.schema import SourceSchema, UpdateMode
@@ -126,6 +127,27 @@ class ChangeApplier:
                 continue  # nothing indexed yet: the content job will write current attributes
             ids = [chunk_id(doc_id, k) for k in sorted(set(entry.chunk_keys) | set(entry.pending_keys))]
             stored = self.index.get_chunks(gen.index_name, ids)
+            if kind is ChangeKind.ACCESS:
+                unbumped = [
+                    cid
+                    for cid, source in stored.items()
+                    if int(source.get("source_version", -1)) >= version and source.get("acl") != attrs["acl"]
+                ]
+                if unbumped:
+                    # The app changed access without bumping the version: an equal external
+                    # version cannot overwrite these chunks, so hide them (fail closed) rather
+                    # than leave them readable by a revoked principal.
+                    self.telemetry.count("AccessFailClosed", len(unbumped))
+                    logger.error(
+                        "access changed without a version bump; chunks hidden",
+                        doc_id=doc_id,
+                        chunks=len(unbumped),
+                    )
+                    self.index.delete_chunks(
+                        gen.index_name,
+                        [(cid, external_version(version, WriteRank.DELETE)) for cid in unbumped],
+                    )
+                    stored = {cid: src for cid, src in stored.items() if cid not in unbumped}
             docs = [_with_attrs(source, attrs, version) for source in stored.values()]
             if docs:
                 report = self.index.write_chunks(

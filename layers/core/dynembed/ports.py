@@ -112,8 +112,11 @@ class ChunkIndex(Protocol):
 
     def delete_index(self, index: str) -> None: ...
 
-    def write_chunks(self, index: str, docs: Sequence[ChunkDocument]) -> WriteReport:
-        """Index with external version = source_version; inspects every bulk item."""
+    def write_chunks(
+        self, index: str, docs: Sequence[ChunkDocument], versions: Sequence[int] | None = None
+    ) -> WriteReport:
+        """Index with external versions (``versions``, one per doc; default: each doc's
+        source_version); inspects every bulk item."""
         ...
 
     def delete_chunks(self, index: str, ids_versions: Sequence[tuple[str, int]]) -> WriteReport: ...

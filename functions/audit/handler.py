@@ -1,0 +1,31 @@
+"""audit: scheduled; source vs ledger vs index → OrphanedVectors, StaleDocuments,
+MissingDocuments, freshness lag; optionally enqueues repairs."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from dynembed.audit import publish, run_audit
+from dynembed.observability import logger, metrics, tracer
+from dynembed.wiring import Services, services
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None = None) -> dict[str, Any]:
+    svc = svc or services()
+    budget_s = max(10.0, context.get_remaining_time_in_millis() / 1000.0 - 30.0)
+    report = run_audit(
+        schema=svc.schema,
+        source=svc.source,
+        ledger=svc.ledger,
+        registry=svc.registry,
+        index=svc.index,
+        queue=svc.queue,
+        repair=bool(event.get("repair", False)),
+        sample=float(event.get("sample", 1.0)),
+        time_budget_s=budget_s,
+    )
+    publish(report, metrics)
+    logger.info("audit", **report.totals(), complete=report.complete)
+    return report.to_dict()

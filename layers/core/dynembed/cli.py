@@ -1,0 +1,288 @@
+"""The `dynembed` command line: the demo, a long-running local stack, and the commands that talk
+to it. Errors a person meets print one clear line and exit non-zero, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dynembed.errors import DynembedError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Keep vector-search embeddings true to changing data."
+)
+dlq_app = typer.Typer(help="Dead-lettered reconcile jobs.", invoke_without_command=True)
+bench_app = typer.Typer(help="Benchmarks.")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(bench_app, name="bench")
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def friendly(func: F) -> F:
+    """Domain errors and bad input → one red line and exit code 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (DynembedError, ValueError, FileNotFoundError) as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(data: Any, as_json: bool) -> bool:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    return as_json
+
+
+def _connect() -> Any:
+    """Services of the running `dynembed up` stack."""
+    from dynembed.local.stack import StackInfo
+    from dynembed.wiring import services
+
+    StackInfo.load().apply()
+    return services()
+
+
+# ---- demo ------------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def demo(
+    corpus: Annotated[Path | None, typer.Option(help="JSONL corpus {doc_id,title,body,...}")] = None,
+    queries: Annotated[Path | None, typer.Option(help="JSONL queries {query_id,text}")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="TSV qrels query_id<TAB>doc_id<TAB>relevance")] = None,
+    edits: Annotated[Path | None, typer.Option(help="Edit stream (.jsonl.gz) to replay")] = None,
+    no_edits: Annotated[bool, typer.Option("--no-edits", help="Skip the edit replay")] = False,
+    max_commits: Annotated[int, typer.Option(help="Edit commits to replay")] = 40,
+    baseline_model: Annotated[str, typer.Option(help="Model of the first generation")] = "static-64",
+    candidate_model: Annotated[str, typer.Option(help="Model to rebuild to ('none' to skip)")] = "minilm",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here")] = None,
+) -> None:
+    """Run the whole pipeline locally on real data and print a summary."""
+    from dynembed import paths
+    from dynembed.demo import DemoOptions, run_demo
+
+    if (queries is None) != (qrels is None):
+        raise ValueError("--queries and --qrels go together")
+    options = DemoOptions(
+        corpus=corpus or paths.FAQ_CORPUS,
+        queries=queries or paths.FAQ_QUERIES,
+        qrels=qrels or paths.FAQ_QRELS,
+        edits=None if no_edits else (edits or paths.EDITSTREAM),
+        max_commits=max_commits,
+        baseline_model=baseline_model,
+        candidate_model=None if candidate_model.lower() == "none" else candidate_model,
+        json_out=json_out,
+    )
+    summary = run_demo(options, console)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2, default=str))
+        console.print(f"summary written to {json_out}")
+
+
+# ---- local stack -----------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def up(
+    port: Annotated[int, typer.Option(help="AWS endpoint port (moto)")] = 4566,
+    opensearch_port: Annotated[int, typer.Option(help="OpenSearch endpoint port (osmem)")] = 9200,
+    model: Annotated[str, typer.Option(help="Embedding model of the first generation")] = "hash-256",
+    schema: Annotated[Path | None, typer.Option(help="Source schema JSON/YAML")] = None,
+) -> None:
+    """Run a local stack on localhost until Ctrl-C; other commands talk to it."""
+    from dynembed.embedders.catalog import spec_for
+    from dynembed.generations import bootstrap, new_generation
+    from dynembed.local.stack import STATE_FILE, LocalStack
+    from dynembed.models import ChunkerSpec
+    from dynembed.schema import SourceSchema
+
+    source_schema = SourceSchema.from_file(schema) if schema else SourceSchema()
+    model_spec = spec_for(model)
+    stack = LocalStack(schema=source_schema, aws_port=port, opensearch_port=opensearch_port).start()
+    assert stack.info is not None
+    svc = stack.services()
+    gen = bootstrap(
+        svc.registry,
+        svc.index,
+        svc.settings.index_alias,
+        new_generation(model_spec, ChunkerSpec(), svc.settings.index_prefix),
+    )
+    stack.info.save()
+    console.print(
+        f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  OpenSearch: {stack.info.opensearch_url}"
+    )
+    console.print(f"source table: {svc.settings.source_table}   generation: {gen.id} ({gen.model.model_id})")
+    console.print(
+        f"try: aws dynamodb put-item --endpoint-url {stack.info.aws_url} --region {stack.info.region} "
+        f'--table-name {svc.settings.source_table} --item \'{{"doc_id":{{"S":"hello"}},"version":{{"N":"1"}},'
+        f'"title":{{"S":"Hello"}},"body":{{"S":"dynembed keeps embeddings fresh"}},"acl":{{"SS":["public"]}}}}\''
+    )
+    console.print('then: dynembed search "fresh embeddings" --as public        (Ctrl-C to stop)')
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.run_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        STATE_FILE.unlink(missing_ok=True)
+        console.print("stopped")
+
+
+@app.command()
+@friendly
+def load(path: Path, as_json: JsonFlag = False) -> None:
+    """Load a JSONL corpus into the source table of the running stack."""
+    from dynembed.source_app import SourceApp
+
+    svc = _connect()
+    import boto3
+
+    count = SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).load(path)
+    if not _emit({"loaded": count}, as_json):
+        console.print(f"loaded {count} documents into {svc.settings.source_table}")
+
+
+@app.command()
+@friendly
+def put(
+    doc_id: str,
+    body: Annotated[str, typer.Option(help="Body text")],
+    title: Annotated[str, typer.Option(help="Title")] = "",
+    acl: Annotated[list[str] | None, typer.Option(help="Principals allowed (repeat)")] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write (create or update) one document; its version goes up by one."""
+    import boto3
+
+    from dynembed.schema import to_plain
+    from dynembed.source_app import SourceApp
+
+    svc = _connect()
+    item = SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).put(
+        {"doc_id": doc_id, "title": title or doc_id, "body": body, "acl": acl or ["public"], "tenant": tenant}
+    )
+    if not _emit(to_plain(item), as_json):
+        console.print(f"put {doc_id} version {item[svc.schema.version_attribute]}")
+
+
+@app.command()
+@friendly
+def delete(doc_id: str) -> None:
+    """Delete one document from the source table."""
+    import boto3
+
+    from dynembed.source_app import SourceApp
+
+    svc = _connect()
+    SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).delete(doc_id)
+    console.print(f"deleted {doc_id}")
+
+
+@app.command("search")
+@friendly
+def search_cmd(
+    text: str,
+    principal: Annotated[list[str], typer.Option("--as", help="User or group to search as (repeat)")],
+    k: Annotated[int, typer.Option(help="Chunks to return")] = 10,
+    generation: Annotated[
+        str | None, typer.Option(help="Search this generation instead of the alias")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """k-NN search as a principal; the access filter sits inside the query."""
+    from dataclasses import asdict
+
+    from dynembed.search import search
+
+    svc = _connect()
+    response = search(
+        text,
+        principal,
+        registry=svc.registry,
+        index=svc.index,
+        embedder_for=svc.embedder_for,
+        alias=svc.settings.index_alias,
+        k=k,
+        tenant=tenant,
+        generation=generation,
+        public_principal=svc.schema.public_principal,
+    )
+    if _emit(asdict(response), as_json):
+        return
+    table = Table(title=f"{len(response.results)} results from {response.generation} ({response.model_id})")
+    for col in ("score", "doc", "v", "chunk", "text"):
+        table.add_column(col)
+    for r in response.results:
+        table.add_row(
+            f"{r.score:.3f}", r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " ")
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly
+def models(as_json: JsonFlag = False) -> None:
+    """List the embedding models dynembed knows."""
+    from dataclasses import asdict
+
+    from dynembed.embedders.catalog import available_models
+
+    infos = available_models()
+    if _emit([asdict(m) for m in infos], as_json):
+        return
+    table = Table(title="embedding models")
+    for col in ("id", "provider", "dim", "installed", "description"):
+        table.add_column(col)
+    for m in infos:
+        table.add_row(m.id, m.provider, str(m.dimension), "yes" if m.installed else "no", m.description)
+    console.print(table)
+
+
+def _register_optional_commands() -> None:
+    import importlib.util
+
+    for module in ("dynembed.cli_generations", "dynembed.cli_ops"):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    _register_optional_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()
