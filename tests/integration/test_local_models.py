@@ -65,11 +65,11 @@ def test_model_loads_offline_with_its_dimension_and_unit_vectors(model_id: str, 
     # GIVEN the model by its short id (conftest sets HF_HUB_OFFLINE=1: no download is possible)
     embedder: Embedder = get_embedder(model_id)
 
-    # WHEN two documents and a query are embedded
-    documents = embedder.embed_documents([ABOUT_SORTING, ABOUT_HTTP])
+    # WHEN two documents, a blank one and a query are embedded
+    documents = embedder.embed_documents([ABOUT_SORTING, ABOUT_HTTP, "", "  \n"])
     query = embedder.embed_query(QUERY)
 
-    # THEN every vector has the spec's dimension and unit length
+    # THEN every vector has the spec's dimension and unit length (cosine spaces reject zeros)
     assert embedder.spec.dimension == dimension
     for vector in [*documents, query]:
         assert len(vector) == dimension

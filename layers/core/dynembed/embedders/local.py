@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -56,6 +57,10 @@ def minilm_installed() -> bool:
 
 def static_installed() -> bool:
     return _importable(STATIC_PACKAGE)
+
+
+_LOAD_LOCK = threading.Lock()
+"""Threads that embed at the same time on a cold process load the model once, not once each."""
 
 
 def _importable(module: str) -> bool:
@@ -110,7 +115,9 @@ class MiniLMEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = _load_minilm().encode(
+        with _LOAD_LOCK:
+            model = _load_minilm()
+        vectors = model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
@@ -140,7 +147,9 @@ class StaticEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = _load_static().get_embeddings([str(text) for text in texts])
+        with _LOAD_LOCK:
+            model = _load_static()
+        vectors = model.get_embeddings([str(text) for text in texts])
         if len(vectors) != len(texts) or any(len(v) != STATIC_DIMENSION for v in vectors):
             raise EmbeddingError(f"model {STATIC_NAME!r} returned vectors of the wrong shape")
         return [list(row) if any(row) else _blank_vector() for row in vectors]
