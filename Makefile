@@ -41,8 +41,11 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 synth: $(STAMP)
-	cd infra && test -x node_modules/.bin/cdk || npm install --no-audit --no-fund --silent
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" infra/node_modules/.bin/cdk synth --quiet --app "$(CURDIR)/$(PY) infra/app.py" --output cdk.out
+	cd infra && { test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-audit --no-fund --silent; }
+	rm -rf cdk.out
+	CDK_DISABLE_CLI_TELEMETRY=true PATH="$(CURDIR)/$(VENV)/bin:$$PATH" infra/node_modules/.bin/cdk synth --quiet --strict --no-notices --app "$(CURDIR)/$(PY) infra/app.py" --output cdk.out
+	@test -f cdk.out/Dynembed.template.json && test -f cdk.out/policy-validation-report.json -o -f cdk.out/validation-report.json
+	@echo "synth: cdk.out/Dynembed.template.json and the cdk-nag validation report, no unacknowledged findings"
 
 # Writes the exact versions of the whole dependency tree; commit the result.
 lock:

@@ -1,0 +1,206 @@
+"""Alarms on the figures that say dynembed is healthy, one SNS topic, one dashboard.
+
+Thresholds come from ``dynembed.config.THRESHOLDS`` and metric names from ``METRICS`` (namespace
+``NAMES.metrics_namespace``, dimension ``service``), the names the functions publish with
+Powertools. Each alarm's description points at its runbook entry in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from dynembed.config import METRICS, NAMES, THRESHOLDS
+
+from dynembed_infra.functions import DynembedFunction
+
+RUNBOOK = "docs/operations.md#alarm-runbook"
+SHORT_PERIOD = Duration.minutes(5)
+REBUILD_FAILURES_THRESHOLD = 0.0
+"""Any failed rebuild execution (THRESHOLDS has no entry: there is no acceptable number)."""
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    slug: str
+    title: str
+    metric: cw.IMetric
+    threshold: float
+    meaning: str
+    evaluation_periods: int = 1
+    missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        jobs_queue: sqs.IQueue,
+        jobs_dlq: sqs.IQueue,
+        stream_failures_queue: sqs.IQueue,
+        classify: DynembedFunction,
+        state_machine: sfn.IStateMachine,
+        audit_rate_minutes: int,
+        alarm_email: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{NAMES.service}-alarms",
+            display_name="dynembed alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        # The topic policy (written for enforce_ssl) replaces SNS's default one: name the
+        # publisher explicitly.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+
+        audit_period = Duration.minutes(audit_rate_minutes)
+        specs = [
+            AlarmSpec(
+                "freshness-lag-p95",
+                "Freshness lag p95 (s)",
+                _domain_metric(METRICS.freshness_lag, "p95", SHORT_PERIOD),
+                THRESHOLDS.freshness_p95_s,
+                "changes take too long to reach the index",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "oldest-job-age",
+                "Oldest reconcile job (s)",
+                jobs_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=SHORT_PERIOD),
+                THRESHOLDS.oldest_job_age_s,
+                "reconcile jobs wait in the queue: sync is failing, throttled or too slow",
+            ),
+            AlarmSpec(
+                "jobs-dlq-messages",
+                "Jobs in the DLQ",
+                jobs_dlq.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=SHORT_PERIOD
+                ),
+                THRESHOLDS.dlq_messages,
+                "reconcile jobs exhausted their retries",
+            ),
+            AlarmSpec(
+                "stream-failures-messages",
+                "Stream records parked",
+                stream_failures_queue.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=SHORT_PERIOD
+                ),
+                THRESHOLDS.dlq_messages,
+                "stream records could not be classified (malformed or retries exhausted)",
+            ),
+            AlarmSpec(
+                "orphaned-vectors",
+                "Orphaned vectors",
+                _domain_metric(METRICS.orphaned_vectors, "Maximum", audit_period),
+                THRESHOLDS.orphaned_vectors,
+                "the index holds chunks of docs the source no longer has (deletes were missed)",
+                missing=cw.TreatMissingData.IGNORE,
+            ),
+            AlarmSpec(
+                "stale-documents",
+                "Stale documents",
+                _domain_metric(METRICS.stale_documents, "Maximum", audit_period),
+                THRESHOLDS.stale_documents,
+                "indexed versions lag the source versions",
+                missing=cw.TreatMissingData.IGNORE,
+            ),
+            AlarmSpec(
+                "embedding-failures",
+                "Embedding failures",
+                _domain_metric(METRICS.embedding_failures, "Sum", SHORT_PERIOD),
+                THRESHOLDS.embedding_failures,
+                "the embedding provider refused or failed requests",
+            ),
+            AlarmSpec(
+                "stream-iterator-age",
+                "Stream iterator age (ms)",
+                classify.function.metric("IteratorAge", statistic="Maximum", period=SHORT_PERIOD),
+                THRESHOLDS.stream_iterator_age_ms,
+                "classify falls behind the source table's stream (records expire after 24 h)",
+            ),
+            AlarmSpec(
+                "rebuild-failed",
+                "Rebuild executions failed",
+                state_machine.metric_failed(statistic="Sum", period=SHORT_PERIOD),
+                REBUILD_FAILURES_THRESHOLD,
+                "a generation rebuild failed",
+            ),
+        ]
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cw.Alarm] = {}
+        for spec in specs:
+            alarm = cw.Alarm(
+                self,
+                "".join(part.capitalize() for part in spec.slug.split("-")) + "Alarm",
+                alarm_name=f"{NAMES.service}-{spec.slug}",
+                alarm_description=f"{spec.meaning}. Runbook: {RUNBOOK} ({spec.slug})",
+                metric=spec.metric,
+                threshold=spec.threshold,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.evaluation_periods,
+                treat_missing_data=spec.missing,
+            )
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self.alarms[spec.slug] = alarm
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=NAMES.service)
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="dynembed alarms", alarms=list(self.alarms.values()), width=24)
+        )
+        widgets: list[cw.IWidget] = [
+            cw.AlarmWidget(title=spec.title, alarm=self.alarms[spec.slug], width=8, height=6)
+            for spec in specs
+        ]
+        for row_start in range(0, len(widgets), 3):
+            self.dashboard.add_widgets(*widgets[row_start : row_start + 3])
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Embedding work (sum per 5 min)",
+                width=24,
+                left=[
+                    _domain_metric(name, "Sum", SHORT_PERIOD)
+                    for name in (
+                        METRICS.embeddings_computed,
+                        METRICS.embeddings_skipped,
+                        METRICS.chunks_written,
+                    )
+                ],
+            )
+        )
+
+
+def _domain_metric(name: str, statistic: str, period: Duration) -> cw.Metric:
+    return cw.Metric(
+        namespace=NAMES.metrics_namespace,
+        metric_name=name,
+        dimensions_map={"service": NAMES.service},
+        statistic=statistic,
+        period=period,
+    )

@@ -1,0 +1,126 @@
+"""Generation rebuilds: the workflow function and the state machine that drives it.
+
+The state machine's definition is ``REBUILD_ASL_PATH``, the very file the local runtime runs
+under moto; the stack only substitutes ``${WorkflowFunctionArn}``, and refuses (at synth) a
+definition that asks for any other placeholder or is not a state machine at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from dynembed.config import NAMES, TUNING, Tuning
+from dynembed.errors import ConfigError
+
+from dynembed_infra import nag
+from dynembed_infra.bedrock import BedrockModels
+from dynembed_infra.context import DeploymentConfig
+from dynembed_infra.data import Data
+from dynembed_infra.functions import RETENTION, FunctionFactory
+from dynembed_infra.paths import REBUILD_ASL
+from dynembed_infra.search import ChunkIndex, IndexAccess
+
+FUNCTION_ARN_PLACEHOLDER = "WorkflowFunctionArn"
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+def check_definition(path: Path) -> None:
+    """A readable ASL document whose only placeholder is the workflow function's ARN."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"rebuild state machine definition {path}: {exc.strerror}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"rebuild state machine definition {path} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or "StartAt" not in document or "States" not in document:
+        raise ConfigError(f"rebuild state machine definition {path} has no StartAt/States")
+    unknown = sorted(set(_PLACEHOLDER.findall(text)) - {FUNCTION_ARN_PLACEHOLDER})
+    if unknown:
+        raise ConfigError(
+            f"rebuild state machine definition {path} uses placeholders the stack does not fill: "
+            + ", ".join("${" + name + "}" for name in unknown)
+            + f" (only ${{{FUNCTION_ARN_PLACEHOLDER}}} is substituted)"
+        )
+
+
+class Workflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: FunctionFactory,
+        data: Data,
+        index: ChunkIndex,
+        bedrock: BedrockModels,
+        jobs_queue: sqs.IQueue,
+        key: kms.IKey,
+        config: DeploymentConfig,
+        tuning: Tuning = TUNING,
+        definition_path: Path = REBUILD_ASL,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        check_definition(definition_path)
+        self.function = functions.create(
+            self, "workflow", timeout_s=tuning.workflow_timeout_s, memory_mb=1024
+        )
+        fn = self.function
+        # register/promote/retire generations; backfill (scan source, reconcile into the new
+        # generation); evaluate (embed golden queries); create indices and move the alias.
+        data.registry_table.grant_read_write_data(fn.role)
+        data.source_table.grant_read_data(fn.role)
+        data.ledger_table.grant_read_write_data(fn.role)
+        data.embedding_cache_table.grant_read_write_data(fn.role)
+        jobs_queue.grant_send_messages(fn.role)
+        index.grant(fn, IndexAccess.ADMIN)
+        bedrock.grant_invoke(fn)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{NAMES.rebuild_state_machine}",
+            retention=RETENTION[config.log_retention_days],
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="dynembed rebuild state machine: invokes the workflow function only",
+        )
+        # Unqualified ARN only: the definition invokes the function, never a version or alias.
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function.function_arn])
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=NAMES.rebuild_state_machine,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(definition_path)),
+            definition_substitutions={FUNCTION_ARN_PLACEHOLDER: fn.function.function_arn},
+            role=self.role,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        nag.acknowledge(
+            self.role,
+            "IAM5",
+            "Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, ...) and X-Ray "
+            "(xray:PutTraceSegments, GetSamplingRules, ...) support no resource-level permissions",
+            "Resource::*",
+        )
