@@ -51,7 +51,7 @@ def _hash64(text: str) -> int:
 _KEY_WINDOW = 128
 """The gap's hash reads up to this many characters after it, never past the end of the unit
 one level up (a block's own text; for a line, its block; for a word, its line): repeated lines
-or words rarely tie, and an edit never re-keys a gap in an earlier block."""
+or words rarely tie, and an edit to one block re-keys only the gaps in it and next to it."""
 
 
 def _key(tier: int, rank: int, text: str, at: int, limit: int) -> int:
@@ -96,8 +96,8 @@ class _Units:
         starts[0] = start
         bounds = [*starts, end]
         for k in range(len(starts)):
-            line, previous = text[bounds[k] : bounds[k + 1]], text[bounds[k - 1] : bounds[k]]
             if k:
+                line, previous = text[bounds[k] : bounds[k + 1]], text[bounds[k - 1] : bounds[k]]
                 after_blank = previous.count("\n") > 1
                 if in_fence:
                     rank = 2 if after_blank else 1 if _indent(line) <= base_indent else 0
