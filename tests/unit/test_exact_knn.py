@@ -214,7 +214,8 @@ def test_denied_nearest_doc_never_appears_and_k_results_still_come_back() -> Non
 
 def test_fewer_matches_than_k_returns_all_matches() -> None:
     t = table([[1.0, 0.0], [0.0, 1.0]], "cosinesimil", [["a"], ["b"]])
-    assert [h.id for h in t.scored([1.0, 0.0], 10, access_filter(["b"], None, public_principal=None))] == ["d1:k"]
+    only_b = access_filter(["b"], None, public_principal=None)
+    assert [h.id for h in t.scored([1.0, 0.0], 10, only_b)] == ["d1:k"]
 
 
 def test_query_of_another_dimension_is_a_model_mismatch() -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,14 @@ class UnsupportedFilterError(DynembedError):
 
 def field_values(doc: Mapping[str, Any], path: str) -> list[Any]:
     """Leaf values at a dotted path, flattening arrays the way OpenSearch indexes them."""
+    if "." not in path:  # fast path: acl, tenant and friends are top-level
+        value = doc.get(path)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            return [value]
+        if not any(isinstance(v, list) or v is None for v in value):
+            return value
     current: list[Any] = [doc]
     for part in path.split("."):
         following: list[Any] = []
@@ -310,22 +319,31 @@ def prepare_vectors(vectors: Matrix, space: str) -> Matrix:
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
 
 
+def _dot_rows(matrix: Matrix, vector: Matrix) -> npt.NDArray[np.float32]:
+    """``matrix @ vector`` without BLAS: on small multi-core VMs OpenBLAS's threaded gemv was
+    measured 8-50x slower than numpy's single-threaded einsum loop (and its spinning worker
+    threads slow everything after it), so the scorer stays off BLAS entirely."""
+    result: npt.NDArray[np.float32] = np.einsum("ij,j->i", matrix, vector)
+    return result
+
+
 def scores_for(
     prepared: Matrix, sq_norms: npt.NDArray[np.float32], query: Matrix, space: str
 ) -> npt.NDArray[np.float32]:
     """OpenSearch's score per space type: cosinesimil (1 + cos) / 2; innerproduct 1 + ip when
     ip >= 0 else 1 / (1 - ip); l2 1 / (1 + d²)."""
+    query = np.ascontiguousarray(query, dtype=np.float32)
     if space == "cosinesimil":
-        norm = float(np.linalg.norm(query))
-        unit = query / norm if norm > 0 else query
-        return ((1.0 + prepared @ unit) / 2.0).astype(np.float32, copy=False)
-    dot = prepared @ query
+        norm = float(np.sqrt(np.einsum("i,i->", query, query)))
+        unit = query / np.float32(norm) if norm > 0 else query
+        return ((1.0 + _dot_rows(prepared, unit)) / 2.0).astype(np.float32, copy=False)
+    dot = _dot_rows(prepared, query)
     if space == "innerproduct":
         return np.where(dot >= 0, 1.0 + dot, 1.0 / (1.0 - np.minimum(dot, 0.0))).astype(
             np.float32, copy=False
         )
     if space == "l2":
-        squared = np.maximum(sq_norms + float(query @ query) - 2.0 * dot, 0.0)
+        squared = np.maximum(sq_norms + float(np.einsum("i,i->", query, query)) - 2.0 * dot, 0.0)
         return (1.0 / (1.0 + squared)).astype(np.float32, copy=False)
     raise DynembedError(f"exact k-NN does not support space type {space!r}")
 
@@ -470,8 +488,10 @@ class ExactKnnCache:
         mget_batch: int = 500,
         full_reload_ratio: float = 0.5,
         max_indices: int = 4,
+        load_slices: int = 2,
     ) -> None:
         self._client = client
+        self._load_slices = load_slices
         self._page_size = page_size
         self._mget_batch = mget_batch
         self._full_reload_ratio = full_reload_ratio
@@ -572,17 +592,25 @@ class ExactKnnCache:
     def _full_load(self, concrete: str, uuid: str, fingerprint: tuple[Any, ...]) -> VectorTable:
         self.stats.full_loads += 1
         space, dimension = self._space_and_dimension(concrete)
-        hits = list(
-            helpers.scan(
-                self._client,
-                index=concrete,
-                query={"seq_no_primary_term": True},
-                size=self._page_size,
-                scroll="2m",
-            )
-        )
+        count = fingerprint[1] if isinstance(fingerprint[1], int) else 0
+        slices = self._load_slices if count > self._page_size else 1
+        hits: list[Mapping[str, Any]] = []
+        if slices == 1:
+            hits.extend(self._scan(concrete, {"seq_no_primary_term": True}))
+        else:
+            # Sliced scroll: JSON decoding of the vectors is the bottleneck; two slices let the
+            # server encode one page while this process decodes another (~40% faster at 20k).
+            queries = [
+                {"seq_no_primary_term": True, "slice": {"id": i, "max": slices}} for i in range(slices)
+            ]
+            with ThreadPoolExecutor(max_workers=slices) as pool:
+                for part in pool.map(lambda q: list(self._scan(concrete, q)), queries):
+                    hits.extend(part)
         self.stats.docs_fetched += len(hits)
         return VectorTable.from_hits(concrete, uuid, space, dimension, hits, fingerprint)
+
+    def _scan(self, concrete: str, query: dict[str, Any]) -> Iterable[Mapping[str, Any]]:
+        return helpers.scan(self._client, index=concrete, query=query, size=self._page_size, scroll="2m")
 
     def _incremental_load(self, previous: VectorTable, fingerprint: tuple[Any, ...]) -> VectorTable:
         """List (_id, _seq_no, _primary_term) without sources (~0.1 s for 20k chunks on osmem),
