@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Stack, Tags
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Tags, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 from dynembed.config import NAMES, TUNING, Tuning
@@ -134,6 +134,12 @@ class DynembedStack(Stack):
             vpc_id=vpc_config.vpc_id,
             availability_zones=list(vpc_config.availability_zones),
             private_subnet_ids=list(vpc_config.subnet_ids),
+        )
+        Validations.of(vpc).acknowledge(
+            Acknowledgment(
+                id="Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId",
+                reason="the stack places ENIs and the domain in these subnets; it never reads or adds routes",
+            )
         )
         security_group = ec2.SecurityGroup(
             self,

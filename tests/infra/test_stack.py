@@ -1,0 +1,524 @@
+"""Template assertions on the synthesised dynembed stack (default deployment unless named)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Capture, Match
+from dynembed.adapters.dynamodb import EmbeddingCacheModel, HeldJobModel, LedgerModel, RegistryModel
+from dynembed.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
+from dynembed.schema import SCHEMA_ENV, SourceSchema
+from dynembed_infra.layer import RUNTIME
+
+from tests.infra.conftest import (
+    EXISTING_DOMAIN_ARN,
+    EXISTING_ENDPOINT,
+    EXISTING_STREAM_ARN,
+    EXISTING_TABLE,
+    VPC,
+    Synth,
+)
+
+pytestmark = pytest.mark.infra
+
+ALL_FUNCTIONS = ("classify", "sync", "search", "audit", "drain", "workflow")
+WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return set(action) if isinstance(action, list) else {action}
+
+
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def _role_actions(synth: Synth, name: str) -> set[str]:
+    return set().union(*(_actions(s) for s in synth.statements_of_role(synth.role_id_of_function(name))))
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+
+def test_created_source_table_streams_new_and_old_images_keyed_by_the_schema_id(synth: Synth) -> None:
+    # GIVEN the default deployment (no existing table)  WHEN synthesised
+    # THEN the source table streams both images and is keyed by the schema's id attribute
+    synth.template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "TableName": NAMES.source_table,
+            "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "KeySchema": [{"AttributeName": SourceSchema().id_attribute, "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+
+
+def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synth: Synth) -> None:
+    # GIVEN the synthesised tables
+    tables = synth.of_type("AWS::DynamoDB::Table")
+    key_id = synth.logical_id(synth.stack.key)
+    # THEN all five exist, each with PITR and SSE under the stack's KMS key
+    assert {t["Properties"]["TableName"] for t in tables.values()} == {
+        NAMES.source_table,
+        NAMES.ledger_table,
+        NAMES.registry_table,
+        NAMES.embedding_cache_table,
+        NAMES.held_jobs_table,
+    }
+    for table in tables.values():
+        props = table["Properties"]
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["SSESpecification"]["SSEType"] == "KMS"
+        assert props["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        assert table["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize(
+    ("table_name", "hash_key", "range_key", "model"),
+    [
+        (NAMES.ledger_table, KEYS.ledger_hash, KEYS.ledger_range, LedgerModel),
+        (NAMES.registry_table, KEYS.registry_hash, None, RegistryModel),
+        (NAMES.embedding_cache_table, KEYS.cache_hash, None, EmbeddingCacheModel),
+        (NAMES.held_jobs_table, "doc_id", None, HeldJobModel),
+    ],
+)
+def test_owned_tables_use_the_key_schema_the_adapters_use(
+    synth: Synth, table_name: str, hash_key: str, range_key: str | None, model: Any
+) -> None:
+    # GIVEN the keys in dynembed.config and the PynamoDB model the adapter reads the table with
+    expected = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        expected.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    # THEN the template, the config and the model agree
+    synth.template.has_resource_properties(
+        "AWS::DynamoDB::Table", {"TableName": table_name, "KeySchema": expected}
+    )
+    assert (model._hash_keyname, model._range_keyname) == (hash_key, range_key)
+
+
+# ---- queues and event sources -----------------------------------------------------------------
+
+
+def test_every_queue_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> None:
+    queues = synth.of_type("AWS::SQS::Queue")
+    policies = synth.of_type("AWS::SQS::QueuePolicy").values()
+    key_id = synth.logical_id(synth.stack.key)
+    assert {q["Properties"]["QueueName"] for q in queues.values()} == {
+        NAMES.jobs_queue,
+        NAMES.jobs_dlq,
+        NAMES.stream_failures_queue,
+    }
+    for lid, queue in queues.items():
+        assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        # THEN a policy on this queue denies any request without TLS
+        deny_plain = [
+            s
+            for p in policies
+            if {"Ref": lid} in p["Properties"]["Queues"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert deny_plain, f"queue {lid} accepts requests without TLS"
+
+
+def test_jobs_queue_visibility_covers_six_sync_timeouts_and_redrives_to_the_dlq(synth: Synth) -> None:
+    # GIVEN the jobs queue and the sync function as synthesised (not as configured)
+    jobs = synth.logical_id(synth.stack.ingest.jobs_queue)
+    dlq = synth.logical_id(synth.stack.ingest.jobs_dlq)
+    queue = synth.resources[jobs]["Properties"]
+    sync_timeout = synth.resources[synth.function_id("sync")]["Properties"]["Timeout"]
+    # THEN a message cannot reappear while its first attempt may still run, and poison goes to the DLQ
+    assert queue["VisibilityTimeout"] >= 6 * sync_timeout
+    assert queue["VisibilityTimeout"] == TUNING.sqs_visibility_timeout_s
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
+        "maxReceiveCount": TUNING.sqs_max_receive_count,
+    }
+
+
+def test_stream_event_source_bisects_reports_item_failures_retries_and_parks_failures(synth: Synth) -> None:
+    failures_queue = synth.logical_id(synth.stack.ingest.stream_failures_queue)
+    source_table = synth.logical_id(synth.stack.data.source_table)
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": synth.function_id("classify")},
+            "EventSourceArn": {"Fn::GetAtt": [source_table, "StreamArn"]},
+            "BatchSize": TUNING.stream_batch_size,
+            "MaximumBatchingWindowInSeconds": TUNING.stream_batching_window_s,
+            "BisectBatchOnFunctionError": True,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "MaximumRetryAttempts": TUNING.stream_max_retries,
+            "StartingPosition": "TRIM_HORIZON",
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [failures_queue, "Arn"]}}},
+        },
+    )
+
+
+def test_jobs_event_source_reports_item_failures_within_the_reserved_concurrency(synth: Synth) -> None:
+    jobs = synth.logical_id(synth.stack.ingest.jobs_queue)
+    concurrency = Capture()
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": synth.function_id("sync")},
+            "EventSourceArn": {"Fn::GetAtt": [jobs, "Arn"]},
+            "BatchSize": TUNING.sqs_batch_size,
+            "MaximumBatchingWindowInSeconds": TUNING.sqs_batching_window_s,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": concurrency},
+        },
+    )
+    reserved = synth.resources[synth.function_id("sync")]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == TUNING.sync_reserved_concurrency
+    assert concurrency.as_number() <= reserved
+
+
+# ---- functions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
+def test_function_runtime_layer_tracing_logs_and_environment(synth: Synth, name: str) -> None:
+    # GIVEN one function of the stack
+    props = synth.resources[synth.function_id(name)]["Properties"]
+    layer = synth.logical_id(synth.stack.functions.shared.layer)
+    # THEN it runs the shared layer on the stack's runtime with tracing, and its log group is kept briefly
+    assert props["Runtime"] == RUNTIME.name
+    assert props["Handler"] == "handler.handler"
+    assert props["Layers"] == [{"Ref": layer}]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    log_group = synth.resources[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+    assert log_group["RetentionInDays"] == 30
+    assert "KmsKeyId" in log_group
+    # AND its environment carries Powertools settings, the schema and every Settings field
+    env = props["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == NAMES.service
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == NAMES.metrics_namespace
+    assert env["LOG_LEVEL"] == "INFO"
+    assert SourceSchema.from_mapping(json.loads(env[SCHEMA_ENV])) == SourceSchema()
+    missing = [f for f in Settings.model_fields if f"DYNEMBED_{f.upper()}" not in env]
+    assert not missing, f"{name} lacks DYNEMBED_* for {missing}"
+    assert env["DYNEMBED_OPENSEARCH_AUTH"] == "sigv4"
+
+
+def test_function_timeouts_come_from_tuning(synth: Synth) -> None:
+    timeouts = {n: synth.resources[synth.function_id(n)]["Properties"]["Timeout"] for n in ALL_FUNCTIONS}
+    assert timeouts["classify"] == TUNING.classify_timeout_s
+    assert timeouts["sync"] == TUNING.sync_timeout_s
+    assert timeouts["workflow"] == TUNING.workflow_timeout_s
+
+
+def test_every_settings_field_has_a_cloud_value(synth: Synth) -> None:
+    # A Settings field without one would silently run with its local default (e.g. localhost).
+    assert synth.stack.unmapped_settings == []
+
+
+def test_function_roles_carry_no_aws_managed_policies(synth: Synth) -> None:
+    for role in synth.of_type("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+# ---- least privilege ---------------------------------------------------------------------------
+
+
+def test_bedrock_invoke_is_scoped_to_the_configured_foundation_models(synth: Synth) -> None:
+    granted_to = set()
+    for name in ALL_FUNCTIONS:
+        for statement in synth.statements_of_role(synth.role_id_of_function(name)):
+            if any(a.startswith("bedrock:") for a in _actions(statement)):
+                granted_to.add(name)
+                assert _actions(statement) == {"bedrock:InvokeModel"}
+                for resource in _resources(statement):
+                    flat = json.dumps(resource)
+                    assert "*" not in flat
+                    assert ":foundation-model/amazon.titan-embed-text-v2:0" in flat
+    assert granted_to == {"sync", "search", "workflow"}
+
+
+@pytest.mark.parametrize("name", ["search", "audit"])
+def test_readers_cannot_write_tables_or_the_index(synth: Synth, name: str) -> None:
+    actions = _role_actions(synth, name)
+    assert not actions & WRITE_ACTIONS
+    assert not actions & {"es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch"}
+    assert "es:ESHttpPost" in actions  # _search is a POST; FGAC keeps it read-only
+
+
+def test_drain_touches_neither_the_index_nor_the_source(synth: Synth) -> None:
+    actions = _role_actions(synth, "drain")
+    assert not any(a.startswith("es:") for a in actions)
+    source = synth.logical_id(synth.stack.data.source_table)
+    statements = synth.statements_of_role(synth.role_id_of_function("drain"))
+    assert source not in json.dumps(statements)
+
+
+def test_opensearch_grants_cover_only_the_domain_paths(synth: Synth) -> None:
+    for name in ALL_FUNCTIONS:
+        for statement in synth.statements_of_role(synth.role_id_of_function(name)):
+            if any(a.startswith("es:") for a in _actions(statement)):
+                assert len(_resources(statement)) == 1
+                assert json.dumps(_resources(statement)[0]).endswith(':domain/dynembed/*"]]}')
+
+
+# ---- OpenSearch --------------------------------------------------------------------------------
+
+
+def test_domain_encrypts_enforces_tls12_and_uses_fine_grained_access(synth: Synth) -> None:
+    admin = synth.logical_id(synth.stack.search.admin_role)
+    synth.template.has_resource_properties(
+        "AWS::OpenSearchService::Domain",
+        {
+            "EncryptionAtRestOptions": {"Enabled": True, "KmsKeyId": Match.any_value()},
+            "NodeToNodeEncryptionOptions": {"Enabled": True},
+            "DomainEndpointOptions": {
+                "EnforceHTTPS": True,
+                "TLSSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10",
+            },
+            "AdvancedSecurityOptions": Match.object_like(
+                {
+                    "Enabled": True,
+                    "InternalUserDatabaseEnabled": False,
+                    "MasterUserOptions": {"MasterUserARN": {"Fn::GetAtt": [admin, "Arn"]}},
+                }
+            ),
+            "ClusterConfig": Match.object_like({"ZoneAwarenessEnabled": True, "InstanceCount": 2}),
+            "LogPublishingOptions": Match.object_like(
+                {"SEARCH_SLOW_LOGS": Match.any_value(), "INDEX_SLOW_LOGS": Match.any_value()}
+            ),
+        },
+    )
+
+
+def test_domain_policy_names_exactly_the_granted_roles(synth: Synth) -> None:
+    (domain,) = synth.of_type("AWS::OpenSearchService::Domain").values()
+    (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
+    principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
+    expected = {synth.role_id_of_function(n) for n in ("classify", "sync", "search", "audit", "workflow")}
+    assert principals == expected | {synth.logical_id(synth.stack.search.admin_role)}
+    assert "*" not in json.dumps(statement["Principal"])
+
+
+def test_vpc_variant_puts_the_domain_and_its_callers_in_the_vpc(vpc_synth: Synth) -> None:
+    # GIVEN context dynembed:vpc and a three-AZ domain with dedicated masters
+    vpc_synth.template.has_resource_properties(
+        "AWS::OpenSearchService::Domain",
+        {
+            "VPCOptions": {"SubnetIds": VPC["subnetIds"], "SecurityGroupIds": Match.any_value()},
+            "ClusterConfig": Match.object_like(
+                {
+                    "DedicatedMasterEnabled": True,
+                    "DedicatedMasterCount": 3,
+                    "ZoneAwarenessConfig": {"AvailabilityZoneCount": 3},
+                }
+            ),
+        },
+    )
+    # THEN every function that calls OpenSearch runs in the VPC; drain (no OpenSearch) does not
+    for name in ALL_FUNCTIONS:
+        in_vpc = "VpcConfig" in vpc_synth.resources[vpc_synth.function_id(name)]["Properties"]
+        assert in_vpc == (name != "drain"), name
+    # AND the domain accepts HTTPS only from the functions' security group
+    vpc_synth.template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": Match.any_value()},
+    )
+
+
+def test_existing_domain_gets_grants_and_endpoint_but_no_domain(endpoint_synth: Synth) -> None:
+    assert not endpoint_synth.of_type("AWS::OpenSearchService::Domain")
+    env = endpoint_synth.resources[endpoint_synth.function_id("sync")]["Properties"]["Environment"][
+        "Variables"
+    ]
+    assert env["DYNEMBED_OPENSEARCH_ENDPOINT"] == EXISTING_ENDPOINT
+    statements = endpoint_synth.statements_of_role(endpoint_synth.role_id_of_function("sync"))
+    assert any(_resources(s) == [f"{EXISTING_DOMAIN_ARN}/*"] for s in statements)
+
+
+# ---- existing source table -----------------------------------------------------------------------
+
+
+def test_existing_table_is_attached_not_created(vpc_synth: Synth) -> None:
+    names = {t["Properties"]["TableName"] for t in vpc_synth.of_type("AWS::DynamoDB::Table").values()}
+    assert NAMES.source_table not in names
+    assert EXISTING_TABLE not in names
+    vpc_synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"EventSourceArn": EXISTING_STREAM_ARN, "BisectBatchOnFunctionError": True},
+    )
+    env = vpc_synth.resources[vpc_synth.function_id("classify")]["Properties"]["Environment"]["Variables"]
+    assert env["DYNEMBED_SOURCE_TABLE"] == EXISTING_TABLE
+
+
+# ---- workflow ------------------------------------------------------------------------------------
+
+
+def test_state_machine_logs_everything_to_an_encrypted_group_with_tracing(synth: Synth) -> None:
+    log_group = synth.logical_id(synth.stack.workflow.log_group)
+    workflow_fn = synth.function_id("workflow")
+    synth.template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineName": NAMES.rebuild_state_machine,
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": True,
+                "Destinations": [
+                    {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": [log_group, "Arn"]}}}
+                ],
+            },
+            "TracingConfiguration": {"Enabled": True},
+            "DefinitionSubstitutions": {"WorkflowFunctionArn": {"Fn::GetAtt": [workflow_fn, "Arn"]}},
+        },
+    )
+    assert "KmsKeyId" in synth.resources[log_group]["Properties"]
+
+
+def test_state_machine_may_invoke_the_workflow_function_only(synth: Synth) -> None:
+    role = synth.logical_id(synth.stack.workflow.role)
+    invokes = [s for s in synth.statements_of_role(role) if "lambda:InvokeFunction" in _actions(s)]
+    assert invokes == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [synth.function_id("workflow"), "Arn"]},
+        }
+    ]
+
+
+# ---- schedules -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "expression"), [("audit", "rate(1 hour)"), ("drain", "rate(1 minute)")])
+def test_schedules_invoke_audit_hourly_and_drain_every_minute(
+    synth: Synth, name: str, expression: str
+) -> None:
+    synth.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": expression,
+            "State": "ENABLED",
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [synth.function_id(name), "Arn"]}})],
+        },
+    )
+
+
+# ---- monitoring ----------------------------------------------------------------------------------
+
+ALARMS = [
+    ("freshness-lag-p95", NAMES.metrics_namespace, METRICS.freshness_lag, THRESHOLDS.freshness_p95_s),
+    ("oldest-job-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", THRESHOLDS.oldest_job_age_s),
+    ("jobs-dlq-messages", "AWS/SQS", "ApproximateNumberOfMessagesVisible", THRESHOLDS.dlq_messages),
+    ("stream-failures-messages", "AWS/SQS", "ApproximateNumberOfMessagesVisible", THRESHOLDS.dlq_messages),
+    ("orphaned-vectors", NAMES.metrics_namespace, METRICS.orphaned_vectors, THRESHOLDS.orphaned_vectors),
+    ("stale-documents", NAMES.metrics_namespace, METRICS.stale_documents, THRESHOLDS.stale_documents),
+    (
+        "embedding-failures",
+        NAMES.metrics_namespace,
+        METRICS.embedding_failures,
+        THRESHOLDS.embedding_failures,
+    ),
+    ("stream-iterator-age", "AWS/Lambda", "IteratorAge", THRESHOLDS.stream_iterator_age_ms),
+    ("rebuild-failed", "AWS/States", "ExecutionsFailed", 0),
+]
+
+
+@pytest.mark.parametrize(("slug", "namespace", "metric", "threshold"), ALARMS)
+def test_alarm_watches_its_metric_and_notifies_the_topic(
+    synth: Synth, slug: str, namespace: str, metric: str, threshold: float
+) -> None:
+    topic = synth.logical_id(synth.stack.monitoring.topic)
+    synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": f"{NAMES.service}-{slug}",
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "AlarmActions": [{"Ref": topic}],
+        },
+    )
+
+
+def test_domain_metrics_carry_the_service_dimension_and_freshness_is_p95(synth: Synth) -> None:
+    synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": METRICS.freshness_lag,
+            "ExtendedStatistic": "p95",
+            "Dimensions": [{"Name": "service", "Value": NAMES.service}],
+        },
+    )
+
+
+def test_dashboard_shows_every_alarm(synth: Synth) -> None:
+    (dashboard,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert dashboard["Properties"]["DashboardName"] == NAMES.service
+    for alarm in synth.stack.monitoring.alarms.values():
+        assert synth.logical_id(alarm) in body
+
+
+def test_alarm_topic_is_encrypted_and_refuses_plain_http(synth: Synth) -> None:
+    synth.template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    synth.template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": Match.object_like(
+                {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                            )
+                        ]
+                    )
+                }
+            )
+        },
+    )
+
+
+# ---- template as a whole -------------------------------------------------------------------------
+
+
+def _references(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "Ref" in node and isinstance(node["Ref"], str):
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            found.add(node["Fn::GetAtt"][0])
+        for value in node.values():
+            found |= _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _references(value)
+    return found
+
+
+def test_template_has_no_dependency_cycle(synth: Synth) -> None:
+    # CloudFormation rejects a cycle only at deploy time; find it here.
+    resources = synth.resources
+    edges = {
+        lid: (_references(res.get("Properties", {})) | set(res.get("DependsOn", []))) & resources.keys()
+        for lid, res in resources.items()
+    }
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        assert state.get(node) != 1, f"cycle: {' -> '.join([*path, node])}"
+        state[node] = 1
+        for dep in edges[node]:
+            visit(dep, [*path, node])
+        state[node] = 2
+
+    for lid in resources:
+        visit(lid, [])
