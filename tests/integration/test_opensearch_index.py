@@ -131,6 +131,24 @@ def test_older_writes_conflict_and_newer_writes_win(index: OpenSearchChunkIndex,
     assert stored["embedding"] == [0.0, 0.0, 1.0, 0.0]
 
 
+def test_explicit_external_versions_override_source_versions(
+    index: OpenSearchChunkIndex, index_name: str
+) -> None:
+    # GIVEN chunk d1:k0 written with external version 13 (e.g. source version 3, a higher write rank)
+    index.ensure_index(generation_for(index_name))
+    assert index.write_chunks(index_name, [chunk_doc("d1", [1, 0, 0, 0], version=3)], [13]).written == 1
+
+    # WHEN the same source version is written with a lower external version, then a higher one
+    lower = index.write_chunks(index_name, [chunk_doc("d1", [0, 1, 0, 0], version=3)], [12])
+    higher = index.write_chunks(index_name, [chunk_doc("d1", [0, 0, 1, 0], version=3, acl=["g2"])], [14])
+
+    # THEN only the higher external version lands
+    assert (lower.conflicts, higher.written) == (1, 1)
+    assert index.get_chunks(index_name, ["d1:k0"])["d1:k0"]["acl"] == ["g2"]
+    with pytest.raises(ValueError):
+        index.write_chunks(index_name, [chunk_doc("d1", [1, 0, 0, 0])], [1, 2])
+
+
 def test_stale_delete_conflicts_missing_delete_is_counted_and_tombstone_blocks_late_write(
     index: OpenSearchChunkIndex, index_name: str
 ) -> None:

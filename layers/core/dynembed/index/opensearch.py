@@ -30,7 +30,7 @@ from dynembed.index.mapping import (
     index_body,
 )
 from dynembed.models import ChunkDocument, Generation
-from dynembed.ports import SearchHit, WriteReport
+from dynembed.ports import ChunkIndex, SearchHit, WriteReport
 
 KnnMode = Literal["native", "exact"]
 KNN_MODES: tuple[KnnMode, ...] = ("native", "exact")
@@ -195,15 +195,18 @@ class OpenSearchChunkIndex:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write_chunks(self, index: str, docs: Sequence[ChunkDocument]) -> WriteReport:
-        """Index with ``version = source_version, version_type = external``: a chunk never goes
-        back to an older source version, whatever order jobs arrive in (invariant I2)."""
+    def write_chunks(
+        self, index: str, docs: Sequence[ChunkDocument], versions: Sequence[int] | None = None
+    ) -> WriteReport:
+        """Index with ``version_type = external``: ``versions[i]`` for ``docs[i]`` (default: each
+        doc's source_version), so a chunk never goes back to an older write, whatever order jobs
+        arrive in (invariant I2)."""
+        if versions is not None and len(versions) != len(docs):
+            raise ValueError(f"write_chunks: {len(versions)} versions for {len(docs)} docs")
+        chosen = versions if versions is not None else [doc.source_version for doc in docs]
         ops = [
-            _BulkOp(
-                doc.id,
-                _action("index", doc.id, doc.source_version) + doc.model_dump_json().encode() + b"\n",
-            )
-            for doc in docs
+            _BulkOp(doc.id, _action("index", doc.id, version) + doc.model_dump_json().encode() + b"\n")
+            for doc, version in zip(docs, chosen, strict=True)
         ]
         return self._run_bulk(index, "write_chunks", ops)
 
@@ -417,3 +420,8 @@ def _without_embedding(hit: Mapping[str, Any]) -> dict[str, Any]:
     source = dict(hit.get("_source") or {})
     source.pop(EMBEDDING_FIELD, None)
     return source
+
+
+def _fits_the_port(index: OpenSearchChunkIndex) -> ChunkIndex:
+    """Never called: mypy checks here that the adapter still matches the ChunkIndex Protocol."""
+    return index
