@@ -1,7 +1,18 @@
-"""Placeholder: the rebuild workflow steps replace this handler."""
+"""workflow: the rebuild state machine's steps, routed by ``event["step"]`` (validate, register,
+add_write_target, backfill_page, catchup_status, evaluate, request_approval, promote, reject,
+mark_failed), plus actions ops can invoke directly: rollback, retire, targeted_backfill."""
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from dynembed.observability import logger, metrics, tracer
+from dynembed.wiring import Services, services
+from dynembed.workflow.steps import run_step
 
-def handler(event: dict[str, Any], context: Any) -> Any:
-    raise NotImplementedError("workflow handler not written yet")
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None = None) -> Any:
+    logger.append_keys(step=event.get("step"), generation=(event.get("config") or {}).get("generation_id"))
+    return run_step(event, svc or services(), remaining_s=context.get_remaining_time_in_millis() / 1000.0)

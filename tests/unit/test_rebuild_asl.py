@@ -1,0 +1,168 @@
+"""The rebuild state machine definition, read as a graph: retries on transient errors, every
+failure path leaves the active generation alone, promotion only behind the gate, the backfill
+Map over segments, the catch-up loop, the approval branch, and steps the Lambda knows."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dynembed.local.stepfunctions import definition_for, definition_path
+from dynembed.workflow.steps import STEP_NAMES
+
+pytestmark = pytest.mark.unit
+
+TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "TransientError"}
+FAILURE_STATES = {"MarkFailed", "InvalidInput", "ApprovalTimedOut"}
+"""Where Catches may lead: states that never touch the active generation."""
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    return json.loads(definition_path().read_text(encoding="utf-8"))
+
+
+def all_states(machine: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    """(name, state, enclosing Map or None) for every state, nested ones included."""
+    for name, state in machine["States"].items():
+        yield name, state, None
+        if state["Type"] == "Map":
+            for inner_name, inner in state["ItemProcessor"]["States"].items():
+                yield inner_name, inner, state
+
+
+def targets(state: dict[str, Any], *, catches: bool = True) -> set[str]:
+    nexts = {state["Next"]} if "Next" in state else set()
+    nexts |= {c["Next"] for c in state.get("Choices", [])}
+    if "Default" in state:
+        nexts.add(state["Default"])
+    if catches:
+        nexts |= {c["Next"] for c in state.get("Catch", [])}
+    return nexts
+
+
+def reachable(states: dict[str, Any], start: str, skip_edge: tuple[str, str] | None = None) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [t for t in targets(states[name]) if (name, t) != skip_edge]
+    return seen
+
+
+def test_definition_is_json_with_only_the_function_placeholder(asl: dict[str, Any]) -> None:
+    # GIVEN the file CDK deploys and the local runtime runs
+    text = definition_path().read_text(encoding="utf-8")
+    # THEN it names no placeholder but the workflow function's ARN, which substitution removes
+    assert set(re.findall(r"\$\{([^}]*)\}", text)) == {"WorkflowFunctionArn"}
+    assert "${" not in definition_for("arn:aws:lambda:us-east-1:123456789012:function:dynembed-workflow")
+    assert asl["StartAt"] == "Validate"
+
+
+def test_every_transition_leads_to_a_state_that_exists(asl: dict[str, Any]) -> None:
+    for _name, state, inside in all_states(asl):
+        scope = inside["ItemProcessor"]["States"] if inside else asl["States"]
+        assert targets(state) <= scope.keys()
+
+
+def test_moto_s_asl_parser_accepts_the_definition() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    StepFunctionsParserBackend._validate_definition(
+        definition=definition_for("arn:aws:lambda:us-east-1:123456789012:function:dynembed-workflow")
+    )
+
+
+def test_every_task_retries_transient_errors_with_backoff(asl: dict[str, Any]) -> None:
+    for name, state, _ in all_states(asl):
+        if state["Type"] != "Task":
+            continue
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert retried >= TRANSIENT, name
+        assert all(r["BackoffRate"] > 1 and r["MaxAttempts"] >= 3 for r in state["Retry"]), name
+        # A person's approval is never re-requested on timeout: timing out rejects instead.
+        assert ("States.Timeout" in retried) == (name != "WaitForApproval"), name
+
+
+def test_every_task_is_caught_by_a_state_that_leaves_active_alone(asl: dict[str, Any]) -> None:
+    for name, state, inside in all_states(asl):
+        if state["Type"] != "Task" or name == "MarkFailed":
+            continue
+        catcher = inside if inside is not None else state  # a Map's Catch covers its iterations
+        catches = catcher.get("Catch", [])
+        assert any("States.ALL" in c["ErrorEquals"] for c in catches), name
+        assert {c["Next"] for c in catches} <= FAILURE_STATES, name
+
+
+def test_failure_paths_cannot_reach_promote(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    for failure in FAILURE_STATES:
+        assert "Promote" not in reachable(states, failure), failure
+    assert reachable(states, "MarkFailed") == {"MarkFailed", "RebuildFailed"}
+    assert states["RebuildFailed"]["Type"] == "Fail"
+    assert states["MarkFailed"]["Parameters"]["Payload"]["step"] == "mark_failed"
+
+
+def test_promotion_only_when_the_gate_passed(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    passed = next(c for c in states["Gate"]["Choices"] if c["Variable"] == "$.evaluation.passed")
+    assert passed["BooleanEquals"] is True
+    # Without the gate's "passed" edge, nothing reaches Promote.
+    assert "Promote" in reachable(states, "Validate")
+    assert "Promote" not in reachable(states, "Validate", skip_edge=("Gate", passed["Next"]))
+    assert states["Gate"]["Default"] == "GateFailed"
+    assert "Reject" in reachable(states, "GateFailed")
+
+
+def test_backfill_is_a_map_over_segments_looping_pages(asl: dict[str, Any]) -> None:
+    backfill = asl["States"]["Backfill"]
+    assert backfill["Type"] == "Map"
+    assert backfill["ItemsPath"] == "$.register.segments"
+    assert backfill["MaxConcurrencyPath"] == "$.register.total_segments"
+    assert backfill["ItemSelector"]["segment.$"] == "$$.Map.Item.Value"
+    inner = backfill["ItemProcessor"]["States"]
+    page = inner[backfill["ItemProcessor"]["StartAt"]]
+    assert page["Parameters"]["Payload"]["step"] == "backfill_page"
+    loop = inner[page["Next"]]
+    assert loop["Type"] == "Choice"
+    assert loop["Default"] == "BackfillPage"  # not done: next page
+    assert loop["Choices"][0]["Variable"] == "$.page.done"
+
+
+def test_catch_up_is_a_bounded_wait_and_check_loop(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    check = states["CheckCatchUp"]
+    choice = states[check["Next"]]
+    assert choice["Type"] == "Choice"
+    wait = states[choice["Default"]]
+    assert wait["Type"] == "Wait" and wait["SecondsPath"] == "$.config.catchup_wait_s"
+    assert wait["Next"] == "CheckCatchUp"
+    outcomes = {c["Variable"]: c["Next"] for c in choice["Choices"]}
+    assert outcomes["$.catchup.caught_up"] == "Evaluate"
+    assert "MarkFailed" in reachable(states, outcomes["$.catchup.exhausted"])
+
+
+def test_approval_branch_waits_for_a_task_token_only_when_asked(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    required = states["ApprovalRequired"]
+    assert required["Choices"][0]["Variable"] == "$.config.require_approval"
+    assert required["Default"] == "Promote"
+    wait = states[required["Choices"][0]["Next"]]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert wait["TimeoutSecondsPath"] == "$.config.approval_timeout_s"
+    approved = states[wait["Next"]]
+    assert {c["Next"] for c in approved["Choices"]} == {"Promote"}
+    assert "Reject" in reachable(states, approved["Default"])
+
+
+def test_every_task_names_a_step_the_workflow_function_knows(asl: dict[str, Any]) -> None:
+    for name, state, _ in all_states(asl):
+        if state["Type"] == "Task":
+            assert state["Parameters"]["FunctionName"] == "${WorkflowFunctionArn}", name
+            assert state["Parameters"]["Payload"]["step"] in STEP_NAMES, name
