@@ -23,6 +23,8 @@ _STREAM_ARN = re.compile(
     r"table/(?P<table>[A-Za-z0-9_.-]{3,255})/stream/(?P<label>[^/]+)$"
 )
 _DOMAIN_ARN = re.compile(r"^arn:aws[a-z-]*:es:[a-z0-9-]+:\d{12}:domain/[a-z][a-z0-9-]{2,27}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-)?[0-9a-f-]{32,36}$")
+_S3_PREFIX = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>.*))?$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
@@ -88,6 +90,8 @@ class DeploymentConfig(_Strict):
     source_schema: SourceSchema = Field(default_factory=SourceSchema)
     existing_source_table_name: str | None = None
     existing_source_stream_arn: str | None = None
+    existing_source_table_key_arn: str | None = None
+    """The attached table's customer-managed KMS key, if it has one (classify must decrypt the stream)."""
     existing_open_search_endpoint: str | None = None
     existing_open_search_domain_arn: str | None = None
     open_search: OpenSearchSizing = Field(default_factory=OpenSearchSizing)
@@ -98,6 +102,9 @@ class DeploymentConfig(_Strict):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     eval_dir: str = ""
+    """DYNEMBED_EVAL_DIR: the default golden set; an ``s3://bucket/prefix`` is granted read access."""
+    eval_set_locations: tuple[str, ...] = ()
+    """More ``s3://bucket/prefix`` locations rebuild inputs may name as golden sets (read-only)."""
 
     @field_validator("source_schema", mode="before")
     @classmethod
@@ -118,6 +125,21 @@ class DeploymentConfig(_Strict):
             if not _MODEL_ID.fullmatch(model_id):
                 raise ValueError(f"{model_id!r} is not a Bedrock model id")
         return ids
+
+    @field_validator("eval_set_locations")
+    @classmethod
+    def _s3_prefixes(cls, locations: tuple[str, ...]) -> tuple[str, ...]:
+        for location in locations:
+            if not _S3_PREFIX.fullmatch(location):
+                raise ValueError(f"{location!r} is not an s3://bucket/prefix location")
+        return locations
+
+    @field_validator("eval_dir")
+    @classmethod
+    def _eval_dir(cls, value: str) -> str:
+        if value.startswith("s3://") and not _S3_PREFIX.fullmatch(value):
+            raise ValueError(f"{value!r} is not an s3://bucket/prefix location")
+        return value
 
     @field_validator("log_retention_days")
     @classmethod
@@ -144,6 +166,17 @@ class DeploymentConfig(_Strict):
                     f"{PREFIX}existingSourceStreamArn belongs to table {match['table']!r}, "
                     f"not {PREFIX}existingSourceTableName {self.existing_source_table_name!r}"
                 )
+        if self.existing_source_table_key_arn:
+            if not self.existing_source_table_name:
+                raise ValueError(
+                    f"{PREFIX}existingSourceTableKeyArn is set but no existing table is: it is the key of "
+                    f"{PREFIX}existingSourceTableName"
+                )
+            if not _KMS_KEY_ARN.fullmatch(self.existing_source_table_key_arn):
+                raise ValueError(
+                    f"{PREFIX}existingSourceTableKeyArn {self.existing_source_table_key_arn!r} is not a KMS key "
+                    "ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+                )
         _both_or_neither(
             "existingOpenSearchEndpoint", self.existing_open_search_endpoint,
             "existingOpenSearchDomainArn", self.existing_open_search_domain_arn,
@@ -163,6 +196,19 @@ class DeploymentConfig(_Strict):
                 "OpenSearch domain ARN (arn:aws:es:<region>:<account>:domain/<name>)"
             )
         return self
+
+    @property
+    def eval_read_locations(self) -> list[tuple[str, str]]:
+        """(bucket, key prefix) pairs the workflow may read golden sets from."""
+        locations = [*self.eval_set_locations]
+        if self.eval_dir.startswith("s3://"):
+            locations.append(self.eval_dir)
+        pairs = []
+        for location in locations:
+            match = _S3_PREFIX.fullmatch(location)
+            if match:
+                pairs.append((match["bucket"], match["prefix"] or ""))
+        return pairs
 
     @property
     def creates_source_table(self) -> bool:

@@ -34,6 +34,11 @@ class Data(Construct):
                 "SourceTable",
                 table_name=config.existing_source_table_name,
                 table_stream_arn=config.existing_source_stream_arn,
+                encryption_key=(
+                    kms.Key.from_key_arn(self, "SourceTableKey", config.existing_source_table_key_arn)
+                    if config.existing_source_table_key_arn
+                    else None
+                ),
             )
         else:
             self.source_table = self._table(

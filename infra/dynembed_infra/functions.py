@@ -65,6 +65,7 @@ RESOURCE_STAR_REASONS = {
     "xray:PutTraceSegments": "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords)",
     "xray:PutTelemetryRecords": "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords)",
     "dynamodb:ListStreams": "the stream event source (dynamodb:ListStreams)",
+    "cloudwatch:PutMetricData": "evaluation metrics (cloudwatch:PutMetricData, held to the dynembed namespace by condition)",
     **{
         f"ec2:{action}": "VPC access (ec2 network-interface actions)"
         for action in (

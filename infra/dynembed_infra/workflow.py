@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -25,7 +25,7 @@ from dynembed_infra import nag
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig
 from dynembed_infra.data import Data
-from dynembed_infra.functions import RETENTION, FunctionFactory
+from dynembed_infra.functions import RETENTION, DynembedFunction, FunctionFactory
 from dynembed_infra.paths import REBUILD_ASL
 from dynembed_infra.search import ChunkIndex, IndexAccess
 
@@ -85,6 +85,15 @@ class Workflow(Construct):
         jobs_queue.grant_send_messages(fn.role)
         index.grant(fn, IndexAccess.ADMIN)
         bedrock.grant_invoke(fn)
+        # evaluate publishes its scores with PutMetricData (not EMF): only into dynembed's namespace.
+        fn.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": NAMES.metrics_namespace}},
+            )
+        )
+        self._grant_golden_sets(fn, config)
 
         self.log_group = logs.LogGroup(
             self,
@@ -124,3 +133,23 @@ class Workflow(Construct):
             "(xray:PutTraceSegments, GetSamplingRules, ...) support no resource-level permissions",
             "Resource::*",
         )
+
+    def _grant_golden_sets(self, fn: DynembedFunction, config: DeploymentConfig) -> None:
+        """Read-only access to the S3 prefixes golden sets may come from (context)."""
+        stack = Stack.of(self)
+        for bucket, prefix in config.eval_read_locations:
+            objects = stack.format_arn(
+                service="s3",
+                region="",
+                account="",
+                resource=bucket,
+                resource_name=f"{prefix}*",
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            fn.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+            nag.acknowledge(
+                fn.role,
+                "IAM5",
+                f"golden sets are read (s3:GetObject only) from the configured prefix s3://{bucket}/{prefix}",
+                nag.wildcard_resource(self, objects),
+            )

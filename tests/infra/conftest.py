@@ -32,6 +32,8 @@ EXISTING_TABLE = "customer-docs"
 EXISTING_STREAM_ARN = (
     f"arn:aws:dynamodb:eu-west-1:123456789012:table/{EXISTING_TABLE}/stream/2026-01-01T00:00:00.000"
 )
+EXISTING_TABLE_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+EVAL_DIR = "s3://golden-sets/python-faq"
 EXISTING_ENDPOINT = "https://search-shared-abc123.eu-west-1.es.amazonaws.com"
 EXISTING_DOMAIN_ARN = "arn:aws:es:eu-west-1:123456789012:domain/shared"
 VPC = {
@@ -100,11 +102,15 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
 
 @pytest.fixture(scope="session")
 def vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    """An attached source table and a three-AZ domain with dedicated masters inside a VPC."""
+    """An attached (KMS-encrypted) source table, golden sets in S3, and a three-AZ domain with
+    dedicated masters inside a VPC."""
     context = repository_context(
         **{
             "dynembed:existingSourceTableName": EXISTING_TABLE,
             "dynembed:existingSourceStreamArn": EXISTING_STREAM_ARN,
+            "dynembed:existingSourceTableKeyArn": EXISTING_TABLE_KEY_ARN,
+            "dynembed:evalDir": EVAL_DIR,
+            "dynembed:evalSetLocations": ["s3://team-evals"],
             "dynembed:vpc": VPC,
             "dynembed:openSearch": {"dataNodes": 3, "availabilityZones": 3, "dedicatedMasterNodes": 3},
         }

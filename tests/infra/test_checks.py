@@ -83,6 +83,11 @@ def test_stack_with_short_visibility_timeout_fails_at_synth() -> None:
             },
             "must be an https:// URL",
         ),
+        (
+            {"dynembed:existingSourceTableKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/abc"},
+            "existingSourceTableKeyArn is set but no existing table is",
+        ),
+        ({"dynembed:evalSetLocations": ["golden-sets/faq"]}, "is not an s3://bucket/prefix location"),
         ({"dynembed:sourceTable": "typo"}, "unknown CDK context key 'dynembed:sourceTable'"),
         (
             {"dynembed:sourceSchema": {"content_attributes": []}},

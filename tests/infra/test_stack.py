@@ -17,6 +17,7 @@ from tests.infra.conftest import (
     EXISTING_ENDPOINT,
     EXISTING_STREAM_ARN,
     EXISTING_TABLE,
+    EXISTING_TABLE_KEY_ARN,
     VPC,
     Synth,
 )
@@ -354,6 +355,12 @@ def test_existing_table_is_attached_not_created(vpc_synth: Synth) -> None:
     assert env["DYNEMBED_SOURCE_TABLE"] == EXISTING_TABLE
 
 
+def test_existing_table_key_lets_classify_decrypt_the_stream(vpc_synth: Synth) -> None:
+    statements = vpc_synth.statements_of_role(vpc_synth.role_id_of_function("classify"))
+    decrypt = [s for s in statements if "kms:Decrypt" in _actions(s)]
+    assert any(EXISTING_TABLE_KEY_ARN in _resources(s) for s in decrypt)
+
+
 # ---- workflow ------------------------------------------------------------------------------------
 
 
@@ -388,6 +395,33 @@ def test_state_machine_may_invoke_the_workflow_function_only(synth: Synth) -> No
             "Resource": {"Fn::GetAtt": [synth.function_id("workflow"), "Arn"]},
         }
     ]
+
+
+def test_only_the_workflow_publishes_metrics_and_only_in_the_dynembed_namespace(synth: Synth) -> None:
+    for name in ALL_FUNCTIONS:
+        statements = synth.statements_of_role(synth.role_id_of_function(name))
+        put = [s for s in statements if "cloudwatch:PutMetricData" in _actions(s)]
+        if name != "workflow":
+            assert not put, name  # the others publish EMF through their logs
+            continue
+        assert put == [
+            {
+                "Action": "cloudwatch:PutMetricData",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": NAMES.metrics_namespace}},
+                "Effect": "Allow",
+                "Resource": "*",
+            }
+        ]
+
+
+def test_workflow_reads_golden_sets_only_under_the_configured_prefixes(vpc_synth: Synth) -> None:
+    statements = vpc_synth.statements_of_role(vpc_synth.role_id_of_function("workflow"))
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    reads = sorted(json.dumps(r) for s in s3_statements for r in _resources(s))
+    assert all(_actions(s) == {"s3:GetObject"} for s in s3_statements)
+    assert len(reads) == 2
+    assert ":s3:::golden-sets/python-faq*" in reads[0]
+    assert ":s3:::team-evals/*" in reads[1]
 
 
 # ---- schedules -----------------------------------------------------------------------------------
