@@ -27,5 +27,5 @@ def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None 
         time_budget_s=budget_s,
     )
     publish(report, metrics)
-    logger.info("audit", **report.totals(), complete=report.complete)
+    logger.info("audit", extra={**report.totals(), "complete": report.complete})
     return report.to_dict()

@@ -145,17 +145,21 @@ def run_audit(
             if updated_at is not None:
                 audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
         if repair and strays:
-            report = index.delete_chunks(
+            deleted = index.delete_chunks(
                 gen.index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
             )
-            orphans_deleted += report.deleted
+            orphans_deleted += deleted.deleted
         audits.append(audit)
 
     repairs = 0
     if repair and queue is not None and stale_or_missing:
         jobs = [
             ReconcileJob(
-                doc_id=d, min_source_version=live[d][0], reason="audit repair", source_updated_at=live[d][1]
+                doc_id=d,
+                min_source_version=live[d][0],
+                reason="audit repair",
+                source_updated_at=live[d][1],
+                force=True,
             )
             for d in sorted(stale_or_missing)
         ]

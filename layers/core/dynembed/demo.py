@@ -75,7 +75,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
     with LocalStack(schema=DEMO_SCHEMA) as stack:
         state = DemoState(stack, options, console, golden)
         console.rule("[bold]dynembed demo: the whole pipeline on one machine")
-        console.print(f"AWS (moto): {stack.info.aws_url}   OpenSearch (osmem): {stack.info.opensearch_url}")
+        info = stack.info
+        assert info is not None
+        console.print(f"AWS (moto): {info.aws_url}   OpenSearch (osmem): {info.opensearch_url}")
         _bootstrap(state)
         _load_corpus(state)
         state.summary["evaluation"] = metrics_dict(_evaluate(state, label="baseline"))
@@ -242,7 +244,7 @@ def _replay_edits(state: DemoState) -> None:
     )
 
 
-def _search_docs(state: DemoState, text: str, principal: str, k: int = 30) -> list[str]:
+def _search_docs(state: DemoState, text: str, principal: str | list[str], k: int = 30) -> list[str]:
     svc = state.stack.services()
     response = search(
         text,
@@ -333,8 +335,13 @@ def _table(state: DemoState) -> Any:
     import boto3
 
     return boto3.resource(
-        "dynamodb", endpoint_url=state.stack.info.aws_url, region_name=state.stack.info.region
+        "dynamodb", endpoint_url=_info(state).aws_url, region_name=_info(state).region
     ).Table(state.stack.services().settings.source_table)
+
+
+def _info(state: DemoState) -> Any:
+    assert state.stack.info is not None, "the local stack is not started"
+    return state.stack.info
 
 
 def _print_summary(state: DemoState) -> None:

@@ -17,7 +17,7 @@ from dynembed.errors import MalformedRecordError, VersionConflictError
 from dynembed.models import ChangeKind, ChunkDocument, Decision, Generation, ReconcileJob, chunk_id
 from dynembed.observability import logger
 from dynembed.ports import ChunkIndex, JobQueue, Ledger, LedgerEntry, Registry, SourceReader
-from dynembed.reconcile import attributes_of
+from dynembed.reconcile import attributes_of, surviving_keys
 from dynembed.schema import SourceSchema, UpdateMode
 from dynembed.telemetry import Telemetry
 from dynembed.versioning import WriteRank, external_version
@@ -162,24 +162,56 @@ class ChangeApplier:
 
     def delete(self, doc_id: str, version: int | None) -> int:
         """Remove every chunk of the doc from every write target, now."""
+        if version is not None:
+            current = self.source.get_item(doc_id)
+            live = current is not None and not (
+                self.schema.tombstone and self.schema.tombstone.is_tombstoned(current)
+            )
+            if live and current is not None and self.schema.version_of(current, doc_id) > version:
+                # Recreated or un-archived since: its own stream record brings it up to date.
+                self.telemetry.count("StaleDeletesSkipped")
+                return 0
         removed = 0
         for gen in self.write_targets():
             entry = self.ledger.get(doc_id, gen.id)
             if entry is None:
                 continue
-            at = version if version is not None else entry.source_version
+            at = version if version is not None else max(entry.source_version, 0)
             keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys))
             report = self.index.delete_chunks(
                 gen.index_name, [(chunk_id(doc_id, k), external_version(at, WriteRank.DELETE)) for k in keys]
             )
             removed += report.deleted
             self.telemetry.count(METRICS.chunks_deleted, report.deleted)
+            self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+            survivors = (
+                surviving_keys(self.index, gen.index_name, doc_id, keys) if report.conflicts else set()
+            )
             try:
+                # Chunks a newer write protected stay in the ledger, so the next reconcile handles them.
                 self.ledger.commit(
-                    LedgerEntry(doc_id, gen.id, source_version=at, pending_keys=keys, state="deleted")
+                    LedgerEntry(
+                        doc_id,
+                        gen.id,
+                        source_version=at,
+                        chunk_keys=sorted(survivors),
+                        pending_keys=keys,
+                        state="deleted",
+                    )
                 )
             except VersionConflictError:
+                # A newer version was committed while this delete ran; chunks it kept unchanged
+                # may have been deleted, so reconcile the doc again, rewriting every chunk.
                 self.telemetry.count(METRICS.version_conflicts)
+                self.pending_jobs.append(
+                    ReconcileJob(
+                        doc_id=doc_id,
+                        min_source_version=at,
+                        reason="repair: a delete raced a newer version",
+                        enqueued_at=self.clock(),
+                        force=True,
+                    )
+                )
         self.telemetry.count("Deletes")
         return removed
 

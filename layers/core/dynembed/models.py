@@ -52,6 +52,9 @@ class ReconcileJob(BaseModel):
     """Only these generations (targeted backfill); None means every write target."""
     tenant: str | None = None
     source_type: str | None = None
+    force: bool = False
+    """Rewrite every chunk (vectors still come from the cache): repairs after a detected race
+    or an audit finding, when the ledger cannot be trusted for this doc."""
 
 
 class DistanceSpace(StrEnum):

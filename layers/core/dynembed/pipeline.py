@@ -39,7 +39,7 @@ def process_stream_batch(event: dict[str, Any], svc: Services) -> dict[str, Any]
     with processor(records=event.get("Records", []), handler=handle):
         processor.process()
     applier.end_batch()
-    return processor.response()
+    return dict(processor.response())
 
 
 def process_job_batch(event: dict[str, Any], svc: Services) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def process_job_batch(event: dict[str, Any], svc: Services) -> dict[str, Any]:
 
     with processor(records=records, handler=handle):
         processor.process()
-    return processor.response()
+    return dict(processor.response())
 
 
 def _doc_hint(raw: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from dynembed.chunking import chunker_for
 from dynembed.config import METRICS
-from dynembed.errors import DynembedError, TransientError, VersionConflictError
+from dynembed.errors import DynembedError, MalformedRecordError, TransientError, VersionConflictError
 from dynembed.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
 from dynembed.ports import ChunkIndex, Embedder, EmbeddingCache, Ledger, LedgerEntry, Registry, SourceReader
 from dynembed.schema import SourceSchema
@@ -37,6 +37,20 @@ def attributes_of(item: dict[str, Any], schema: SourceSchema) -> dict[str, Any]:
         "source_type": schema.source_type_of(item),
         "metadata": schema.metadata_of(item),
     }
+
+
+def surviving_keys(index: ChunkIndex, index_name: str, doc_id: str, keys: Sequence[str]) -> set[str]:
+    """Keys whose chunk is still in the index after a delete (a newer write protected it)."""
+    stored = index.get_chunks(index_name, [chunk_id(doc_id, k) for k in keys])
+    return {k for k in keys if chunk_id(doc_id, k) in stored}
+
+
+def _attrs_differ(source: dict[str, Any], attrs: dict[str, Any]) -> bool:
+    return any(
+        (sorted(source.get(name) or []) if name == "acl" else source.get(name) or None)
+        != (sorted(value or []) if name == "acl" else value or None)
+        for name, value in attrs.items()
+    )
 
 
 def attrs_hash(attrs: dict[str, Any], schema_version: int) -> str:
@@ -63,6 +77,8 @@ class Plan:
     attrs: dict[str, Any] = field(default_factory=dict)
     attrs_digest: str = ""
     source_updated_at: float | None = None
+    stored_vectors: dict[str, list[float]] = field(default_factory=dict)
+    """Vectors of ``to_rewrite`` chunks, read from the index."""
 
 
 @dataclass
@@ -134,19 +150,22 @@ class Reconciler:
             items[job.doc_id] = self.source.get_item(job.doc_id)
         item = items[job.doc_id]
         gens = [targets[g] for g in job.generations] if job.generations else list(targets.values())
-        return [self._plan(job, gen, item, force) for gen in gens]
+        return [self._plan(job, gen, item, force or job.force) for gen in gens]
 
     def _plan(self, job: ReconcileJob, gen: Generation, item: dict[str, Any] | None, force: bool) -> Plan:
         entry = self.ledger.get(job.doc_id, gen.id)
         stored = entry.source_version if entry else -1
         if item is None or (self.schema.tombstone and self.schema.tombstone.is_tombstoned(item)):
-            version = (
-                self.schema.version_of(item, job.doc_id)
-                if item is not None
-                else max(stored, job.min_source_version)
-            )
             keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []
-            if entry is None or (entry.state == "deleted" and not entry.pending_keys and stored >= version):
+            if item is not None:
+                version = self.schema.version_of(item, job.doc_id)
+            else:
+                # Gone from the source: its last version is unknown here, so delete at the
+                # highest version any of its chunks carries (patches may be above the ledger's).
+                version = max(
+                    stored, job.min_source_version, self._highest_chunk_version(gen, job.doc_id, keys)
+                )
+            if entry is None or (entry.state == "deleted" and not keys and stored >= version):
                 return Plan(job, gen, "skip", "already deleted", version=version, entry=entry)
             return Plan(job, gen, "delete", "gone from source", version=version, entry=entry, obsolete=keys)
 
@@ -156,6 +175,14 @@ class Reconciler:
             raise TransientError(
                 f"doc {job.doc_id!r}: source holds version {version} < job version {job.min_source_version}"
             )
+        if entry is not None and entry.state == "deleted" and stored >= version:
+            # Re-created with a version that does not rise past the delete: the index would
+            # refuse every write (external versions), so say so instead of skipping silently.
+            raise MalformedRecordError(
+                f"re-created with version {version}, not above the version {stored} it was deleted at; "
+                "versions must keep rising across deletes (use a timestamp version or keep counting)",
+                job.doc_id,
+            )
         if entry is not None and stored > version:
             return Plan(job, gen, "skip", f"ledger already at newer version {stored}", version, entry)
 
@@ -163,7 +190,8 @@ class Reconciler:
         digest = attrs_hash(attrs, self.schema.schema_version)
         chunks = chunker_for(gen.chunker).chunk(self.schema.content_of(item))
         keys = [c.key for c in chunks]
-        known = set(entry.chunk_keys) if entry and entry.state != "deleted" else set()
+        # A deleted doc's ledger keeps only chunks a newer write protected from the delete.
+        known = set(entry.chunk_keys) if entry else set()
         leftovers = set(entry.pending_keys) if entry else set()
         plan = Plan(
             job,
@@ -180,21 +208,39 @@ class Reconciler:
         plan.obsolete = sorted((known | leftovers) - set(keys))
         if force:
             plan.to_embed = list(chunks)
-        else:
-            plan.to_embed = [c for c in chunks if c.key not in known]
-            if entry is not None and entry.attrs_hash != digest:
-                plan.to_rewrite = [c for c in chunks if c.key in known]
-        up_to_date = (
+            return plan
+        plan.to_embed = [c for c in chunks if c.key not in known]
+        unchanged = [c for c in chunks if c.key in known]
+        if (
             entry is not None
             and entry.state == "committed"
             and stored == version
+            and entry.attrs_hash == digest
             and not plan.to_embed
-            and not plan.to_rewrite
             and not plan.obsolete
-        )
-        if up_to_date:
+        ):
             plan.action, plan.reason = "skip", "already at this version"
+            return plan
+        if unchanged:
+            # Unchanged chunks keep their vectors; the index (not the ledger) says whether their
+            # attributes are current, since a fast-path patch may have moved them meanwhile.
+            stored_chunks = self.index.get_chunks(
+                gen.index_name, [chunk_id(job.doc_id, c.key) for c in unchanged]
+            )
+            for chunk in unchanged:
+                source = stored_chunks.get(chunk_id(job.doc_id, chunk.key))
+                if source is None or not source.get("embedding"):
+                    plan.to_embed.append(chunk)  # lost from the index: vector from the cache or the model
+                elif _attrs_differ(source, attrs):
+                    plan.to_rewrite.append(chunk)
+                    plan.stored_vectors[chunk.key] = list(source["embedding"])
         return plan
+
+    def _highest_chunk_version(self, gen: Generation, doc_id: str, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        stored = self.index.get_chunks(gen.index_name, [chunk_id(doc_id, k) for k in keys])
+        return max((int(s.get("source_version", 0)) for s in stored.values()), default=0)
 
     # ---- embed --------------------------------------------------------------------------------
     def _embed(self, plans: Sequence[Plan]) -> dict[tuple[str, str], list[float]]:
@@ -260,15 +306,8 @@ class Reconciler:
         docs = [
             self._document(plan, c, vectors[(gen.model.model_id, c.content_hash)], now) for c in plan.to_embed
         ]
-        if plan.to_rewrite:
-            stored = self.index.get_chunks(gen.index_name, [chunk_id(doc_id, c.key) for c in plan.to_rewrite])
-            for chunk in plan.to_rewrite:
-                source = stored.get(chunk_id(doc_id, chunk.key))
-                if source is None or not source.get("embedding"):
-                    raise TransientError(
-                        f"doc {doc_id!r}: chunk {chunk.key} is in the ledger but not the index"
-                    )
-                docs.append(self._document(plan, chunk, source["embedding"], now))
+        for chunk in plan.to_rewrite:
+            docs.append(self._document(plan, chunk, plan.stored_vectors[chunk.key], now))
         self.telemetry.count(METRICS.embeddings_skipped, len(plan.chunks) - len(plan.to_embed))
         report = self.index.write_chunks(
             gen.index_name, docs, [external_version(plan.version, WriteRank.CONTENT)] * len(docs)
@@ -328,13 +367,16 @@ class Reconciler:
         )
         self.telemetry.count(METRICS.chunks_deleted, report.deleted)
         self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+        survivors = (
+            surviving_keys(self.index, gen.index_name, doc_id, plan.obsolete) if report.conflicts else set()
+        )
         try:
             self.ledger.commit(
                 LedgerEntry(
                     doc_id=doc_id,
                     generation=gen.id,
                     source_version=plan.version,
-                    chunk_keys=[],
+                    chunk_keys=sorted(survivors),
                     pending_keys=list(plan.obsolete),
                     state="deleted",
                     indexed_at=self.clock(),

@@ -44,9 +44,11 @@ class SourceApp:
     table: Any  # boto3 dynamodb Table
     schema: SourceSchema
 
-    def current_version(self, doc_id: str) -> int:
+    def next_version(self, doc_id: str) -> int:
+        """Current + 1; a new (or re-created) doc starts at the clock in ms, so versions keep
+        rising across deletes, as dynembed requires."""
         item = self.table.get_item(Key={self.schema.id_attribute: doc_id}, ConsistentRead=True).get("Item")
-        return int(item[self.schema.version_attribute]) if item else 0
+        return int(item[self.schema.version_attribute]) + 1 if item else int(time.time() * 1000)
 
     def put(
         self, doc: Mapping[str, Any], version: int | None = None, now: float | None = None
@@ -57,7 +59,7 @@ class SourceApp:
         item = {k: _dynamo_value(v) for k, v in doc.items() if v is not None}
         item[self.schema.id_attribute] = doc_id
         item[self.schema.version_attribute] = (
-            version if version is not None else self.current_version(doc_id) + 1
+            version if version is not None else self.next_version(doc_id) - 1 + 1
         )
         if self.schema.updated_at_attribute:
             item[self.schema.updated_at_attribute] = Decimal(

@@ -4,7 +4,6 @@ and kept in memory so the local runtime, the demo and benchmarks can read the sa
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from typing import Any
 
 from dynembed.config import METRICS
@@ -16,7 +15,7 @@ class Telemetry:
 
     def __init__(self, sink: Any | None = None) -> None:
         self.sink = sink
-        self.counters: Counter[str] = Counter()
+        self.counters: dict[str, float] = {}
         self.freshness_s: list[float] = []
         self._lock = threading.Lock()
 
@@ -25,7 +24,7 @@ class Telemetry:
             return
         key = name if dimension is None else f"{name}[{dimension[0]}={dimension[1]}]"
         with self._lock:
-            self.counters[key] += value
+            self.counters[key] = self.counters.get(key, 0) + value
         if self.sink is not None:
             from aws_lambda_powertools.metrics import MetricUnit, single_metric
 

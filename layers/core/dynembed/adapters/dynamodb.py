@@ -6,6 +6,7 @@ Table names are runtime settings, so each model class is bound to its table by a
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -149,6 +150,16 @@ class DynamoLedger:
     def __init__(self, table_name: str) -> None:
         self.model: type[LedgerModel] = bind(LedgerModel, table_name)  # type: ignore[assignment]
 
+    def _not_newer(self, version: int) -> Any:
+        """No higher version, and no delete at this very version (a doc deleted at v must not
+        come back from a reconcile that read v just before the delete)."""
+        m = self.model
+        return (
+            m.source_version.does_not_exist()
+            | (m.source_version < version)
+            | ((m.source_version == version) & (m.state != "deleted"))
+        )
+
     def get(self, doc_id: str, generation: str) -> LedgerEntry | None:
         try:
             row = self.model.get(doc_id, generation, consistent_read=True)
@@ -166,8 +177,7 @@ class DynamoLedger:
         try:
             row.update(
                 actions=[self.model.pending_keys.add(set(pending_keys))],
-                condition=self.model.source_version.does_not_exist()
-                | (self.model.source_version <= source_version),
+                condition=self._not_newer(source_version),
             )
         except UpdateError as exc:
             if _is_condition_failure(exc):
@@ -178,9 +188,9 @@ class DynamoLedger:
 
     def commit(self, entry: LedgerEntry) -> None:
         row = self.model(entry.doc_id, entry.generation)
-        actions = [
+        actions: builtins.list[Any] = [
             self.model.source_version.set(entry.source_version),
-            self.model.chunk_keys.set(list(entry.chunk_keys)),
+            self.model.chunk_keys.set(list(entry.chunk_keys)),  # type: ignore[arg-type]
             self.model.attrs_hash.set(entry.attrs_hash),
             self.model.state.set(entry.state),
             self.model.indexed_at.set(entry.indexed_at or time.time()),
@@ -192,11 +202,13 @@ class DynamoLedger:
             # reconcile deletes them as obsolete.
             actions.append(self.model.pending_keys.delete(set(entry.pending_keys)))
         try:
-            row.update(
-                actions=actions,
-                condition=self.model.source_version.does_not_exist()
-                | (self.model.source_version <= entry.source_version),
-            )
+            if entry.state == "deleted":
+                condition = self.model.source_version.does_not_exist() | (
+                    self.model.source_version <= entry.source_version
+                )
+            else:
+                condition = self._not_newer(entry.source_version)
+            row.update(actions=actions, condition=condition)
         except UpdateError as exc:
             if _is_condition_failure(exc):
                 raise VersionConflictError(
@@ -228,7 +240,7 @@ def _to_entry(row: LedgerModel) -> LedgerEntry:
         doc_id=row.doc_id,
         generation=row.generation,
         source_version=int(row.source_version if row.source_version is not None else -1),
-        chunk_keys=list(row.chunk_keys or []),
+        chunk_keys=[str(k) for k in (row.chunk_keys or [])],
         pending_keys=sorted(row.pending_keys or []),
         attrs_hash=row.attrs_hash or "",
         state=row.state or "committed",
@@ -296,7 +308,7 @@ class DynamoRegistry:
 
     def update(self, generation_id: str, **changes: Any) -> Generation:
         row = self.model(generation_id)
-        actions = [self.model.updated_at.set(time.time())]
+        actions: builtins.list[Any] = [self.model.updated_at.set(time.time())]
         for name, value in changes.items():
             if name == "status":
                 actions.append(self.model.status.set(GenerationStatus(value).value))
@@ -316,7 +328,7 @@ class DynamoRegistry:
             raise
         return _to_generation(row)
 
-    def write_targets(self) -> list[Generation]:
+    def write_targets(self) -> builtins.list[Generation]:
         return [g for g in self.list() if g.write_target]
 
     def active(self) -> Generation | None:
