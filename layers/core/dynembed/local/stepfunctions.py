@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import traceback
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,8 @@ def install_lambda_dispatch() -> None:
     global _original_invoke
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
+    # moto logs every failed state with its whole parse tree; the execution history has it all.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     with _install_lock:
         if _original_invoke is None:
             _original_invoke = LambdaSimpleBackend.invoke
@@ -160,10 +164,12 @@ class RebuildFailed(DynembedError):
 
 
 def start_rebuild(sfn: Any, machine_arn: str, rebuild_input: dict[str, Any], name: str | None = None) -> str:
-    kwargs: dict[str, Any] = {"stateMachineArn": machine_arn, "input": json.dumps(rebuild_input)}
-    if name:
-        kwargs["name"] = name
-    return str(sfn.start_execution(**kwargs)["executionArn"])
+    """Start an execution; its name says which generation it builds (moto, unlike AWS, does not
+    generate a unique name when none is given)."""
+    generation = str(rebuild_input.get("generation_id") or "rebuild")
+    name = name or f"{generation[:60]}-{uuid.uuid4().hex[:12]}"
+    execution = sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(rebuild_input))
+    return str(execution["executionArn"])
 
 
 def wait_for_execution(sfn: Any, execution_arn: str, timeout_s: float, poll_s: float = 0.2) -> dict[str, Any]:
