@@ -272,7 +272,7 @@ def models(as_json: JsonFlag = False) -> None:
 def _register_optional_commands() -> None:
     import importlib.util
 
-    for module in ("dynembed.cli_generations", "dynembed.cli_ops"):
+    for module in ("dynembed.cli_generations", "dynembed.cli_ops", "dynembed.cli_bench"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
 
