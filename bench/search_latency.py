@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from dynembed.index.filters import access_filter
 from dynembed.index.opensearch import OpenSearchChunkIndex, build_client
 from dynembed.local.osmem import start_osmem

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
+
 from dynembed.chunking import chunker_for
 from dynembed.embedders.counting import CountingEmbedder
 from dynembed.embedders.hashing import HashingEmbedder
@@ -20,7 +21,6 @@ from dynembed.ports import Embedder
 from dynembed.reconcile import Reconciler
 from dynembed.schema import SourceSchema, TombstoneRule
 from dynembed.telemetry import Telemetry
-
 from tests.fakes import (
     InMemoryCache,
     InMemoryIndex,

@@ -4,6 +4,7 @@ MissingDocuments, freshness lag; optionally enqueues repairs."""
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dynembed.audit import publish, run_audit
 from dynembed.observability import logger, metrics, tracer
 from dynembed.wiring import Services, services

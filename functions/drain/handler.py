@@ -4,6 +4,7 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dynembed.drain import drain_held_jobs
 from dynembed.observability import logger, metrics, tracer
 from dynembed.wiring import Services, services

@@ -5,6 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dynembed.observability import logger, tracer
 from dynembed.search import search
 from dynembed.search_request import SearchRequest

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dynembed.observability import logger, metrics, tracer
 from dynembed.pipeline import process_job_batch
 from dynembed.wiring import Services, services

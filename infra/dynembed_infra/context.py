@@ -11,10 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dynembed.errors import ConfigError
-from dynembed.schema import SourceSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from dynembed.errors import ConfigError
+from dynembed.schema import SourceSchema
 
 PREFIX = "dynembed:"
 

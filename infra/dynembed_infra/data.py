@@ -12,9 +12,9 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+
 from dynembed.adapters.dynamodb import HeldJobModel
 from dynembed.config import KEYS, NAMES
-
 from dynembed_infra.context import DeploymentConfig
 
 HELD_JOBS_HASH: str = str(getattr(KEYS, "held_jobs_hash", None) or HeldJobModel._hash_keyname)

@@ -19,10 +19,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
 from dynembed.config import FUNCTIONS, NAMES, Settings
 from dynembed.errors import ConfigError
 from dynembed.schema import SCHEMA_ENV, SourceSchema
-
 from dynembed_infra import nag
 from dynembed_infra.layer import ARCHITECTURE, RUNTIME
 from dynembed_infra.paths import ASSET_EXCLUDES, FUNCTIONS_DIR

@@ -14,9 +14,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
 from dynembed.config import NAMES, TUNING, Tuning
 from dynembed.errors import ConfigError
-
 from dynembed_infra import nag
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.data import Data

@@ -19,8 +19,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from dynembed.config import METRICS, NAMES, THRESHOLDS
 
+from dynembed.config import METRICS, NAMES, THRESHOLDS
 from dynembed_infra.functions import DynembedFunction
 
 RUNBOOK = "docs/operations.md#alarm-runbook"

@@ -11,8 +11,8 @@ from typing import Any
 from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Tags, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
-from dynembed.config import NAMES, TUNING, Tuning
 
+from dynembed.config import NAMES, TUNING, Tuning
 from dynembed_infra.audit import Audit, Schedules
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig

@@ -18,9 +18,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
 from dynembed.config import NAMES, TUNING, Tuning
 from dynembed.errors import ConfigError
-
 from dynembed_infra import nag
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig

@@ -23,6 +23,7 @@ sys.path.append(str(REPO_ROOT / "infra"))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import assertions  # noqa: E402
+
 from dynembed_infra import build_app  # noqa: E402
 from dynembed_infra.stack import DynembedStack  # noqa: E402
 

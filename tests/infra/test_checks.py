@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
+
 from dynembed.config import TUNING, Tuning
 from dynembed.errors import ConfigError
 from dynembed_infra import build_app, build_stack
 from dynembed_infra.context import DeploymentConfig
 from dynembed_infra.ingest import check_visibility_timeout
 from dynembed_infra.workflow import check_definition
-
 from tests.infra.conftest import EXISTING_STREAM_ARN, EXISTING_TABLE, repository_context
 
 pytestmark = pytest.mark.infra

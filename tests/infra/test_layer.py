@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynembed_infra import layer
-from dynembed_infra.paths import CORE_PACKAGE_DIR, LAYER_REQUIREMENTS
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from dynembed_infra import layer
+from dynembed_infra.paths import CORE_PACKAGE_DIR, LAYER_REQUIREMENTS
 
 pytestmark = pytest.mark.infra
 

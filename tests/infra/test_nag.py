@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_sqs as sqs
-from dynembed_infra import nag
 
+from dynembed_infra import nag
 from tests.infra.conftest import Synth
 
 pytestmark = pytest.mark.infra

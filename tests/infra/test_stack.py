@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Capture, Match
+
 from dynembed.adapters.dynamodb import EmbeddingCacheModel, HeldJobModel, LedgerModel, RegistryModel
 from dynembed.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
 from dynembed.schema import SCHEMA_ENV, SourceSchema
 from dynembed_infra.layer import RUNTIME
-
 from tests.infra.conftest import (
     EXISTING_DOMAIN_ARN,
     EXISTING_ENDPOINT,

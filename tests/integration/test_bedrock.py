@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+
 from dynembed.embedders.bedrock import CohereEmbedder, RetryPolicy, TitanEmbedder, default_bedrock_client
 from dynembed.errors import EmbeddingError, TransientError
 

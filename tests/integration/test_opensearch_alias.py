@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dynembed.errors import VersionConflictError
-from dynembed.index.opensearch import OpenSearchChunkIndex
 from opensearchpy import OpenSearch
 
+from dynembed.errors import VersionConflictError
+from dynembed.index.opensearch import OpenSearchChunkIndex
 from tests.plugins.osmem import generation_for
 
 pytestmark = pytest.mark.integration

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
+from opensearchpy.exceptions import TransportError
+
 from dynembed.errors import ConfigError, IndexWriteError, TransientError
 from dynembed.index.errors import BulkThrottledError, BulkWriteError
 from dynembed.index.opensearch import OpenSearchChunkIndex, build_client
 from dynembed.local.osmem import RunningOsmem
-from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
-from opensearchpy.exceptions import TransportError
-
 from tests.plugins.osmem import chunk_doc, generation_for
 
 pytestmark = pytest.mark.integration

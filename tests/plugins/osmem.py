@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import NotFoundError
+
 from dynembed.index.opensearch import build_client
 from dynembed.local.osmem import RunningOsmem, start_osmem
 from dynembed.models import ChunkDocument, ChunkerSpec, DistanceSpace, Generation, ModelSpec
-from opensearchpy import OpenSearch
-from opensearchpy.exceptions import NotFoundError
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+
+from bench import chunk_locality
 from dynembed.chunking import StructuralChunker, chunker_for, make_chunks
 from dynembed.errors import ConfigError
 from dynembed.models import ChunkerSpec
-
-from bench import chunk_locality
 
 pytestmark = pytest.mark.unit
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import string
 
 import pytest
-from dynembed.chunking import StructuralChunker
-from dynembed.models import ChunkerSpec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from dynembed.chunking import StructuralChunker
+from dynembed.models import ChunkerSpec
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
 from dynembed.classify import classify_change, classify_record
 from dynembed.errors import MalformedRecordError
 from dynembed.models import ChangeKind
 from dynembed.schema import SourceSchema, TombstoneRule, VersionKind
-
 from tests.events import SAMPLE_SCHEMA, load_event
 
 pytestmark = pytest.mark.unit

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from dynembed.classify import classify_change, classify_record
 from dynembed.errors import MalformedRecordError
 from dynembed.models import ChangeKind, Decision
 from dynembed.schema import SourceSchema, TombstoneRule
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 

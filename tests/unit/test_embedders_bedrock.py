@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
+
 from dynembed.embedders.bedrock import (
     COHERE_MAX_CHARS,
     CohereEmbedder,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dynembed.embedders import (
     MODELS_TABLE_COLUMNS,
     CountingEmbedder,

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from dynembed.embedders.hashing import HASH_DIMENSION, HashingEmbedder
 from dynembed.ports import Embedder
 

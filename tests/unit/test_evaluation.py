@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from dynembed.errors import ConfigError
 from dynembed.evaluation import (
     EvaluationResult,

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import ir_measures
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from ir_measures import RR, R, nDCG
+
 from dynembed.evaluation import (
     RETRIEVAL_METRICS,
     EvaluationResult,
@@ -26,9 +30,6 @@ from dynembed.evaluation import (
     load_golden_set_dir,
     rank_docs,
 )
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-from ir_measures import RR, R, nDCG
 
 pytestmark = pytest.mark.unit
 

@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dynembed.errors import ModelMismatchError
 from dynembed.index.exact import (
     FilterEvaluator,
@@ -17,8 +20,6 @@ from dynembed.index.exact import (
     top_rows,
 )
 from dynembed.index.filters import access_filter
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 

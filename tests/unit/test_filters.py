@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from dynembed.index.filters import access_filter, knn_query, metadata_clause
 from dynembed.index.opensearch import OpenSearchChunkIndex
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from dynembed.local.stepfunctions import definition_for, definition_path
 from dynembed.workflow.steps import STEP_NAMES
 

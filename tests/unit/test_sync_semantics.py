@@ -4,8 +4,8 @@ Each test names the invariant of DESIGN.md it checks."""
 from __future__ import annotations
 
 import pytest
-from dynembed.errors import TransientError
 
+from dynembed.errors import TransientError
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit

@@ -9,11 +9,11 @@ import os
 import random
 
 import pytest
-from dynembed.errors import TransientError
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from dynembed.errors import TransientError
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from dynembed import paths
 from dynembed.config import TUNING, Settings
 from dynembed.errors import ConfigError
@@ -14,7 +15,6 @@ from dynembed.evaluation import GatePolicy
 from dynembed.models import ChunkerSpec
 from dynembed.workflow.evaluate import load_eval_set
 from dynembed.workflow.inputs import RebuildInput, parse_rebuild_input
-
 from tests.events import load_event
 
 pytestmark = pytest.mark.unit

@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dynembed.chunking import chunker_for
 from dynembed.classify import classify_record
 from dynembed.config import METRICS
 from dynembed.errors import MalformedRecordError, VersionConflictError
 from dynembed.models import ChangeKind, ChunkDocument, Decision, Generation, ReconcileJob, chunk_id
 from dynembed.observability import logger
 from dynembed.ports import ChunkIndex, JobQueue, Ledger, LedgerEntry, Registry, SourceReader
-from dynembed.reconcile import attributes_of, surviving_keys
+from dynembed.reconcile import attributes_of, attrs_hash, surviving_keys
 from dynembed.schema import SourceSchema, UpdateMode
 from dynembed.telemetry import Telemetry
 from dynembed.versioning import WriteRank, external_version
@@ -155,10 +156,37 @@ class ChangeApplier:
                 )
                 patched += report.written
                 self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+            self._advance_ledger(item, gen, entry, version, attrs)
         name = "AccessPatches" if kind is ChangeKind.ACCESS else "MetadataPatches"
         self.telemetry.count(name)
         self.telemetry.count("ChunksPatched", patched)
         return patched
+
+    def _advance_ledger(
+        self, item: dict[str, Any], gen: Generation, entry: LedgerEntry, version: int, attrs: dict[str, Any]
+    ) -> None:
+        """When the indexed content is already this version's (same chunk keys), the patch
+        brought the doc fully up to date: record it, so audits and redeliveries agree."""
+        if entry.state != "committed" or entry.pending_keys or entry.source_version >= version:
+            return
+        keys = [c.key for c in chunker_for(gen.chunker).chunk(self.schema.content_of(item))]
+        if keys != list(entry.chunk_keys):
+            return  # content changed too: its reconcile job will commit the version
+        try:
+            self.ledger.commit(
+                LedgerEntry(
+                    doc_id=entry.doc_id,
+                    generation=gen.id,
+                    source_version=version,
+                    chunk_keys=keys,
+                    attrs_hash=attrs_hash(attrs, self.schema.schema_version),
+                    state="committed",
+                    source_updated_at=self.schema.updated_at_of(item),
+                    indexed_at=self.clock(),
+                )
+            )
+        except VersionConflictError:
+            self.telemetry.count(METRICS.version_conflicts)
 
     def delete(self, doc_id: str, version: int | None) -> int:
         """Remove every chunk of the doc from every write target, now."""

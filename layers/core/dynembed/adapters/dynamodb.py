@@ -128,13 +128,15 @@ class HeldJobModel(Model):
     job = UnicodeAttribute()  # the newest ReconcileJob JSON
 
 
-@cache
 def bind(model: type[Model], table_name: str) -> type[Model]:
-    """A subclass of ``model`` bound to ``table_name`` and the current endpoint."""
+    """A subclass of ``model`` bound to ``table_name`` and the current endpoint and region."""
+    return _bind(model, table_name, _endpoint(), _region())
+
+
+@cache
+def _bind(model: type[Model], table_name: str, host: str | None, region: str) -> type[Model]:
     meta = type(
-        "Meta",
-        (),
-        {"table_name": table_name, "region": _region(), "host": _endpoint(), "max_retry_attempts": 5},
+        "Meta", (), {"table_name": table_name, "region": region, "host": host, "max_retry_attempts": 5}
     )
     return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta})
 
