@@ -502,3 +502,7 @@ def plain_key(key: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {
         k: (int(v) if isinstance(v, Decimal) and v == v.to_integral_value() else v) for k, v in key.items()
     }
+
+
+# Bindings are keyed by endpoint, so a new local stack needs no reset; kept for callers that clear.
+bind.cache_clear = _bind.cache_clear  # type: ignore[attr-defined]
