@@ -38,6 +38,9 @@ class InMemorySource:
         item = self.items.get(doc_id)
         return copy.deepcopy(item) if item is not None else None
 
+    def get_items(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {d: copy.deepcopy(self.items[d]) for d in doc_ids if d in self.items}
+
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -59,6 +62,9 @@ class InMemoryLedger:
     def get(self, doc_id: str, generation: str) -> LedgerEntry | None:
         row = self.rows.get((doc_id, generation))
         return copy.deepcopy(row) if row else None
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        return {k: copy.deepcopy(self.rows[k]) for k in keys if k in self.rows}
 
     def begin(self, doc_id: str, generation: str, pending_keys: Sequence[str], source_version: int) -> None:
         if not pending_keys:

@@ -53,7 +53,7 @@ def test_env_and_files_fail_clearly(tmp_path: Path) -> None:
 def test_versions_numbers_and_timestamps() -> None:
     numbers = SourceSchema()
     assert numbers.version_of({"version": Decimal(7)}) == 7
-    with pytest.raises(MalformedRecordError, match="'d1'.*not a valid number"):
+    with pytest.raises(MalformedRecordError, match=r"'d1'.*not a valid number"):
         numbers.version_of({"version": Decimal("7.5")}, "d1")
     with pytest.raises(MalformedRecordError, match="missing version attribute"):
         numbers.version_of({}, "d1")

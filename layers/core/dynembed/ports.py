@@ -33,6 +33,10 @@ class SourceReader(Protocol):
         """Strongly consistent read; plain Python values (Decimal numbers, sets)."""
         ...
 
+    def get_items(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Strongly consistent batch read; missing docs are left out."""
+        ...
+
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -60,6 +64,10 @@ class LedgerEntry:
 
 class Ledger(Protocol):
     def get(self, doc_id: str, generation: str) -> LedgerEntry | None: ...
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        """Consistent batch read of (doc, generation) entries; missing ones are left out."""
+        ...
 
     def begin(self, doc_id: str, generation: str, pending_keys: Sequence[str], source_version: int) -> None:
         """Record the keys about to be written. Raises VersionConflictError when the ledger

@@ -103,12 +103,19 @@ class Reconciler:
     cache: EmbeddingCache | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Callable[[], float] = time.time
+    _entries: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
 
     # ---- public -------------------------------------------------------------------------------
     def reconcile(self, jobs: Sequence[ReconcileJob], force: bool = False) -> list[JobOutcome]:
         outcomes = [JobOutcome(job) for job in jobs]
         targets = self._targets(jobs)
-        items: dict[str, dict[str, Any] | None] = {}
+        # One batch read of the source and one of the ledger for the whole batch.
+        doc_ids = list(dict.fromkeys(job.doc_id for job in jobs))
+        found = self.source.get_items(doc_ids)
+        items: dict[str, dict[str, Any] | None] = {d: found.get(d) for d in doc_ids}
+        self._entries = self.ledger.get_many(
+            [(job.doc_id, g) for job in jobs for g in (job.generations or list(targets))]
+        )
         for outcome in outcomes:
             try:
                 outcome.plans = self._plan_job(outcome.job, targets, items, force)
@@ -153,7 +160,7 @@ class Reconciler:
         return [self._plan(job, gen, item, force or job.force) for gen in gens]
 
     def _plan(self, job: ReconcileJob, gen: Generation, item: dict[str, Any] | None, force: bool) -> Plan:
-        entry = self.ledger.get(job.doc_id, gen.id)
+        entry = self._entries.get((job.doc_id, gen.id))
         stored = entry.source_version if entry else -1
         if item is None or (self.schema.tombstone and self.schema.tombstone.is_tombstoned(item)):
             keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []

@@ -172,6 +172,17 @@ class DynamoLedger:
             raise
         return _to_entry(row)
 
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        try:
+            rows = list(self.model.batch_get(wanted, consistent_read=True))
+        except PynamoDBException as exc:
+            _raise_transient_or(exc, f"ledger batch get of {len(wanted)} entries")
+            raise
+        return {(row.doc_id, row.generation): _to_entry(row) for row in rows}
+
     def begin(self, doc_id: str, generation: str, pending_keys: Sequence[str], source_version: int) -> None:
         if not pending_keys:
             return
@@ -461,6 +472,29 @@ class DynamoSourceReader:
             _raise_client(exc, f"source get {doc_id}")
         item: dict[str, Any] | None = response.get("Item")
         return item
+
+    def get_items(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """BatchGetItem (consistent) in pages of 100, retrying unprocessed keys."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(doc_ids))
+        for start in range(0, len(wanted), 100):
+            keys = [{self.id_attribute: d} for d in wanted[start : start + 100]]
+            for attempt in range(8):
+                try:
+                    response = self.table.meta.client.batch_get_item(
+                        RequestItems={self.table.name: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                except ClientError as exc:
+                    _raise_client(exc, f"source batch get of {len(keys)} docs")
+                for item in response.get("Responses", {}).get(self.table.name, []):
+                    found[str(item[self.id_attribute])] = item
+                keys = response.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
+                if not keys:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            if keys:
+                raise TransientError(f"source batch get left {len(keys)} keys unprocessed")
+        return found
 
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
