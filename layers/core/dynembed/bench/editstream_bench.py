@@ -114,7 +114,10 @@ def run_editstream_bench(options: BenchOptions, progress: ProgressHook | None = 
                     stream.modify_only_commits += 1
                     stream.modify_only_diff_chars += sum(e.diff_chars for e in group)
             for event in group:
-                (known.discard if event.op == "delete" else known.add)(event.doc_id)
+                if event.op == "delete":
+                    known.discard(event.doc_id)
+                else:
+                    known.add(event.doc_id)
             if progress:
                 progress("snapshot" if commit_index == 0 else "commits", done, len(plan) - 1)
         if progress:
