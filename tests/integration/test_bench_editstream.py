@@ -165,11 +165,6 @@ def test_index_read_back_has_no_stale_text_no_missing_and_no_duplicate_chunks(sh
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile leaves unchanged chunks at their old chunk_index when an edit moves them "
-    "(they are neither embedded nor rewritten); stale counts them. Remove this mark once it does.",
-)
 def test_index_read_back_has_no_stale_chunk_at_all(shipped: BenchRun) -> None:
     # THEN not even a chunk's position is out of date
     assert shipped.summary["stale"] == 0

@@ -238,7 +238,8 @@ class Reconciler:
                 source = stored_chunks.get(chunk_id(job.doc_id, chunk.key))
                 if source is None or not source.get("embedding"):
                     plan.to_embed.append(chunk)  # lost from the index: vector from the cache or the model
-                elif _attrs_differ(source, attrs):
+                elif _attrs_differ(source, attrs) or source.get("chunk_index") != chunk.index:
+                    # drifted attributes, or the chunk moved: rewrite it with its stored vector
                     plan.to_rewrite.append(chunk)
                     plan.stored_vectors[chunk.key] = list(source["embedding"])
         return plan

@@ -140,6 +140,10 @@ class LocalStack:
         import logging
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto keeps its backends per process: a new stack starts from empty tables and queues.
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._moto.start()
         self._osmem = OsmemServer.start(addr=f"127.0.0.1:{self.opensearch_port}", japanese=False)
