@@ -5,6 +5,7 @@ mark_failed), plus actions ops can invoke directly: rollback, retire, targeted_b
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dynembed.observability import logger, metrics, tracer
 from dynembed.wiring import Services, services
 from dynembed.workflow.steps import run_step

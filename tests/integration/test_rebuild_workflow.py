@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from dynembed import paths
 from dynembed.audit import run_audit
 from dynembed.embedders.catalog import get_embedder, spec_for
@@ -43,7 +44,6 @@ from dynembed.source_app import SourceApp
 from dynembed.wiring import Services, reset_services
 from dynembed.workflow import steps
 from dynembed.workflow.progress import BackfillProgress
-
 from tests.events import load_event
 
 pytestmark = pytest.mark.integration
@@ -92,8 +92,9 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Golden:
 
 
 def _reset_moto() -> None:
-    from dynembed.adapters.dynamodb import bind
     from moto.moto_api._internal.models import moto_api_backend
+
+    from dynembed.adapters.dynamodb import bind
 
     moto_api_backend.reset()
     bind.cache_clear()  # pynamodb models are bound to an endpoint; each stack has its own port
@@ -641,6 +642,27 @@ def test_invalid_input_fails_before_anything_is_created(stack: LocalStack) -> No
     assert "model: unknown embedding model 'no-such-model'" in str(failure.value)
     assert "chunker.target_char: unknown field" in str(failure.value)
     assert svc.registry.list() == []
+
+
+def test_a_serving_generation_id_cannot_be_rebuilt_and_is_left_alone(
+    stack: LocalStack, golden: Golden
+) -> None:
+    # GIVEN an active generation and a standby with the model and chunker of the input
+    svc = stack.services()
+    start_baseline(stack, golden)
+    standby = new_generation(
+        spec_for("hash-256"), ChunkerSpec(), svc.settings.index_prefix, generation_id="old"
+    )
+    create(svc.registry, svc.index, standby)
+    svc.registry.update(standby.id, status=GenerationStatus.STANDBY, write_target=True)
+    # WHEN a rebuild names the standby's id
+    with pytest.raises(
+        RebuildFailed, match="only a building, evaluating or failed generation can be resumed"
+    ):
+        run_rebuild(stack, rebuild_input(golden, generation_id="old"), timeout_s=60)
+    # THEN the failure path did not touch it: still standby, still a write target (rollback intact)
+    kept = svc.registry.get("old")
+    assert (kept.status, kept.write_target) == (GenerationStatus.STANDBY, True)
 
 
 def test_targeted_backfill_reconciles_one_tenant_into_the_write_targets(

@@ -18,6 +18,18 @@ from dynembed.cli import JsonFlag, _connect, _emit, app, console, friendly
 from dynembed.errors import DynembedError
 
 
+def _services() -> Any:
+    """The running stack's services, with the domain's JSON logs held to warnings (they would
+    otherwise mix with this command's output; the stack's own log level applies from here)."""
+    import os
+
+    from dynembed.observability import logger
+
+    svc = _connect()
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
+    return svc
+
+
 def _sfn() -> Any:
     import boto3
 
@@ -89,7 +101,7 @@ def rebuild(
         payload["require_approval"] = True
     config = parse_rebuild_input({**payload, "generation_id": generation_id})  # fail fast, here
     payload["generation_id"] = generation_id or generation_id_for(spec_for(model), config.chunker_spec())
-    svc = _connect()
+    svc = _services()
     sfn = _sfn()
     execution = start_rebuild(sfn, _machine(sfn), payload)
     gen_id = payload["generation_id"]
@@ -107,7 +119,9 @@ def rebuild(
                 time.sleep(1.0)
             output = wait_for_execution(sfn, execution, timeout_s=10)
     except DynembedError as exc:
-        raise DynembedError(f"{exc} (resume with --generation-id {gen_id})") from exc
+        registered = any(g.id == gen_id for g in svc.registry.list())
+        hint = f" (resume with --generation-id {gen_id})" if registered else ""
+        raise DynembedError(f"{exc}{hint}") from exc
     if _emit(output, as_json):
         return
     _print_outcome(output)
@@ -163,7 +177,7 @@ def approve(
     """Answer a rebuild that waits for approval: promote (default) or reject its candidate."""
     from dynembed.workflow.steps import answer_approval
 
-    svc = _connect()
+    svc = _services()
     result = answer_approval(svc, _sfn(), generation_id, approved=not reject, by=by, reason=reason)
     if not _emit(result, as_json):
         console.print(f"{'declined' if reject else 'approved'}: {generation_id}")
@@ -175,7 +189,7 @@ def rollback(as_json: JsonFlag = False) -> None:
     """Serve the standby generation again: one alias request, no reprocessing."""
     from dynembed.workflow.steps import rollback as roll_back
 
-    move = roll_back(_connect())
+    move = roll_back(_services())
     if not _emit(move, as_json):
         console.print(
             f"alias {move['alias']}: {move['before']} → [bold]{move['after']}[/] (active: {move['active']})"
@@ -189,7 +203,7 @@ def generations(
     as_json: JsonFlag = False,
 ) -> None:
     """List generations, or show one with its evaluation report."""
-    svc = _connect()
+    svc = _services()
     if show:
         _show(svc, show, as_json)
         return
@@ -251,7 +265,7 @@ def retire(generation_id: str, as_json: JsonFlag = False) -> None:
     """Delete a standby's or failed generation's index and ledger rows (no rollback to it after)."""
     from dynembed.workflow.steps import retire as retire_generation
 
-    result = retire_generation(_connect(), generation_id)
+    result = retire_generation(_services(), generation_id)
     if not _emit(result, as_json):
         console.print(f"retired {generation_id} ({result['ledger_rows_deleted']} ledger rows removed)")
 
@@ -268,7 +282,7 @@ def backfill(
     from dynembed.workflow.steps import targeted_backfill
 
     result = targeted_backfill(
-        _connect(), tenant=tenant, source_type=source_type, ids=ids.split(",") if ids else None
+        _services(), tenant=tenant, source_type=source_type, ids=ids.split(",") if ids else None
     )
     if not _emit(result, as_json):
         console.print(

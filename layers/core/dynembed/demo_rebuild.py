@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dynembed.embedders.catalog import spec_for
+from dynembed.errors import UnknownGenerationError
 from dynembed.generations import generation_id_for
 from dynembed.local.stepfunctions import (
     install_rebuild_workflow,
@@ -134,7 +135,7 @@ def _run_with_progress(
 def _docs_backfilled(svc: Any, gen_id: str) -> int:
     try:
         progress = BackfillProgress.from_record(svc.registry.get(gen_id).backfill)
-    except Exception:  # not registered yet
+    except UnknownGenerationError:  # not registered yet
         return 0
     return progress.total("docs") if progress else 0
 

@@ -454,6 +454,9 @@ def mark_failed(
     if gen.status is GenerationStatus.ACTIVE:
         logger.warning("rebuild failed after its promotion completed; nothing undone", generation=gen_id)
         return {"generation_id": gen_id, "status": gen.status.value, "reason": reason}
+    if gen.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
+        # Not a candidate of this run (e.g. Register refused a standby's id): leave it alone.
+        return {"generation_id": gen_id, "status": gen.status.value, "reason": reason}
     alias = svc.settings.index_alias
     active = generations.find_active(svc.registry)
     restored = False
@@ -565,8 +568,12 @@ def run_step(event: Mapping[str, Any], svc: Any, remaining_s: float = 900.0) -> 
     if step == "retire":
         return retire(svc, str(event.get("generation_id") or ""))
     if step == "targeted_backfill":
+        ids = event.get("ids")
         return targeted_backfill(
-            svc, tenant=event.get("tenant"), source_type=event.get("source_type"), ids=event.get("ids")
+            svc,
+            tenant=event.get("tenant"),
+            source_type=event.get("source_type"),
+            ids=ids.split(",") if isinstance(ids, str) else ids,
         )
     config_steps: dict[str, Callable[[RebuildInput], Any]] = {
         "register": lambda c: register(svc, c),
