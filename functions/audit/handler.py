@@ -5,7 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.audit import publish, run_audit
+from dynembed.audit import publish
 from dynembed.observability import logger, metrics, tracer
 from dynembed.wiring import Services, services
 
@@ -16,12 +16,7 @@ from dynembed.wiring import Services, services
 def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None = None) -> dict[str, Any]:
     svc = svc or services()
     budget_s = max(10.0, context.get_remaining_time_in_millis() / 1000.0 - 30.0)
-    report = run_audit(
-        schema=svc.schema,
-        source=svc.source,
-        ledger=svc.ledger,
-        registry=svc.registry,
-        index=svc.index,
+    report = svc.audit(
         queue=svc.queue,
         repair=bool(event.get("repair", False)),
         sample=float(event.get("sample", 1.0)),

@@ -7,7 +7,6 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dynembed.observability import logger, tracer
-from dynembed.search import search
 from dynembed.search_request import SearchRequest
 from dynembed.wiring import Services, services
 
@@ -17,17 +16,12 @@ from dynembed.wiring import Services, services
 @event_parser(model=SearchRequest)
 def handler(event: SearchRequest, context: LambdaContext, svc: Services | None = None) -> dict[str, Any]:
     svc = svc or services()
-    response = search(
+    response = svc.search(
         event.text,
         event.principal,
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
         k=event.k,
         filters=event.filters,
         tenant=event.tenant,
         generation=event.generation,
-        public_principal=svc.schema.public_principal,
     )
     return asdict(response)

@@ -10,12 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from dynembed.audit import run_audit
 from dynembed.config import METRICS
 from dynembed.local.stack import LocalStack
 from dynembed.ops import peek_dead_letters, queue_depth, redrive
 from dynembed.paths import FAQ_CORPUS
-from dynembed.search import search
 from dynembed.source_app import SourceApp, read_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -32,15 +30,7 @@ def _app(stack: LocalStack) -> SourceApp:
 
 def _docs_for(stack: LocalStack, text: str, principal: str | list[str] = "reader") -> list[str]:
     svc = stack.services()
-    response = search(
-        text,
-        principal,
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-        k=20,
-    )
+    response = svc.search(text, principal, k=20)
     return [r.doc_id for r in response.results]
 
 
@@ -59,22 +49,12 @@ def test_loaded_corpus_is_searchable_with_provenance(local_stack: LocalStack, lo
     doc = next(iter(loaded.values()))
     # WHEN searching for the doc's own opening words
     svc = local_stack.services()
-    response = search(
-        doc["body"][:200],
-        "reader",
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-        k=5,
-    )
+    response = svc.search(doc["body"][:200], "reader", k=5)
     # THEN it comes first, with its provenance
     top = response.results[0]
     assert top.doc_id == doc["doc_id"]
     assert top.model_id == "hash/hash-256@1:256" and top.generation == "g-hash" and top.source_version == 1
-    audit = run_audit(
-        schema=svc.schema, source=svc.source, ledger=svc.ledger, registry=svc.registry, index=svc.index
-    )
+    audit = svc.audit()
     assert audit.totals()["orphaned_vectors"] == 0 and audit.totals()["missing_documents"] == 0
 
 
@@ -122,9 +102,7 @@ def test_each_job_delivered_several_times_converges(local_stack: LocalStack, loa
         for _ in range(4):
             svc.sqs.send_message(QueueUrl=svc.settings.jobs_queue_url, MessageBody=message["Body"])
     local_stack.drain()
-    report = run_audit(
-        schema=svc.schema, source=svc.source, ledger=svc.ledger, registry=svc.registry, index=svc.index
-    )
+    report = svc.audit()
     assert report.totals() == {
         "orphaned_vectors": 0,
         "stale_documents": 0,

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dynembed.audit import run_audit
 from dynembed.chunking import chunker_for
 from dynembed.config import METRICS
 from dynembed.embedders.catalog import spec_for
@@ -141,27 +140,15 @@ def test_audit_finds_planted_orphans_stale_and_missing_and_repairs_them(stack: L
     # the stream would fix a1 on its own: drop its pending stream records to keep the drift
     stack.stream_pump._fetch()  # type: ignore[union-attr]
     stack.stream_pump._buffer.clear()  # type: ignore[union-attr]
-    report = run_audit(
-        schema=svc.schema, source=svc.source, ledger=svc.ledger, registry=svc.registry, index=svc.index
-    )
+    report = svc.audit()
     totals = report.totals()
     assert (totals["orphaned_vectors"], totals["stale_documents"], totals["missing_documents"]) == (1, 1, 1)
     assert report.generations[0].examples["missing"] == ["a3"]
     # WHEN repairing
-    repaired = run_audit(
-        schema=svc.schema,
-        source=svc.source,
-        ledger=svc.ledger,
-        registry=svc.registry,
-        index=svc.index,
-        queue=svc.queue,
-        repair=True,
-    )
+    repaired = svc.audit(queue=svc.queue, repair=True)
     assert (repaired.repairs_enqueued, repaired.orphans_deleted) == (2, 1), repaired.to_dict()
     stack.drain()
-    after = run_audit(
-        schema=svc.schema, source=svc.source, ledger=svc.ledger, registry=svc.registry, index=svc.index
-    )
+    after = svc.audit()
     assert (
         after.totals()["orphaned_vectors"],
         after.totals()["stale_documents"],

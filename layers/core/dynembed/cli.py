@@ -223,21 +223,8 @@ def search_cmd(
     """k-NN search as a principal; the access filter sits inside the query."""
     from dataclasses import asdict
 
-    from dynembed.search import search
-
     svc = _connect()
-    response = search(
-        text,
-        principal,
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-        k=k,
-        tenant=tenant,
-        generation=generation,
-        public_principal=svc.schema.public_principal,
-    )
+    response = svc.search(text, principal, k=k, tenant=tenant, generation=generation)
     if _emit(asdict(response), as_json):
         return
     table = Table(title=f"{len(response.results)} results from {response.generation} ({response.model_id})")

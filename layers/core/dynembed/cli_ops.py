@@ -15,21 +15,13 @@ from dynembed.cli import JsonFlag, _connect, _emit, app, console, dlq_app, frien
 @friendly
 def status(as_json: JsonFlag = False) -> None:
     """Generations, queue and DLQ depth, held jobs, freshness, and which alarms would fire."""
-    from dynembed.audit import run_audit
     from dynembed.ops import alarms, queue_depth
     from dynembed.telemetry import percentile
 
     svc = _connect()
     jobs = queue_depth(svc.sqs, svc.settings.jobs_queue_url)
     dlq = queue_depth(svc.sqs, svc.settings.jobs_dlq_url)
-    audit = run_audit(
-        schema=svc.schema,
-        source=svc.source,
-        ledger=svc.ledger,
-        registry=svc.registry,
-        index=svc.index,
-        time_budget_s=30,
-    )
+    audit = svc.audit(time_budget_s=30)
     lags = [g.freshness_lag_s for g in audit.generations]
     data = {
         "generations": [
@@ -79,21 +71,11 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare source, ledger and index: orphaned, stale and missing counts."""
-    from dynembed.audit import run_audit
 
     if not 0 < sample <= 1:
         raise ValueError("--sample must be in (0, 1]")
     svc = _connect()
-    report = run_audit(
-        schema=svc.schema,
-        source=svc.source,
-        ledger=svc.ledger,
-        registry=svc.registry,
-        index=svc.index,
-        queue=svc.queue,
-        repair=repair,
-        sample=sample,
-    )
+    report = svc.audit(queue=svc.queue, repair=repair, sample=sample)
     if _emit(report.to_dict(), as_json):
         return
     table = Table(title=f"audit ({'complete' if report.complete else 'partial: time budget ran out'})")

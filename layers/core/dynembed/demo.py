@@ -25,7 +25,6 @@ from dynembed.generations import bootstrap, new_generation
 from dynembed.local.stack import LocalStack
 from dynembed.models import ChunkerSpec
 from dynembed.schema import SourceSchema
-from dynembed.search import search
 from dynembed.source_app import SourceApp
 from dynembed.telemetry import Telemetry, percentile
 
@@ -146,15 +145,8 @@ def _evaluate(state: DemoState, label: str, generation: str | None = None) -> Ev
     def go() -> None:
         for query_id in state.golden.judged_query_ids:
             t0 = time.perf_counter()
-            response = search(
-                state.golden.queries[query_id],
-                READER,
-                registry=svc.registry,
-                index=svc.index,
-                embedder_for=svc.embedder_for,
-                alias=svc.settings.index_alias,
-                k=state.options.k * 3,
-                generation=generation,
+            response = svc.search(
+                state.golden.queries[query_id], READER, k=state.options.k * 3, generation=generation
             )
             latencies.append((time.perf_counter() - t0) * 1000)
             run[query_id] = list(dict.fromkeys(r.doc_id for r in response.results))
@@ -246,15 +238,7 @@ def _replay_edits(state: DemoState) -> None:
 
 def _search_docs(state: DemoState, text: str, principal: str | list[str], k: int = 30) -> list[str]:
     svc = state.stack.services()
-    response = search(
-        text,
-        principal,
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-        k=k,
-    )
+    response = svc.search(text, principal, k=k)
     return list(dict.fromkeys(r.doc_id for r in response.results))
 
 

@@ -4,7 +4,7 @@ Handlers take a ``Services`` argument so tests can pass fakes instead of patchin
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -97,6 +97,35 @@ class Services:
 
             self._embedders[spec.model_id] = get_embedder(spec.name)
         return self._embedders[spec.model_id]
+
+    def search(self, text: str, principal: str | Sequence[str], **options: Any) -> Any:
+        """``dynembed.search.search`` over this process's registry, index and embedders."""
+        from dynembed.search import search
+
+        options.setdefault("public_principal", self.schema.public_principal)
+        return search(
+            text,
+            principal,
+            registry=self.registry,
+            index=self.index,
+            embedder_for=self.embedder_for,
+            alias=self.settings.index_alias,
+            **options,
+        )
+
+    def audit(self, **options: Any) -> Any:
+        """``dynembed.audit.run_audit`` over this process's source, ledger, registry and index."""
+        from dynembed.audit import run_audit
+
+        return run_audit(
+            schema=self.schema,
+            source=self.source,
+            ledger=self.ledger,
+            registry=self.registry,
+            index=self.index,
+            telemetry=self.telemetry,
+            **options,
+        )
 
     def reconciler(self) -> Any:
         from dynembed.reconcile import Reconciler
