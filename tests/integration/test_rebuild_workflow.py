@@ -94,10 +94,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Golden:
 def _reset_moto() -> None:
     from moto.moto_api._internal.models import moto_api_backend
 
-    from dynembed.adapters.dynamodb import bind
-
     moto_api_backend.reset()
-    bind.cache_clear()  # pynamodb models are bound to an endpoint; each stack has its own port
 
 
 @pytest.fixture
