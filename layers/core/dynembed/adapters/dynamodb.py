@@ -285,8 +285,8 @@ class DynamoRegistry:
             (_to_generation(r) for r in self.model.scan(consistent_read=True)), key=lambda g: g.created_at
         )
 
-    def put(self, generation: Generation) -> None:
-        self.model(
+    def _row(self, generation: Generation) -> RegistryModel:
+        return self.model(
             generation.id,
             index_name=generation.index_name,
             model=generation.model.model_dump_json(),
@@ -298,23 +298,15 @@ class DynamoRegistry:
             updated_at=time.time(),
             report=json.dumps(generation.report) if generation.report is not None else None,
             backfill=json.dumps(generation.backfill),
-        ).save()
+        )
+
+    def put(self, generation: Generation) -> None:
+        self._row(generation).save()
 
     def create(self, generation: Generation) -> None:
         """Register a new generation; an existing id is left alone (idempotent on retries)."""
         try:
-            self.model(
-                generation.id,
-                index_name=generation.index_name,
-                model=generation.model.model_dump_json(),
-                chunker=generation.chunker.model_dump_json(),
-                schema_version=generation.schema_version,
-                status=generation.status.value,
-                write_target=generation.write_target,
-                created_at=generation.created_at,
-                updated_at=time.time(),
-                backfill=json.dumps(generation.backfill),
-            ).save(condition=self.model.generation_id.does_not_exist())
+            self._row(generation).save(condition=self.model.generation_id.does_not_exist())
         except PutError as exc:
             if not _is_condition_failure(exc):
                 raise
