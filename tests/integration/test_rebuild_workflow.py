@@ -557,6 +557,42 @@ def test_a_transient_error_in_a_page_is_retried_within_the_run(
     assert "TransientError" in task_errors(stack)
 
 
+def test_catch_up_waits_while_jobs_are_pending(
+    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a backlog in the jobs queue that drains over the first two catch-up checks
+    start_baseline(stack, golden, chunker=TRUNCATING)
+    backlog = [3, 1]
+    real_depth = steps.queue_depth
+    monkeypatch.setattr(steps, "queue_depth", lambda svc: backlog.pop(0) if backlog else real_depth(svc))
+    # WHEN the rebuild runs
+    out = rebuild(stack, rebuild_input(golden, catchup_wait_s=1))
+    # THEN it waited twice (Wait with the input's seconds, then checked again) before evaluating
+    assert out["decision"] == "promoted"
+    entered = states_entered(stack)
+    assert entered.count("CheckCatchUp") == 3
+    assert entered.count("WaitForCatchUp") == 2
+    assert entered.index("Evaluate") > max(i for i, name in enumerate(entered) if name == "WaitForCatchUp")
+
+
+def test_a_candidate_that_never_catches_up_fails_and_the_active_one_keeps_serving(
+    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a jobs queue that never drains
+    svc = stack.services()
+    baseline = start_baseline(stack, golden, chunker=TRUNCATING)
+    monkeypatch.setattr(steps, "queue_depth", lambda svc: 7)
+    # WHEN the rebuild runs with at most two checks
+    with pytest.raises(RebuildFailed, match="did not catch up after 2 checks: 7 jobs pending") as failure:
+        rebuild(stack, rebuild_input(golden, catchup_wait_s=0, catchup_max_checks=2))
+    # THEN it failed as not caught up, the candidate is out, and nothing was evaluated or promoted
+    assert failure.value.error == "CatchUpTimeout"
+    candidate = next(g for g in svc.registry.list() if g.id != baseline.id)
+    assert (candidate.status, candidate.write_target) == (GenerationStatus.FAILED, False)
+    assert alias_target(svc) == baseline.index_name
+    assert "Evaluate" not in states_entered(stack)
+
+
 # ---- reuse, approval, input, targeted backfill ---------------------------------------------------------
 
 
