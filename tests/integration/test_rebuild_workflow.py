@@ -25,7 +25,7 @@ from dynembed import paths
 from dynembed.audit import run_audit
 from dynembed.embedders.catalog import get_embedder, spec_for
 from dynembed.embedders.counting import CountingEmbedder
-from dynembed.errors import TransientError
+from dynembed.errors import DynembedError, TransientError
 from dynembed.generations import bootstrap, create, new_generation
 from dynembed.local.stack import LocalStack
 from dynembed.local.stepfunctions import (
@@ -646,6 +646,35 @@ def test_approval_holds_the_promotion_until_someone_approves(stack: LocalStack, 
     assert out["decision"] == "promoted"
     assert alias_target(svc) == svc.registry.get(gen_id).index_name
     assert (svc.registry.get(gen_id).report or {})["approval"]["by"] == "ops@example.com"
+
+
+def test_a_declined_or_unanswered_approval_rejects_the_candidate(stack: LocalStack, golden: Golden) -> None:
+    # GIVEN a serving generation and rebuilds that pass the gate but need a person's approval
+    svc = stack.services()
+    baseline = start_baseline(stack, golden, chunker=TRUNCATING)
+    sfn = stack.client("stepfunctions")
+    machine = str(state_machine_arn(sfn))
+    with stack.background(interval_s=0.05):
+        # WHEN someone declines the first
+        first = start_rebuild(sfn, machine, rebuild_input(golden, require_approval=True))
+        declined = wait_until(lambda: _waiting_for_approval(svc, baseline.id))
+        steps.answer_approval(svc, sfn, declined, approved=False, by="ops@example.com", reason="too slow")
+        out_declined = wait_for_execution(sfn, first, timeout_s=60)
+        # AND nobody answers the second within its timeout
+        second = start_rebuild(
+            sfn, machine, rebuild_input(golden, require_approval=True, approval_timeout_s=2)
+        )
+        out_unanswered = wait_for_execution(sfn, second, timeout_s=60)
+    # THEN both were rejected with the reason, and the active generation never stopped serving
+    assert out_declined["decision"] == out_unanswered["decision"] == "rejected"
+    assert out_declined["reasons"] == ["not approved by ops@example.com"]
+    assert out_unanswered["reasons"] == ["no approval decision within approval_timeout_s"]
+    assert alias_target(svc) == baseline.index_name
+    assert svc.registry.get(declined).status is GenerationStatus.FAILED
+    assert svc.registry.get(out_unanswered["generation_id"]).status is GenerationStatus.FAILED
+    # AND a late answer is refused instead of reaching a finished execution
+    with pytest.raises(DynembedError, match="is not waiting for an approval"):
+        steps.answer_approval(svc, sfn, out_unanswered["generation_id"], approved=True, by="late")
 
 
 def _waiting_for_approval(svc: Services, baseline_id: str) -> str | None:

@@ -93,7 +93,7 @@ class RebuildInput(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     require_approval: bool = False
     """Wait for a person (``dynembed approve``) after the gate passes and before promoting."""
-    approval_timeout_s: int = Field(default=7 * 86_400, ge=60, le=31_536_000)
+    approval_timeout_s: int = Field(default=7 * 86_400, ge=1, le=31_536_000)
     """No decision within this time rejects the candidate."""
     backfill_segments: int = Field(default=TUNING.backfill_segments, ge=1, le=64)
     """Parallel scan segments (one Map branch each). A resumed run keeps the first run's count."""

@@ -402,7 +402,7 @@ def answer_approval(
     gen = svc.registry.get(generation_id)
     approval = dict((gen.report or {}).get("approval") or {})
     token = approval.get("task_token")
-    if not token or approval.get("approved") is not None:
+    if not token or approval.get("approved") is not None or gen.status is not GenerationStatus.EVALUATING:
         raise DynembedError(f"generation {generation_id} is not waiting for an approval")
     decision = {"approved": approved, "by": by, "reason": reason, "at": time.time()}
     report = dict(gen.report or {})
