@@ -164,6 +164,10 @@ class LocalStack:
         self.info = self._provision(aws_url, self._osmem.url)
         self.info.apply()
         self._build_pumps()
+        # The rebuild state machine (the same ASL file CDK deploys), Lambda tasks dispatched here.
+        from dynembed.local.stepfunctions import install_rebuild_workflow
+
+        install_rebuild_workflow(self)
         return self
 
     def stop(self) -> None:
