@@ -74,7 +74,7 @@ def demo(
     qrels: Annotated[Path | None, typer.Option(help="TSV qrels query_id<TAB>doc_id<TAB>relevance")] = None,
     edits: Annotated[Path | None, typer.Option(help="Edit stream (.jsonl.gz) to replay")] = None,
     no_edits: Annotated[bool, typer.Option("--no-edits", help="Skip the edit replay")] = False,
-    max_commits: Annotated[int, typer.Option(help="Edit commits to replay")] = 40,
+    max_commits: Annotated[int, typer.Option(help="Edit commits to replay")] = 20,
     baseline_model: Annotated[str, typer.Option(help="Model of the first generation")] = "static-64",
     candidate_model: Annotated[str, typer.Option(help="Model to rebuild to ('none' to skip)")] = "minilm",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here")] = None,

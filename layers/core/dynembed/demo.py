@@ -44,7 +44,7 @@ class DemoOptions:
     queries: Path = paths.FAQ_QUERIES
     qrels: Path = paths.FAQ_QRELS
     edits: Path | None = paths.EDITSTREAM
-    max_commits: int = 40
+    max_commits: int = 20
     baseline_model: str = "static-64"
     candidate_model: str | None = "minilm"
     k: int = 10
@@ -171,6 +171,11 @@ def _replay_edits(state: DemoState) -> None:
     rows = []
     state.summary["freshness_from"] = freshness_start = len(tel.freshness_s)
     totals = {"commits": 0, "events": 0, "embedded": 0, "skipped": 0, "chunks_deleted": 0}
+
+    # Only the docs the replayed commits touch: the rest of the snapshot would add nothing to
+    # the story but embedding time (and the rebuild would embed it again).
+    touched = {e.doc_id for e in events if 0 < e.commit_index <= state.options.max_commits}
+    events = [e for e in events if e.commit_index > 0 or e.doc_id in touched]
 
     def replay() -> None:
         for commit_index, group in batches(events, state.options.max_commits):
