@@ -82,6 +82,7 @@ class Workflow(Construct):
         data.source_table.grant_read_data(fn.role)
         data.ledger_table.grant_read_write_data(fn.role)
         data.embedding_cache_table.grant_read_write_data(fn.role)
+        data.held_jobs_table.grant_read_data(fn.role)  # catch-up: held (batched) docs do not block it
         jobs_queue.grant_send_messages(fn.role)
         index.grant(fn, IndexAccess.ADMIN)
         bedrock.grant_invoke(fn)

@@ -3,6 +3,7 @@ and kept in memory so the local runtime, the demo and benchmarks can read the sa
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -67,5 +68,5 @@ def percentile(samples: list[float], q: float) -> float | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]

@@ -29,11 +29,23 @@ class SqsDeadLetters:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body, default=str))
 
 
+def _metrics_sink() -> Any:
+    """Powertools Metrics inside Lambda (EMF to CloudWatch); none locally, where the same
+    figures stay in memory for the CLI, the demo and the benchmarks."""
+    import os
+
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        from dynembed.observability import metrics
+
+        return metrics
+    return None
+
+
 @dataclass
 class Services:
     settings: Settings = field(default_factory=load_settings)
     schema: SourceSchema = field(default_factory=SourceSchema.from_env)
-    telemetry: Telemetry = field(default_factory=Telemetry)
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry(sink=_metrics_sink()))
     _embedders: dict[str, Embedder] = field(default_factory=dict)
 
     @cached_property
