@@ -25,7 +25,8 @@ dlq_app = typer.Typer(help="Dead-lettered reconcile jobs.", invoke_without_comma
 bench_app = typer.Typer(help="Benchmarks.")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(bench_app, name="bench")
-console = Console()
+# Wide enough for the demo's tables when output goes to a file or CI log (rich assumes 80).
+console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -265,6 +266,10 @@ def _register_optional_commands() -> None:
 
 
 def main() -> None:
+    import warnings
+
+    # Handlers run in-process locally; an empty EMF flush is not news to a person at a terminal.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     _register_optional_commands()

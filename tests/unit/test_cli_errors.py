@@ -1,0 +1,58 @@
+"""Errors a person meets get one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dynembed.cli import _register_optional_commands, app
+from dynembed.errors import ConfigError
+from dynembed.source_app import read_jsonl
+
+pytestmark = pytest.mark.unit
+_register_optional_commands()
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)  # no .dynembed/stack.json here
+    return CliRunner()
+
+
+def _one_line_error(result: object, contains: str) -> None:
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 1, output  # type: ignore[attr-defined]
+    assert "Traceback" not in output
+    assert contains in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["search", "hello", "--as", "reader"], ["status"], ["audit"], ["dlq"], ["generations"], ["rollback"]],
+)
+def test_commands_that_need_a_running_stack_say_so(runner: CliRunner, args: list[str]) -> None:
+    _one_line_error(runner.invoke(app, args), "dynembed up")
+
+
+def test_unknown_model_is_named_with_the_known_ones(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["demo", "--baseline-model", "gpt-9000"])
+    _one_line_error(result, "gpt-9000")
+    assert "hash-256" in result.output
+
+
+def test_port_in_use_is_reported(runner: CliRunner) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        _one_line_error(runner.invoke(app, ["up", "--port", str(port)]), f"port {port}")
+
+
+def test_malformed_corpus_line_is_named(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"doc_id": "a", "body": "x"}\n\n{"doc_id": "b", "body": \n')
+    with pytest.raises(ConfigError, match=r"corpus.jsonl:3: not valid JSON"):
+        list(read_jsonl(corpus))
