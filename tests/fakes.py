@@ -248,6 +248,37 @@ class InMemoryCache:
             self.vectors[(model_id, h)] = list(v)
 
 
+class FaultyIndex:
+    """Wraps a real ChunkIndex with the same fault knobs as InMemoryIndex: ``crash_after`` (the
+    next write stores k chunks, then dies) and ``fail_next_writes`` (the next calls raise)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.crash_after: int | None = None
+        self.fail_next_writes: list[Exception] = []
+
+    def write_chunks(
+        self, index: str, docs: Sequence[ChunkDocument], versions: Sequence[int] | None = None
+    ) -> WriteReport:
+        if self.fail_next_writes:
+            raise self.fail_next_writes.pop(0)
+        if self.crash_after is not None and len(docs) > self.crash_after:
+            k, self.crash_after = self.crash_after, None
+            self.inner.write_chunks(index, docs[:k], list(versions[:k]) if versions is not None else None)
+            raise TransientError("injected crash mid-write")
+        result: WriteReport = self.inner.write_chunks(index, docs, versions)
+        return result
+
+    def delete_chunks(self, index: str, ids_versions: Sequence[tuple[str, int]]) -> WriteReport:
+        if self.fail_next_writes:
+            raise self.fail_next_writes.pop(0)
+        result: WriteReport = self.inner.delete_chunks(index, ids_versions)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 # Type-checked against the ports: mypy fails here if a fake drifts from its Protocol.
 def _check() -> None:
     _s: SourceReader = InMemorySource()

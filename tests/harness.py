@@ -49,9 +49,10 @@ class Harness:
     schema: SourceSchema = SCHEMA
     chunker: ChunkerSpec = SMALL_CHUNKS
     source: InMemorySource = field(default_factory=InMemorySource)
-    ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
-    registry: InMemoryRegistry = field(default_factory=InMemoryRegistry)
-    index: InMemoryIndex = field(default_factory=InMemoryIndex)
+    ledger: Any = field(default_factory=InMemoryLedger)
+    registry: Any = field(default_factory=InMemoryRegistry)
+    index: Any = field(default_factory=InMemoryIndex)
+    index_prefix: str = "chunks"
     queue: InMemoryQueue = field(default_factory=InMemoryQueue)
     cache: InMemoryCache | None = field(default_factory=InMemoryCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
@@ -62,7 +63,7 @@ class Harness:
     _seq: int = 0
 
     def __post_init__(self) -> None:
-        gen = new_generation(self.embedder.spec, self.chunker, "chunks", generation_id="g1")
+        gen = new_generation(self.embedder.spec, self.chunker, self.index_prefix, generation_id="g1")
         self.generation: Generation = bootstrap(self.registry, self.index, self.alias, gen)
 
     def embedder_for(self, spec: ModelSpec) -> Embedder:
@@ -162,7 +163,15 @@ class Harness:
 
     # ---- reading back ----------------------------------------------------------------------------------
     def indexed(self, generation: Generation | None = None) -> dict[str, dict[str, Any]]:
-        return dict(self.index.indices[(generation or self.generation).index_name])
+        name = (generation or self.generation).index_name
+        if isinstance(self.index, InMemoryIndex):
+            return dict(self.index.indices[name])
+        self.index.refresh(name)  # a real index: read it back
+        fields = ["doc_id", "chunk_key", "text", "acl", "metadata", "content_hash", "source_version"]
+        return {
+            cid: {**src, "metadata": src.get("metadata") or {}}
+            for cid, src in self.index.iter_chunks(name, fields)
+        }
 
     def expected(self, generation: Generation | None = None) -> dict[str, dict[str, Any]]:
         """The oracle: what the index must hold for the current source, computed from scratch."""

@@ -30,7 +30,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.h = Harness()
+        self.h = self.make_harness()
         self.jobs: list = []
         self.rng = random.Random(0)
 
