@@ -117,7 +117,7 @@ def up(
     """Run a local stack on localhost until Ctrl-C; other commands talk to it."""
     from dynembed.embedders.catalog import spec_for
     from dynembed.generations import bootstrap, new_generation
-    from dynembed.local.stack import STATE_FILE, LocalStack
+    from dynembed.local.stack import STATE_FILE, TELEMETRY_FILE, LocalStack
     from dynembed.models import ChunkerSpec
     from dynembed.schema import SourceSchema
 
@@ -149,7 +149,7 @@ def up(
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        stack.run_forever()
+        stack.run_forever(telemetry_file=TELEMETRY_FILE)
     except KeyboardInterrupt:
         pass
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,6 +23,8 @@ def status(as_json: JsonFlag = False) -> None:
     dlq = queue_depth(svc.sqs, svc.settings.jobs_dlq_url)
     audit = svc.audit(time_budget_s=30)
     lags = [g.freshness_lag_s for g in audit.generations]
+    telemetry = _up_telemetry()
+    freshness = telemetry.get("freshness_s", [])
     data = {
         "generations": [
             {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
@@ -32,11 +34,12 @@ def status(as_json: JsonFlag = False) -> None:
         "jobs_queue": asdict(jobs),
         "dlq": asdict(dlq),
         "held_jobs": svc.held.count(),
-        "freshness_lag_s": max(lags, default=0.0),
+        "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
-        "alarms": alarms(lags, jobs, dlq, audit.totals()),
-        "freshness_p50_s": percentile(lags, 50),
-        "freshness_p95_s": percentile(lags, 95),
+        "alarms": alarms(freshness, jobs, dlq, audit.totals()),
+        "freshness_p50_s": percentile(freshness, 50),
+        "freshness_p95_s": percentile(freshness, 95),
+        "counters": telemetry.get("counters", {}),
     }
     if _emit(data, as_json):
         return
@@ -52,13 +55,30 @@ def status(as_json: JsonFlag = False) -> None:
     table.add_row("jobs queued / in flight", f"{jobs.visible} / {jobs.in_flight}")
     table.add_row("dead letters", str(dlq.visible + dlq.in_flight))
     table.add_row("held (batched) jobs", str(data["held_jobs"]))
-    table.add_row("oldest unindexed change (s)", f"{data['freshness_lag_s']:.1f}")
+    table.add_row("oldest unindexed change (s)", f"{data['oldest_unindexed_change_s']:.1f}")
+    p50, p95 = data["freshness_p50_s"], data["freshness_p95_s"]
+    table.add_row(
+        "freshness p50 / p95 (s)", "n/a (nothing synced yet)" if p50 is None else f"{p50:.2f} / {p95:.2f}"
+    )
     for alarm in data["alarms"]:
         table.add_row(
             f"alarm {alarm['alarm']}",
             ("[red]FIRING[/]" if alarm["firing"] else "ok") + f" ({alarm['value']} > {alarm['threshold']}?)",
         )
     console.print(table)
+
+
+def _up_telemetry() -> dict[str, Any]:
+    """What the `dynembed up` process last wrote of its handlers' figures."""
+    import json
+
+    from dynembed.local.stack import TELEMETRY_FILE
+
+    try:
+        data: dict[str, Any] = json.loads(TELEMETRY_FILE.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
 
 
 @app.command()

@@ -27,7 +27,7 @@ def process_stream_batch(event: dict[str, Any], svc: Services) -> dict[str, Any]
     def handle(record: DynamoDBRecord) -> None:
         decision = applier.handle_record(record.raw_event)
         if decision is not None:
-            logger.debug(
+            logger.info(
                 "decision",
                 doc_id=decision.doc_id,
                 kind=decision.kind.value,

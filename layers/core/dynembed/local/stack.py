@@ -29,6 +29,7 @@ from dynembed.wiring import Services, reset_services
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STATE_FILE = Path(".dynembed") / "stack.json"
+TELEMETRY_FILE = Path(".dynembed") / "telemetry.json"
 
 
 @dataclass
@@ -325,11 +326,21 @@ class LocalStack:
         svc = self.services()
         return drain_held_jobs(svc.held, svc.queue, svc.schema, now=now).drained
 
-    def run_forever(self, interval_s: float = 0.25, drain_every_s: float = 60.0) -> None:
-        """``dynembed up``: keep the pumps going until stopped."""
+    def run_forever(
+        self, interval_s: float = 0.25, drain_every_s: float = 60.0, telemetry_file: Path | None = None
+    ) -> None:
+        """``dynembed up``: keep the pumps going until stopped. With ``telemetry_file``, the
+        handlers' figures (counters, freshness samples) are written there for `dynembed status`."""
         last_drain = time.monotonic()
+        written = 0.0
         while not self._stop.is_set():
             try:
+                if telemetry_file is not None and time.monotonic() - written >= 1.0:
+                    snapshot = self.services().telemetry.snapshot()
+                    telemetry_file.write_text(
+                        json.dumps({**snapshot, "freshness_s": snapshot["freshness_s"][-10_000:]})
+                    )
+                    written = time.monotonic()
                 moved = self.step()
                 if time.monotonic() - last_drain >= drain_every_s:
                     moved += self.flush_held()
