@@ -21,6 +21,7 @@ from dynembed.ports import Embedder
 from dynembed.reconcile import Reconciler
 from dynembed.schema import SourceSchema, TombstoneRule
 from dynembed.telemetry import Telemetry
+from dynembed.wiring import Services
 from tests.fakes import (
     InMemoryCache,
     InMemoryIndex,
@@ -69,30 +70,31 @@ class Harness:
     def embedder_for(self, spec: ModelSpec) -> Embedder:
         return self.embedder
 
-    @property
-    def applier(self) -> ChangeApplier:
-        return ChangeApplier(
-            schema=self.schema,
+    def services(self) -> Services:
+        """The production wiring (``Services``) with this harness's fakes slotted in."""
+        svc = Services(schema=self.schema, telemetry=self.telemetry)
+        svc.__dict__.update(
             source=self.source,
             ledger=self.ledger,
             registry=self.registry,
             index=self.index,
+            cache=self.cache,
             queue=self.queue,
-            telemetry=self.telemetry,
+            held=None,
+            dead_letters=None,
         )
+        svc._embedders[self.embedder.spec.model_id] = self.embedder
+        return svc
+
+    @property
+    def applier(self) -> ChangeApplier:
+        applier: ChangeApplier = self.services().applier()
+        return applier
 
     @property
     def reconciler(self) -> Reconciler:
-        return Reconciler(
-            schema=self.schema,
-            source=self.source,
-            ledger=self.ledger,
-            registry=self.registry,
-            index=self.index,
-            embedder_for=self.embedder_for,
-            cache=self.cache,
-            telemetry=self.telemetry,
-        )
+        reconciler: Reconciler = self.services().reconciler()
+        return reconciler
 
     # ---- the source app --------------------------------------------------------------------------
     def write(self, doc_id: str, **attrs: Any) -> dict[str, Any]:

@@ -22,7 +22,6 @@ import boto3
 import pytest
 
 from dynembed import paths
-from dynembed.audit import run_audit
 from dynembed.embedders.catalog import get_embedder, spec_for
 from dynembed.embedders.counting import CountingEmbedder
 from dynembed.errors import DynembedError, TransientError
@@ -39,7 +38,6 @@ from dynembed.local.stepfunctions import (
 from dynembed.models import ChunkerSpec, Generation, GenerationStatus, chunk_id
 from dynembed.report import render_markdown_report
 from dynembed.schema import SourceSchema
-from dynembed.search import search
 from dynembed.source_app import SourceApp
 from dynembed.wiring import Services, reset_services
 from dynembed.workflow import steps
@@ -193,16 +191,7 @@ def rebuild(stack: LocalStack, payload: dict[str, Any]) -> dict[str, Any]:
 def hits(
     svc: Services, text: str, principal: str | list[str] = READER, generation: str | None = None
 ) -> list[tuple[str, str, int, float]]:
-    response = search(
-        text,
-        principal,
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-        k=30,
-        generation=generation,
-    )
+    response = svc.search(text, principal, k=30, generation=generation)
     return [(r.doc_id, r.chunk_key, r.source_version, round(r.score, 9)) for r in response.results]
 
 
@@ -382,14 +371,7 @@ def test_migrating_to_a_better_model_promotes_it(stack: LocalStack, golden: Gold
     out = rebuild(stack, rebuild_input(golden, model="hash-256"))
     # THEN it is promoted and queries are embedded by the new model (I1)
     assert out["decision"] == "promoted", out["evaluation"]["reasons"]
-    response = search(
-        golden.first_query,
-        READER,
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-    )
+    response = svc.search(golden.first_query, READER)
     assert response.model_id == spec_for("hash-256").model_id
     assert {r.model_id for r in response.results} == {response.model_id}
 
@@ -467,9 +449,7 @@ def test_edits_made_while_the_backfill_runs_are_all_in_the_new_generation(
 
 
 def audit_now(svc: Services) -> Any:
-    return run_audit(
-        schema=svc.schema, source=svc.source, ledger=svc.ledger, registry=svc.registry, index=svc.index
-    )
+    return svc.audit()
 
 
 def test_a_crash_in_the_middle_of_the_backfill_resumes_without_duplicate_work(

@@ -23,7 +23,6 @@ from dynembed.local.stepfunctions import (
     wait_for_execution,
 )
 from dynembed.models import ChunkerSpec
-from dynembed.search import search
 from dynembed.workflow import steps
 from dynembed.workflow.progress import BackfillProgress
 
@@ -228,16 +227,7 @@ def _print_comparison(
 
 def _results(state: DemoState, text: str) -> list[ResultRow]:
     svc = state.stack.services()
-    response = search(
-        text,
-        "reader",
-        registry=svc.registry,
-        index=svc.index,
-        embedder_for=svc.embedder_for,
-        alias=svc.settings.index_alias,
-        k=state.options.k,
-        public_principal=svc.schema.public_principal,
-    )
+    response = svc.search(text, "reader", k=state.options.k)
     return [(r.doc_id, r.chunk_key, r.source_version, round(r.score, 6)) for r in response.results]
 
 

@@ -33,7 +33,6 @@ from dynembed.evaluation import (
 from dynembed.models import Generation, GenerationStatus, chunk_id
 from dynembed.observability import logger
 from dynembed.report import Coverage, EmbeddingUsage, EvaluationReport
-from dynembed.search import search
 from dynembed.workflow.inputs import S3_URI, EvalSetInput, RebuildInput
 from dynembed.workflow.progress import progress_store
 from dynembed.workflow.steps import live_documents
@@ -230,17 +229,7 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
 
 def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:
     def run(text: str) -> list[str]:
-        response = search(
-            text,
-            list(principal),
-            registry=svc.registry,
-            index=svc.index,
-            embedder_for=svc.embedder_for,
-            alias=svc.settings.index_alias,
-            k=k,
-            generation=gen.id,
-            public_principal=svc.schema.public_principal,
-        )
+        response = svc.search(text, list(principal), k=k, generation=gen.id)
         return [r.doc_id for r in response.results]
 
     return run
@@ -315,16 +304,8 @@ def _newest_edits(
         version = schema.version_of(item, doc_id)
         text = " ".join(t for _, t in schema.content_of(item))[:500]
         probed += 1
-        response = search(
-            text,
-            acl,
-            registry=svc.registry,
-            index=svc.index,
-            embedder_for=svc.embedder_for,
-            alias=svc.settings.index_alias,
-            k=k,
-            generation=candidate.id,
-            public_principal=schema.public_principal,
+        response = svc.search(
+            text, acl, k=k, generation=candidate.id, public_principal=schema.public_principal
         )
         if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
             found += 1
@@ -335,13 +316,9 @@ def _restricted_leaks(svc: Any, candidate: Generation, golden: GoldenSet, k: int
     public = svc.schema.public_principal
     leaks: list[str] = []
     for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
-        response = search(
+        response = svc.search(
             golden.queries[query_id],
             NO_GROUPS_PRINCIPAL,
-            registry=svc.registry,
-            index=svc.index,
-            embedder_for=svc.embedder_for,
-            alias=svc.settings.index_alias,
             k=k,
             generation=candidate.id,
             public_principal=public,
