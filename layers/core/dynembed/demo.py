@@ -266,6 +266,7 @@ def _changes(state: DemoState) -> None:
         name: tel.get(name)
         for name in (METRICS.embeddings_computed, "MetadataPatches", "AccessPatches", "Deletes")
     }
+    app.update(meta_doc, {"views": 42})  # an attribute the pipeline does not read: skipped
     app.update(meta_doc, {"category": "reviewed"})
     app.update(revoke_doc, {"acl": ["staff"]})
     app.delete(delete_doc)
@@ -307,7 +308,7 @@ def _changes(state: DemoState) -> None:
     ok = "[green]yes[/]"
     no = "[red]NO[/]"
     state.console.print(
-        f"  metadata patched on {meta_doc} (no embedding); access revoked on {revoke_doc}: reader no longer sees it "
+        f"  a view counter on {meta_doc} skipped; metadata patched on it (no embedding); access revoked on {revoke_doc}: reader no longer sees it "
         f"{ok if revoked_hidden else no}, staff still does {ok if staff_sees else no}; "
         f"{delete_doc} deleted and gone {ok if delete_gone else no}; texts embedded for these: {embedded_for_changes}"
     )
