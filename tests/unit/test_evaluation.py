@@ -478,3 +478,15 @@ def test_generation_summary_takes_model_id_and_chunker_version() -> None:
     summary = GenerationSummary.of(generation("gen-a", "static"))
     assert summary.model_id == "local/static@1:384"
     assert summary.chunker_version == ChunkerSpec().version
+
+
+@pytest.mark.unit
+def test_gate_refuses_a_blind_promotion_when_no_query_found_anything() -> None:
+    # GIVEN a candidate and an active generation that both found nothing (e.g. an eval principal
+    # that may read no doc): no regression, no minimum broken, yet nothing was measured
+    golden = GoldenSet(queries={"q1": "a", "q2": "b"}, qrels={"q1": {"d1": 1}, "q2": {"d2": 1}})
+    empty = evaluate_run({}, golden, k=10)
+    decision = gate(compare(empty, empty), {}, GatePolicy())
+    # THEN the gate fails and says why
+    assert not decision.passed
+    assert any("no query found a relevant doc" in reason for reason in decision.reasons)

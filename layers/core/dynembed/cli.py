@@ -160,14 +160,26 @@ def up(
 
 @app.command()
 @friendly
-def load(path: Path, as_json: JsonFlag = False) -> None:
-    """Load a JSONL corpus into the source table of the running stack."""
+def load(
+    path: Path,
+    acl: Annotated[list[str] | None, typer.Option(help="ACL for docs that carry none (repeat)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Load a JSONL corpus into the source table of the running stack. Docs without an access
+    attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
+    import boto3
+
     from dynembed.source_app import SourceApp
 
     svc = _connect()
-    import boto3
-
-    count = SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).load(path)
+    defaults = (
+        {svc.schema.access_attributes[0]: acl or [svc.schema.public_principal]}
+        if svc.schema.access_attributes
+        else {}
+    )
+    count = SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).load(
+        path, defaults
+    )
     if not _emit({"loaded": count}, as_json):
         console.print(f"loaded {count} documents into {svc.settings.source_table}")
 

@@ -447,6 +447,11 @@ def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy)
             if drop > policy.max_regression + _FLOAT_SLACK:
                 shown_drop, shown_max = _distinct(drop, policy.max_regression)
                 reasons.append(f"{metric_label(metric, k)} dropped {shown_drop} > {shown_max} vs active")
+    if all(comparison.candidate.mean(metric) == 0 for metric in RETRIEVAL_METRICS):
+        # Nothing to compare: a promotion on this evidence would be blind.
+        reasons.append(
+            "no query found a relevant doc: check the golden set's doc ids and that the eval principal may read them"
+        )
     for name in policy.required_probes:
         if name not in probes:
             reasons.append(f"probe {name} missing")
