@@ -89,7 +89,7 @@ def _final_docs(events: Path, max_commits: int | None) -> dict[str, tuple[str, s
 def _expected_rows(run: BenchRun) -> list[tuple[str, int, str]]:
     chunker = chunker_for(ChunkerSpec())
     return [
-        (doc_id, chunk.index, chunk.text)
+        (doc_id, chunk.index, chunk.passage)
         for doc_id, (title, body) in _final_docs(run.events, run.max_commits).items()
         for chunk in chunker.chunk(BENCH_SCHEMA.content_of({"title": title, "body": body}))
     ]
@@ -261,3 +261,13 @@ def test_bad_stream_is_one_clear_line_and_exit_1(tmp_path: Path, content: str | 
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
+
+
+@pytest.mark.integration
+def test_every_dumped_chunk_is_text_of_its_final_document(shipped: BenchRun) -> None:
+    # THEN what the index stores is the document's own text (the title is only embedded with it),
+    # so the dump can be checked against the final documents directly
+    final = _final_docs(shipped.events, shipped.max_commits)
+    assert shipped.dump
+    for row in shipped.dump:
+        assert row["text"] in final[row["doc_id"]][1], (row["doc_id"], row["chunk_index"])

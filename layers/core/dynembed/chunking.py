@@ -430,7 +430,7 @@ def make_chunks(title: str | None, pieces: Sequence[str]) -> list[Chunk]:
         repeat = seen.get(content_hash, 0)
         seen[content_hash] = repeat + 1
         key = content_hash[:16] + (f"-{repeat}" if repeat else "")
-        chunks.append(Chunk(key=key, index=index, text=text, content_hash=content_hash))
+        chunks.append(Chunk(key=key, index=index, text=text, content_hash=content_hash, passage=piece))
     return chunks
 
 

@@ -109,7 +109,10 @@ class Chunk(BaseModel):
     """From the text (plus an ordinal for repeated text), never from the position."""
     index: int
     text: str
+    """What the model embeds: the title, then the passage."""
     content_hash: str
+    passage: str = ""
+    """The document's own text for this chunk (what the index stores and search shows)."""
 
 
 class GenerationStatus(StrEnum):

@@ -399,7 +399,7 @@ class Reconciler:
             doc_id=plan.job.doc_id,
             chunk_key=chunk.key,
             chunk_index=chunk.index,
-            text=chunk.text,
+            text=chunk.passage or chunk.text,
             content_hash=chunk.content_hash,
             embedding=list(vector),
             source_version=plan.version,

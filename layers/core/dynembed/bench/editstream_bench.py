@@ -255,7 +255,7 @@ class PipelineRun:
     def expected(self, docs: Mapping[str, FinalDoc]) -> list[ExpectedChunk]:
         chunker = chunker_for(self.generation.chunker)
         return [
-            ExpectedChunk(doc.doc_id, chunk.index, chunk.text)
+            ExpectedChunk(doc.doc_id, chunk.index, chunk.passage)
             for doc in docs.values()
             for chunk in chunker.chunk(_content_parts(doc.title, doc.body))
         ]
