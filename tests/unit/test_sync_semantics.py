@@ -235,3 +235,19 @@ def test_recreated_doc_whose_version_restarts_gets_a_clear_error_I7() -> None:
     # THEN the job fails with a reason naming the doc and the rule (it will reach the DLQ)
     assert not outcomes[0].ok
     assert "d1" in str(outcomes[0].error) and "versions must keep rising" in str(outcomes[0].error)
+
+
+def test_embedding_cost_is_charged_to_each_docs_tenant() -> None:
+    # GIVEN two tenants' docs reconciled in one batch (one embedding call)
+    h = Harness()
+    h.write("a1", body=paragraphs("alpha"), tenant="acme")
+    h.write("b1", body=paragraphs("bravo", "charlie"), tenant="globex")
+    h.run()
+    # THEN each tenant is charged exactly the characters of its own chunks
+    chars = {
+        t: sum(len(c["text"]) + len("a1\n\n") for c in h.indexed().values() if c["tenant"] == t)
+        for t in ("acme", "globex")
+    }
+    assert h.telemetry.get("EmbeddedCharacters[tenant=acme]") == chars["acme"]
+    assert h.telemetry.get("EmbeddedCharacters[tenant=globex]") == chars["globex"]
+    assert h.embedder.document_calls == 1

@@ -253,18 +253,14 @@ def _with_attrs(source: Mapping[str, Any], attrs: Mapping[str, Any], version: in
 
 
 def _coalesce(jobs: Sequence[ReconcileJob]) -> list[ReconcileJob]:
-    """One job per doc per batch: reconcile reads the newest source anyway."""
-    newest: dict[str, ReconcileJob] = {}
+    """One job per doc per batch (reconcile reads the newest source anyway): the newest
+    version, timed from the earliest change it stands for, so freshness lag is not understated."""
+    by_doc: dict[str, list[ReconcileJob]] = {}
     for job in jobs:
-        held = newest.get(job.doc_id)
-        if held is None or job.min_source_version >= held.min_source_version:
-            if held is not None and held.source_updated_at is not None:
-                job = job.model_copy(
-                    update={
-                        "source_updated_at": min(
-                            held.source_updated_at, job.source_updated_at or held.source_updated_at
-                        )
-                    }
-                )
-            newest[job.doc_id] = job
-    return list(newest.values())
+        by_doc.setdefault(job.doc_id, []).append(job)
+    coalesced = []
+    for group in by_doc.values():
+        newest = max(group, key=lambda j: j.min_source_version)
+        times = [j.source_updated_at for j in group if j.source_updated_at is not None]
+        coalesced.append(newest.model_copy(update={"source_updated_at": min(times) if times else None}))
+    return coalesced

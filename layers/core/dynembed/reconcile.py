@@ -253,19 +253,20 @@ class Reconciler:
     # ---- embed --------------------------------------------------------------------------------
     def _embed(self, plans: Sequence[Plan]) -> dict[tuple[str, str], list[float]]:
         """Vectors by (model id, content hash) for every chunk to write, embedding only misses."""
-        by_model: dict[str, tuple[ModelSpec, dict[str, str], Plan]] = {}
+        by_model: dict[str, tuple[ModelSpec, dict[str, str]]] = {}
+        tenant_of: dict[str, str] = {}  # content hash → the tenant its cost is charged to
         for plan in plans:
             if plan.action != "write" or not plan.to_embed:
                 continue
             spec = plan.generation.model
-            wanted = by_model.setdefault(spec.model_id, (spec, {}, plan))[1]
+            wanted = by_model.setdefault(spec.model_id, (spec, {}))[1]
             for chunk in plan.to_embed:
                 wanted[chunk.content_hash] = chunk.text
+                tenant_of.setdefault(chunk.content_hash, plan.attrs.get("tenant") or "none")
         vectors: dict[tuple[str, str], list[float]] = {}
-        for model_id, (spec, wanted, plan) in by_model.items():
+        for model_id, (spec, wanted) in by_model.items():
             cached = self.cache.get_many(model_id, list(wanted)) if self.cache else {}
             misses = [h for h in wanted if h not in cached]
-            tenant = plan.attrs.get("tenant") or "none"
             self.telemetry.count(METRICS.embeddings_skipped, len(cached))
             if misses:
                 embedder = self.embedder_for(spec)
@@ -275,10 +276,7 @@ class Reconciler:
                     )
                 try:
                     fresh = embedder.embed_documents([wanted[h] for h in misses])
-                except TransientError:
-                    self.telemetry.count(METRICS.embedding_failures)
-                    raise
-                except Exception:
+                except Exception:  # counted for the alarm, then failed per job by the caller
                     self.telemetry.count(METRICS.embedding_failures)
                     raise
                 computed = dict(zip(misses, fresh, strict=True))
@@ -286,9 +284,12 @@ class Reconciler:
                     self.cache.put_many(model_id, computed)
                 cached.update(computed)
                 self.telemetry.count(METRICS.embeddings_computed, len(misses))
-                self.telemetry.count(
-                    METRICS.embedded_characters, sum(len(wanted[h]) for h in misses), ("tenant", tenant)
-                )
+                chars_by_tenant: dict[str, int] = {}
+                for content_hash in misses:
+                    tenant = tenant_of[content_hash]
+                    chars_by_tenant[tenant] = chars_by_tenant.get(tenant, 0) + len(wanted[content_hash])
+                for tenant, chars in chars_by_tenant.items():
+                    self.telemetry.count(METRICS.embedded_characters, chars, ("tenant", tenant))
             for content_hash, vector in cached.items():
                 vectors[(model_id, content_hash)] = list(vector)
         return vectors
