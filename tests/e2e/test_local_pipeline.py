@@ -20,12 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _app(stack: LocalStack) -> SourceApp:
-    svc = stack.services()
-    assert stack.info is not None
-    table = boto3.resource("dynamodb", endpoint_url=stack.info.aws_url, region_name="us-east-1").Table(
-        svc.settings.source_table
-    )
-    return SourceApp(table, svc.schema)
+    app: SourceApp = stack.services().source_app()
+    return app
 
 
 def _docs_for(stack: LocalStack, text: str, principal: str | list[str] = "reader") -> list[str]:

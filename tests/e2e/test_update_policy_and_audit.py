@@ -6,16 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
 from dynembed.chunking import chunker_for
 from dynembed.config import METRICS
-from dynembed.embedders.catalog import spec_for
-from dynembed.generations import bootstrap, new_generation
 from dynembed.local.lambda_runtime import invoke
 from dynembed.local.stack import LocalStack
-from dynembed.models import ChunkDocument, ChunkerSpec, chunk_id
+from dynembed.models import ChunkDocument, chunk_id
 from dynembed.ports import LedgerEntry
 from dynembed.schema import SourceSchema, UpdatePolicy
 from dynembed.source_app import SourceApp
@@ -31,20 +28,13 @@ SCHEMA = SourceSchema(
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     with LocalStack(schema=SCHEMA) as local:
-        svc = local.services()
-        gen = new_generation(
-            spec_for("hash-256"), ChunkerSpec(), svc.settings.index_prefix, generation_id="g-pol"
-        )
-        bootstrap(svc.registry, svc.index, svc.settings.index_alias, gen)
+        local.services().bootstrap("hash-256", generation_id="g-pol")
         yield local
 
 
 def _app(stack: LocalStack) -> SourceApp:
-    assert stack.info is not None
-    table = boto3.resource("dynamodb", endpoint_url=stack.info.aws_url, region_name="us-east-1").Table(
-        stack.services().settings.source_table
-    )
-    return SourceApp(table, stack.services().schema)
+    app: SourceApp = stack.services().source_app()
+    return app
 
 
 def test_batched_policy_coalesces_edits_and_delays_them(stack: LocalStack) -> None:

@@ -6,10 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dynembed.embedders.catalog import spec_for
-from dynembed.generations import bootstrap, new_generation
 from dynembed.local.stack import LocalStack
-from dynembed.models import ChunkerSpec
 from dynembed.schema import SourceSchema, TombstoneRule
 
 E2E_SCHEMA = SourceSchema(
@@ -22,9 +19,5 @@ E2E_SCHEMA = SourceSchema(
 def local_stack() -> Iterator[LocalStack]:
     """A fresh local stack per test module, with a hash-256 generation active."""
     with LocalStack(schema=E2E_SCHEMA) as stack:
-        svc = stack.services()
-        gen = new_generation(
-            spec_for("hash-256"), ChunkerSpec(), svc.settings.index_prefix, generation_id="g-hash"
-        )
-        bootstrap(svc.registry, svc.index, svc.settings.index_alias, gen)
+        stack.services().bootstrap("hash-256", generation_id="g-hash")
         yield stack

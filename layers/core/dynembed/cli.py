@@ -116,22 +116,15 @@ def up(
 ) -> None:
     """Run a local stack on localhost until Ctrl-C; other commands talk to it."""
     from dynembed.embedders.catalog import spec_for
-    from dynembed.generations import bootstrap, new_generation
     from dynembed.local.stack import STATE_FILE, TELEMETRY_FILE, LocalStack
-    from dynembed.models import ChunkerSpec
     from dynembed.schema import SourceSchema
 
     source_schema = SourceSchema.from_file(schema) if schema else SourceSchema()
-    model_spec = spec_for(model)
+    spec_for(model)  # an unknown model fails before anything starts
     stack = LocalStack(schema=source_schema, aws_port=port, opensearch_port=opensearch_port).start()
     assert stack.info is not None
     svc = stack.services()
-    gen = bootstrap(
-        svc.registry,
-        svc.index,
-        svc.settings.index_alias,
-        new_generation(model_spec, ChunkerSpec(), svc.settings.index_prefix),
-    )
+    gen = svc.bootstrap(model)
     stack.info.save()
     console.print(
         f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  OpenSearch: {stack.info.opensearch_url}"
@@ -167,9 +160,6 @@ def load(
 ) -> None:
     """Load a JSONL corpus into the source table of the running stack. Docs without an access
     attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
-    import boto3
-
-    from dynembed.source_app import SourceApp
 
     svc = _connect()
     defaults = (
@@ -177,9 +167,7 @@ def load(
         if svc.schema.access_attributes
         else {}
     )
-    count = SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).load(
-        path, defaults
-    )
+    count = svc.source_app().load(path, defaults)
     if not _emit({"loaded": count}, as_json):
         console.print(f"loaded {count} documents into {svc.settings.source_table}")
 
@@ -195,13 +183,11 @@ def put(
     as_json: JsonFlag = False,
 ) -> None:
     """Write (create or update) one document; its version goes up by one."""
-    import boto3
 
     from dynembed.schema import to_plain
-    from dynembed.source_app import SourceApp
 
     svc = _connect()
-    item = SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).put(
+    item = svc.source_app().put(
         {"doc_id": doc_id, "title": title or doc_id, "body": body, "acl": acl or ["public"], "tenant": tenant}
     )
     if not _emit(to_plain(item), as_json):
@@ -212,12 +198,9 @@ def put(
 @friendly
 def delete(doc_id: str) -> None:
     """Delete one document from the source table."""
-    import boto3
-
-    from dynembed.source_app import SourceApp
 
     svc = _connect()
-    SourceApp(boto3.resource("dynamodb").Table(svc.settings.source_table), svc.schema).delete(doc_id)
+    svc.source_app().delete(doc_id)
     console.print(f"deleted {doc_id}")
 
 

@@ -21,11 +21,8 @@ from dynembed.config import METRICS
 from dynembed.editstream import batches, read_events
 from dynembed.embedders.catalog import spec_for
 from dynembed.evaluation import EvaluationResult, GoldenSet, evaluate_run, latency_summary, load_golden_set
-from dynembed.generations import bootstrap, new_generation
 from dynembed.local.stack import LocalStack
-from dynembed.models import ChunkerSpec
 from dynembed.schema import SourceSchema
-from dynembed.source_app import SourceApp
 from dynembed.telemetry import Telemetry, percentile
 
 DEMO_SCHEMA = SourceSchema(
@@ -105,8 +102,7 @@ def metrics_dict(result: EvaluationResult) -> dict[str, float]:
 
 def _bootstrap(state: DemoState) -> None:
     svc = state.stack.services()
-    gen = new_generation(spec_for(state.options.baseline_model), ChunkerSpec(), svc.settings.index_prefix)
-    bootstrap(svc.registry, svc.index, svc.settings.index_alias, gen)
+    gen = svc.bootstrap(state.options.baseline_model)
     state.summary["baseline_generation"] = gen.id
     state.console.print(
         f"Generation [bold]{gen.id}[/]: model {gen.model.model_id}, chunker {gen.chunker.version}"
@@ -123,7 +119,7 @@ def _timed(state: DemoState, title: str, action: Callable[[], Any]) -> Any:
 
 def _load_corpus(state: DemoState) -> None:
     svc = state.stack.services()
-    app = SourceApp(_table(state), svc.schema)
+    app = svc.source_app()
     docs = _timed(
         state,
         f"Loading {state.options.corpus.name} into the source table",
@@ -165,7 +161,7 @@ def _replay_edits(state: DemoState) -> None:
     if state.options.edits is None:
         return
     svc = state.stack.services()
-    app = SourceApp(_table(state), svc.schema)
+    app = svc.source_app()
     events = read_events(state.options.edits)
     tel = state.telemetry
     rows = []
@@ -250,7 +246,7 @@ def _search_docs(state: DemoState, text: str, principal: str | list[str], k: int
 def _changes(state: DemoState) -> None:
     """Metadata on one doc, access revoked on another, a third deleted: no embeddings needed."""
     svc = state.stack.services()
-    app = SourceApp(_table(state), svc.schema)
+    app = svc.source_app()
     tel = state.telemetry
     state.summary.setdefault("freshness_from", len(tel.freshness_s))
     query_ids = state.golden.judged_query_ids
@@ -319,14 +315,6 @@ def _count_chunks(state: DemoState) -> int:
     target = svc.index.alias_target(svc.settings.index_alias)
     svc.index.refresh(target)
     return sum(1 for _ in svc.index.iter_chunks(target, ["doc_id"]))
-
-
-def _table(state: DemoState) -> Any:
-    import boto3
-
-    return boto3.resource(
-        "dynamodb", endpoint_url=_info(state).aws_url, region_name=_info(state).region
-    ).Table(state.stack.services().settings.source_table)
 
 
 def _info(state: DemoState) -> Any:

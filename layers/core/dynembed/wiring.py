@@ -139,6 +139,23 @@ class Services:
             **options,
         )
 
+    def source_app(self) -> Any:
+        """The source-app simulator, writing through this process's source table."""
+        from dynembed.source_app import SourceApp
+
+        return SourceApp(self.source.table, self.schema)
+
+    def bootstrap(self, model_id: str, generation_id: str | None = None) -> Any:
+        """A fresh install's first generation for ``model_id`` (an active one is kept as is)."""
+        from dynembed.embedders.catalog import spec_for
+        from dynembed.generations import bootstrap, new_generation
+        from dynembed.models import ChunkerSpec
+
+        generation = new_generation(
+            spec_for(model_id), ChunkerSpec(), self.settings.index_prefix, generation_id=generation_id
+        )
+        return bootstrap(self.registry, self.index, self.settings.index_alias, generation)
+
     def reconciler(self) -> Any:
         from dynembed.reconcile import Reconciler
 
