@@ -186,9 +186,15 @@ class InMemoryIndex:
                 report.deleted += 1
         return report
 
-    def get_chunks(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def get_chunks(
+        self, index: str, ids: Sequence[str], exclude: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
         store = self.indices[self._resolve(index)]
-        return {i: copy.deepcopy(store[i]) for i in ids if i in store}
+        return {
+            i: {k: copy.deepcopy(v) for k, v in store[i].items() if k not in exclude}
+            for i in ids
+            if i in store
+        }
 
     def knn_search(
         self, index: str, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None

@@ -129,8 +129,10 @@ class ChunkIndex(Protocol):
 
     def delete_chunks(self, index: str, ids_versions: Sequence[tuple[str, int]]) -> WriteReport: ...
 
-    def get_chunks(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored sources by id (missing ids are left out)."""
+    def get_chunks(
+        self, index: str, ids: Sequence[str], exclude: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Stored sources by id, without the ``exclude`` fields (missing ids are left out)."""
         ...
 
     def knn_search(

@@ -231,17 +231,26 @@ class Reconciler:
         if unchanged:
             # Unchanged chunks keep their vectors; the index (not the ledger) says whether their
             # attributes are current, since a fast-path patch may have moved them meanwhile.
+            # Fields only first: vectors are fetched just for the chunks that get rewritten.
             stored_chunks = self.index.get_chunks(
-                gen.index_name, [chunk_id(job.doc_id, c.key) for c in unchanged]
+                gen.index_name, [chunk_id(job.doc_id, c.key) for c in unchanged], exclude=("embedding",)
             )
             for chunk in unchanged:
                 source = stored_chunks.get(chunk_id(job.doc_id, chunk.key))
-                if source is None or not source.get("embedding"):
+                if source is None:
                     plan.to_embed.append(chunk)  # lost from the index: vector from the cache or the model
                 elif _attrs_differ(source, attrs) or source.get("chunk_index") != chunk.index:
-                    # drifted attributes, or the chunk moved: rewrite it with its stored vector
-                    plan.to_rewrite.append(chunk)
-                    plan.stored_vectors[chunk.key] = list(source["embedding"])
+                    plan.to_rewrite.append(chunk)  # drifted attributes, or the chunk moved
+            if plan.to_rewrite:
+                ids = [chunk_id(job.doc_id, c.key) for c in plan.to_rewrite]
+                vectors = self.index.get_chunks(gen.index_name, ids)
+                for chunk in list(plan.to_rewrite):
+                    vector = vectors.get(chunk_id(job.doc_id, chunk.key), {}).get("embedding")
+                    if vector:
+                        plan.stored_vectors[chunk.key] = list(vector)
+                    else:  # gone since the first read: embed it again (cache first)
+                        plan.to_rewrite.remove(chunk)
+                        plan.to_embed.append(chunk)
         return plan
 
     def _highest_chunk_version(self, gen: Generation, doc_id: str, keys: Sequence[str]) -> int:

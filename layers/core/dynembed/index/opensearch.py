@@ -300,7 +300,9 @@ class OpenSearchChunkIndex:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def get_chunks(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def get_chunks(
+        self, index: str, ids: Sequence[str], exclude: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
         """Stored sources (embedding included, so an ACL patch can rewrite a chunk without
         re-embedding it); missing ids are left out."""
         found: dict[str, dict[str, Any]] = {}
@@ -308,7 +310,8 @@ class OpenSearchChunkIndex:
         for start in range(0, len(unique), 1000):
             batch = unique[start : start + 1000]
             try:
-                docs = self._client.mget(index=index, body={"ids": batch}).get("docs", [])
+                options = {"_source_excludes": ",".join(exclude)} if exclude else {}
+                docs = self._client.mget(index=index, body={"ids": batch}, **options).get("docs", [])
             except OpenSearchException as exc:
                 raise translate_error(exc, f"get_chunks from {index}") from exc
             for doc in docs:
