@@ -46,6 +46,7 @@ synth: $(STAMP)
 	CDK_DISABLE_CLI_TELEMETRY=true PATH="$(CURDIR)/$(VENV)/bin:$$PATH" infra/node_modules/.bin/cdk synth --quiet --strict --no-notices --app "$(CURDIR)/$(PY) infra/app.py" --output cdk.out
 	@test -f cdk.out/Dynembed.template.json && test -f cdk.out/policy-validation-report.json -o -f cdk.out/validation-report.json
 	@echo "synth: cdk.out/Dynembed.template.json and the cdk-nag validation report, no unacknowledged findings"
+	@for d in cdk.out/asset.*/; do test -d "$$d/python/dynembed" && echo "layer: $$(du -sm "$$d" | cut -f1) MB unzipped (Lambda allows 250 MB for function + layers); tooling inside: $$(ls "$$d/python" | grep -c '^dynembed_ops' || true)"; done; true
 
 # Writes the exact versions of the whole dependency tree; commit the result.
 lock:

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from dynembed.chunking import chunker_for, make_chunks
-from dynembed.models import Chunk, ChunkerSpec
+from dynembed.core.models import Chunk, ChunkerSpec
+from dynembed.sync.chunking import chunker_for, make_chunks
 
 ChunkDoc = Callable[[str, str], list[Chunk]]
 """(title, body) -> the doc's chunks, as the sync flow would store them."""

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from dynembed.core.models import ChunkDocument, ChunkerSpec, Generation, ModelSpec
 from dynembed.index.filters import access_filter
 from dynembed.index.opensearch import OpenSearchChunkIndex, build_client
-from dynembed.local.osmem import start_osmem
-from dynembed.models import ChunkDocument, ChunkerSpec, Generation, ModelSpec
+from dynembed_ops.local.osmem import start_osmem
 
 TENANT = "acme"
 PRINCIPAL = ["g3", "g11"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dynembed.schema import SourceSchema, TombstoneRule
+from dynembed.core.schema import SourceSchema, TombstoneRule
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 

@@ -13,10 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynembed.errors import TransientError, UnknownGenerationError, VersionConflictError
-from dynembed.index.exact import FilterEvaluator
-from dynembed.models import ChunkDocument, Generation, ReconcileJob
-from dynembed.ports import (
+from dynembed.core.errors import TransientError, UnknownGenerationError, VersionConflictError
+from dynembed.core.models import ChunkDocument, Generation, ReconcileJob
+from dynembed.core.ports import (
     ChunkIndex,
     EmbeddingCache,
     JobQueue,
@@ -27,6 +26,7 @@ from dynembed.ports import (
     SourceReader,
     WriteReport,
 )
+from dynembed.index.exact import FilterEvaluator
 
 
 @dataclass

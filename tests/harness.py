@@ -10,16 +10,16 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from dynembed.chunking import chunker_for
+from dynembed.core.models import ChunkerSpec, Generation, ModelSpec, ReconcileJob, chunk_id
+from dynembed.core.ports import Embedder
+from dynembed.core.schema import SourceSchema, TombstoneRule
+from dynembed.core.telemetry import Telemetry
 from dynembed.embedders.counting import CountingEmbedder
 from dynembed.embedders.hashing import HashingEmbedder
-from dynembed.generations import bootstrap, new_generation
-from dynembed.ingest import ChangeApplier
-from dynembed.models import ChunkerSpec, Generation, ModelSpec, ReconcileJob, chunk_id
-from dynembed.ports import Embedder
-from dynembed.reconcile import Reconciler
-from dynembed.schema import SourceSchema, TombstoneRule
-from dynembed.telemetry import Telemetry
+from dynembed.rebuild.generations import bootstrap, new_generation
+from dynembed.sync.chunking import chunker_for
+from dynembed.sync.ingest import ChangeApplier
+from dynembed.sync.reconcile import Reconciler
 from dynembed.wiring import Services
 from tests.fakes import (
     InMemoryCache,

@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.audit import publish
-from dynembed.observability import logger, metrics, tracer
+from dynembed.audit.run import publish
+from dynembed.core.observability import logger, metrics, tracer
 from dynembed.wiring import Services, services
 
 

@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.drain import drain_held_jobs
-from dynembed.observability import logger, metrics, tracer
+from dynembed.core.observability import logger, metrics, tracer
+from dynembed.sync.drain import drain_held_jobs
 from dynembed.wiring import Services, services
 
 

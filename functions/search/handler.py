@@ -6,8 +6,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.observability import logger, tracer
-from dynembed.search_request import SearchRequest
+from dynembed.core.observability import logger, tracer
+from dynembed.query.request import SearchRequest
 from dynembed.wiring import Services, services
 
 

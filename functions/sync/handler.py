@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.observability import logger, metrics, tracer
-from dynembed.pipeline import process_job_batch
+from dynembed.core.observability import logger, metrics, tracer
+from dynembed.sync.pipeline import process_job_batch
 from dynembed.wiring import Services, services
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.observability import logger, metrics, tracer
+from dynembed.core.observability import logger, metrics, tracer
+from dynembed.rebuild.steps import run_step
 from dynembed.wiring import Services, services
-from dynembed.workflow.steps import run_step
 
 
 @logger.inject_lambda_context

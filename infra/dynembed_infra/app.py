@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_cdk import App
 
-from dynembed.config import TUNING, Tuning
+from dynembed.core.config import TUNING, Tuning
 from dynembed_infra import nag
 from dynembed_infra.context import DeploymentConfig
 from dynembed_infra.stack import DynembedStack

@@ -8,7 +8,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dynembed.config import NAMES
+from dynembed.core.config import NAMES
 from dynembed_infra.data import Data
 from dynembed_infra.functions import DynembedFunction, FunctionFactory
 from dynembed_infra.search import ChunkIndex, IndexAccess

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from dynembed.errors import ConfigError
-from dynembed.schema import SourceSchema
+from dynembed.core.errors import ConfigError
+from dynembed.core.schema import SourceSchema
 
 PREFIX = "dynembed:"
 
@@ -86,7 +86,7 @@ class VpcPlacement(_Strict):
 
 
 class DeploymentConfig(_Strict):
-    """Everything an operator may set per deployment; the rest comes from ``dynembed.config``."""
+    """Everything an operator may set per deployment; the rest comes from ``dynembed.core.config``."""
 
     source_schema: SourceSchema = Field(default_factory=SourceSchema)
     existing_source_table_name: str | None = None

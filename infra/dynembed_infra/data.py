@@ -1,6 +1,6 @@
 """The tables: the operator's source table (created for a trial, or attached) and dynembed's own.
 
-Key attributes come from ``dynembed.config.KEYS`` (and the source schema's id attribute), the
+Key attributes come from ``dynembed.core.config.KEYS`` (and the source schema's id attribute), the
 same names the PynamoDB models use locally. Every table dynembed creates has point-in-time
 recovery and is encrypted with the stack's customer-managed key; all are retained on stack
 deletion (the source and the ledger are not rebuildable from anything else).
@@ -14,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from dynembed.adapters.dynamodb import HeldJobModel
-from dynembed.config import KEYS, NAMES
+from dynembed.core.config import KEYS, NAMES
 from dynembed_infra.context import DeploymentConfig
 
 HELD_JOBS_HASH: str = str(getattr(KEYS, "held_jobs_hash", None) or HeldJobModel._hash_keyname)

@@ -15,7 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from dynembed.config import NAMES
+from dynembed.core.config import NAMES
 
 
 class DataKey(Construct):

@@ -2,7 +2,7 @@
 
 A function gets its own role (no AWS-managed policies: log writing is granted on its own log
 group only), its own encrypted log group with a retention, X-Ray tracing, the Powertools
-variables, and *every* ``dynembed.config.Settings`` field as a ``DYNEMBED_*`` variable.
+variables, and *every* ``dynembed.core.config.Settings`` field as a ``DYNEMBED_*`` variable.
 Settings are applied once all resources exist (``FunctionFactory.apply_settings``), from one
 mapping, so a field added to ``Settings`` without a cloud value is caught at synth.
 """
@@ -20,9 +20,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from dynembed.config import FUNCTIONS, NAMES, Settings
-from dynembed.errors import ConfigError
-from dynembed.schema import SCHEMA_ENV, SourceSchema
+from dynembed.core.config import FUNCTIONS, NAMES, Settings
+from dynembed.core.errors import ConfigError
+from dynembed.core.schema import SCHEMA_ENV, SourceSchema
 from dynembed_infra import nag
 from dynembed_infra.layer import ARCHITECTURE, RUNTIME
 from dynembed_infra.paths import ASSET_EXCLUDES, FUNCTIONS_DIR
@@ -120,7 +120,7 @@ class DynembedFunction(Construct):
         super().__init__(scope, construct_id)
         if name not in FUNCTIONS:
             raise ConfigError(
-                f"function {name!r} is not in dynembed.config.FUNCTIONS ({', '.join(FUNCTIONS)})"
+                f"function {name!r} is not in dynembed.core.config.FUNCTIONS ({', '.join(FUNCTIONS)})"
             )
         code_dir = FUNCTIONS_DIR / name
         if not (code_dir / "handler.py").is_file():

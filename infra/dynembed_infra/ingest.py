@@ -3,7 +3,7 @@
 Nothing is lost (invariant I7): stream records that exhaust their retries go to the
 stream-failures queue (the event source's on-failure destination); jobs that fail
 ``sqs_max_receive_count`` times go to the jobs DLQ. Event-source settings come from
-``dynembed.config.TUNING``, the same numbers the local pumps use.
+``dynembed.core.config.TUNING``, the same numbers the local pumps use.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dynembed.config import NAMES, TUNING, Tuning
-from dynembed.errors import ConfigError
+from dynembed.core.config import NAMES, TUNING, Tuning
+from dynembed.core.errors import ConfigError
 from dynembed_infra import nag
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.data import Data

@@ -19,7 +19,7 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from dynembed.config import NAMES
+from dynembed.core.config import NAMES
 from dynembed_infra.paths import ASSET_EXCLUDES, CORE_LAYER_DIR, CORE_PACKAGE_DIR, LAYER_REQUIREMENTS
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14

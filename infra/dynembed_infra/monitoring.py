@@ -1,6 +1,6 @@
 """Alarms on the figures that say dynembed is healthy, one SNS topic, one dashboard.
 
-Thresholds come from ``dynembed.config.THRESHOLDS`` and metric names from ``METRICS`` (namespace
+Thresholds come from ``dynembed.core.config.THRESHOLDS`` and metric names from ``METRICS`` (namespace
 ``NAMES.metrics_namespace``, dimension ``service``), the names the functions publish with
 Powertools. Each alarm's description points at its runbook entry in docs/operations.md.
 """
@@ -20,7 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dynembed.config import METRICS, NAMES, THRESHOLDS
+from dynembed.core.config import METRICS, NAMES, THRESHOLDS
 from dynembed_infra.functions import DynembedFunction
 
 RUNBOOK = "docs/operations.md#alarm-runbook"

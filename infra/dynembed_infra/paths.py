@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dynembed.config import REBUILD_ASL_PATH
+from dynembed.core.config import REBUILD_ASL_PATH
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORE_LAYER_DIR = REPO_ROOT / "layers" / "core"

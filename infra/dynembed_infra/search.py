@@ -21,7 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
-from dynembed.config import NAMES
+from dynembed.core.config import NAMES
 from dynembed_infra import nag
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig

@@ -12,7 +12,7 @@ from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Tags, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from dynembed.config import NAMES, TUNING, Tuning
+from dynembed.core.config import NAMES, TUNING, Tuning
 from dynembed_infra.audit import Audit, Schedules
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig
@@ -151,7 +151,7 @@ class DynembedStack(Stack):
         return NetworkPlacement(vpc=vpc, subnets=vpc.private_subnets, function_security_group=security_group)
 
     def _settings_values(self, tuning: Tuning) -> dict[str, str]:
-        """The cloud value of each ``dynembed.config.Settings`` field."""
+        """The cloud value of each ``dynembed.core.config.Settings`` field."""
         data, ingest = self.data, self.ingest
         return {
             "source_table": data.source_table.table_name,

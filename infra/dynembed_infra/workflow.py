@@ -19,8 +19,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dynembed.config import NAMES, TUNING, Tuning
-from dynembed.errors import ConfigError
+from dynembed.core.config import NAMES, TUNING, Tuning
+from dynembed.core.errors import ConfigError
 from dynembed_infra import nag
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig

@@ -10,17 +10,17 @@ from typing import Any
 import boto3
 import pytest
 
-from dynembed.config import METRICS
-from dynembed.local.stack import LocalStack
-from dynembed.ops import peek_dead_letters, queue_depth, redrive
-from dynembed.paths import FAQ_CORPUS
-from dynembed.source_app import SourceApp, read_jsonl
+from dynembed.core.config import METRICS
+from dynembed_ops.local.stack import LocalStack
+from dynembed_ops.ops import peek_dead_letters, queue_depth, redrive
+from dynembed_ops.paths import FAQ_CORPUS
+from dynembed_ops.source_app import SourceApp, read_jsonl, source_app_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _app(stack: LocalStack) -> SourceApp:
-    app: SourceApp = stack.services().source_app()
+    app: SourceApp = source_app_for(stack.services())
     return app
 
 
@@ -121,10 +121,10 @@ def test_poison_job_reaches_the_dlq_with_its_reason_while_the_batch_commits(
     local_stack.stream_pump.step()  # type: ignore[union-attr]  # malformed record: dead-lettered by classify
     svc.queue.send(
         [
-            __import__("dynembed.models", fromlist=["ReconcileJob"]).ReconcileJob(
+            __import__("dynembed.core.models", fromlist=["ReconcileJob"]).ReconcileJob(
                 doc_id="poison", min_source_version=0
             ),
-            __import__("dynembed.models", fromlist=["ReconcileJob"]).ReconcileJob(
+            __import__("dynembed.core.models", fromlist=["ReconcileJob"]).ReconcileJob(
                 doc_id=good, min_source_version=1, force=True
             ),
         ]

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from dynembed.chunking import chunker_for
-from dynembed.config import METRICS
-from dynembed.local.lambda_runtime import invoke
-from dynembed.local.stack import LocalStack
-from dynembed.models import ChunkDocument, chunk_id
-from dynembed.ports import LedgerEntry
-from dynembed.schema import SourceSchema, UpdatePolicy
-from dynembed.source_app import SourceApp
-from dynembed.versioning import WriteRank, external_version
+from dynembed.core.config import METRICS
+from dynembed.core.models import ChunkDocument, chunk_id
+from dynembed.core.ports import LedgerEntry
+from dynembed.core.schema import SourceSchema, UpdatePolicy
+from dynembed.core.versioning import WriteRank, external_version
+from dynembed.sync.chunking import chunker_for
+from dynembed_ops.local.lambda_runtime import invoke
+from dynembed_ops.local.stack import LocalStack
+from dynembed_ops.source_app import SourceApp, source_app_for
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def stack() -> Iterator[LocalStack]:
 
 
 def _app(stack: LocalStack) -> SourceApp:
-    app: SourceApp = stack.services().source_app()
+    app: SourceApp = source_app_for(stack.services())
     return app
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
-from dynembed.config import TUNING, Tuning
-from dynembed.errors import ConfigError
+from dynembed.core.config import TUNING, Tuning
+from dynembed.core.errors import ConfigError
 from dynembed_infra import build_app, build_stack
 from dynembed_infra.context import DeploymentConfig
 from dynembed_infra.ingest import check_visibility_timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -21,6 +22,10 @@ OMITTED = {
     "botocore": "provided by the Lambda Python runtime (with boto3 and s3transfer)",
     "opensearch-protobufs": "opensearch-py's gRPC transport, never imported (pulls grpcio and protobuf)",
 }
+
+
+TOOLING_NAMES = {"cli", "demo", "local", "bench", "source_app", "editstream", "paths", "ops"}
+"""Top-level module or package names that belong to the operator tooling (``tools/dynembed_ops``)."""
 
 
 def _pins() -> dict[str, tuple[Requirement, str]]:
@@ -120,11 +125,26 @@ def test_bundling_installs_wheels_then_copies_dynembed(
     assert layer.PipLayerBundling().try_bundle(str(tmp_path), {"image": None}) is True
     # THEN pip wrote into python/ and dynembed sits beside the wheels, without caches
     assert calls and calls[0][calls[0].index("--target") + 1] == str(tmp_path / "python")
-    assert (tmp_path / "python" / "dynembed" / "config.py").is_file()
-    assert (tmp_path / "python" / "dynembed" / "config.py").read_text() == (
-        CORE_PACKAGE_DIR / "config.py"
-    ).read_text()
-    assert not list((tmp_path / "python" / "dynembed").rglob("__pycache__"))
+    shipped = tmp_path / "python" / "dynembed"
+    assert (shipped / "core" / "config.py").read_text() == (CORE_PACKAGE_DIR / "core" / "config.py").read_text()
+    assert (shipped / "rebuild" / "rebuild.asl.json").is_file()
+    assert not list(shipped.rglob("__pycache__"))
+    # AND only the runtime ships: no operator tooling (CLI, demo, local runtime, benchmarks)
+    assert not (tmp_path / "python" / "dynembed_ops").exists()
+    modules = {p.relative_to(shipped).as_posix() for p in shipped.rglob("*.py")}
+    tooling = {m for m in modules if m.split("/")[0].removesuffix(".py") in TOOLING_NAMES}
+    assert not tooling, f"tooling modules inside the layer: {sorted(tooling)}"
+    assert {"sync/reconcile.py", "rebuild/steps.py", "query/search.py", "audit/run.py"} <= modules
+
+
+def test_no_runtime_module_imports_the_tooling_package() -> None:
+    """The layer ships ``dynembed`` alone, so nothing in it may import ``dynembed_ops``."""
+    offenders = [
+        str(path.relative_to(CORE_PACKAGE_DIR))
+        for path in CORE_PACKAGE_DIR.rglob("*.py")
+        if re.search(r"^\s*(from|import) dynembed_ops", path.read_text(encoding="utf-8"), re.M)
+    ]
+    assert offenders == []
 
 
 def test_bundling_failure_raises_with_pips_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,8 @@ import pytest
 from aws_cdk.assertions import Capture, Match
 
 from dynembed.adapters.dynamodb import EmbeddingCacheModel, HeldJobModel, LedgerModel, RegistryModel
-from dynembed.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
-from dynembed.schema import SCHEMA_ENV, SourceSchema
+from dynembed.core.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
+from dynembed.core.schema import SCHEMA_ENV, SourceSchema
 from dynembed_infra.layer import RUNTIME
 from tests.infra.conftest import (
     EXISTING_DOMAIN_ARN,
@@ -92,7 +92,7 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
 def test_owned_tables_use_the_key_schema_the_adapters_use(
     synth: Synth, table_name: str, hash_key: str, range_key: str | None, model: Any
 ) -> None:
-    # GIVEN the keys in dynembed.config and the PynamoDB model the adapter reads the table with
+    # GIVEN the keys in dynembed.core.config and the PynamoDB model the adapter reads the table with
     expected = [{"AttributeName": hash_key, "KeyType": "HASH"}]
     if range_key:
         expected.append({"AttributeName": range_key, "KeyType": "RANGE"})

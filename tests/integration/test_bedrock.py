@@ -18,8 +18,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from dynembed.core.errors import EmbeddingError, TransientError
 from dynembed.embedders.bedrock import CohereEmbedder, RetryPolicy, TitanEmbedder, default_bedrock_client
-from dynembed.errors import EmbeddingError, TransientError
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dynembed import paths
-from dynembed.bench.checks import ExpectedChunk, StoredChunk, check_index
-from dynembed.bench.editstream_bench import BENCH_SCHEMA, BenchOptions, run_editstream_bench
-from dynembed.chunking import chunker_for
-from dynembed.editstream import batches, read_events
-from dynembed.models import ChunkerSpec
+from dynembed.core.models import ChunkerSpec
+from dynembed.sync.chunking import chunker_for
 from dynembed.wiring import reset_services
+from dynembed_ops import paths
+from dynembed_ops.bench.checks import ExpectedChunk, StoredChunk, check_index
+from dynembed_ops.bench.editstream_bench import BENCH_SCHEMA, BenchOptions, run_editstream_bench
+from dynembed_ops.editstream import batches, read_events
 
 COMMITS = 15
 FIGURES = {
@@ -249,8 +249,8 @@ def test_check_counts_stale_missing_duplicate_misplaced_and_orphaned_chunks() ->
     ],
 )
 def test_bad_stream_is_one_clear_line_and_exit_1(tmp_path: Path, content: str | None, message: str) -> None:
-    import dynembed.cli_bench  # noqa: F401  (registers the command, as `dynembed` does at start)
-    from dynembed.cli import app
+    import dynembed_ops.cli.bench  # noqa: F401  (registers the command, as `dynembed` does at start)
+    from dynembed_ops.cli.main import app
 
     path = tmp_path / "stream.jsonl"
     if content is not None:

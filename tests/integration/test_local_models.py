@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dynembed.core.ports import Embedder
 from dynembed.embedders import get_embedder
 from dynembed.embedders.local import MiniLMEmbedder, minilm_installed, static_installed
-from dynembed.ports import Embedder
 
 pytestmark = pytest.mark.models
 

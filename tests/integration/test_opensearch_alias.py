@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
-from dynembed.errors import VersionConflictError
+from dynembed.core.errors import VersionConflictError
 from dynembed.index.opensearch import OpenSearchChunkIndex
 from tests.plugins.osmem import generation_for
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 
-from dynembed.errors import DynembedError, ModelMismatchError
+from dynembed.core.errors import DynembedError, ModelMismatchError
+from dynembed.core.models import ChunkDocument
 from dynembed.index.exact import ExactKnnCache, UnsupportedFilterError
 from dynembed.index.filters import access_filter
 from dynembed.index.opensearch import OpenSearchChunkIndex
-from dynembed.models import ChunkDocument
 from tests.plugins.osmem import chunk_doc, generation_for
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ import pytest
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
 from opensearchpy.exceptions import TransportError
 
-from dynembed.errors import ConfigError, IndexWriteError, TransientError
+from dynembed.core.errors import ConfigError, IndexWriteError, TransientError
 from dynembed.index.errors import BulkThrottledError, BulkWriteError
 from dynembed.index.opensearch import OpenSearchChunkIndex, build_client
-from dynembed.local.osmem import RunningOsmem
+from dynembed_ops.local.osmem import RunningOsmem
 from tests.plugins.osmem import chunk_doc, generation_for
 
 pytestmark = pytest.mark.integration

@@ -21,13 +21,19 @@ from typing import Any
 import boto3
 import pytest
 
-from dynembed import paths
+from dynembed.core.errors import DynembedError, TransientError
+from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, chunk_id
+from dynembed.core.schema import SourceSchema
 from dynembed.embedders.catalog import get_embedder, spec_for
 from dynembed.embedders.counting import CountingEmbedder
-from dynembed.errors import DynembedError, TransientError
-from dynembed.generations import bootstrap, create, new_generation
-from dynembed.local.stack import LocalStack
-from dynembed.local.stepfunctions import (
+from dynembed.quality.report import render_markdown_report
+from dynembed.rebuild import steps
+from dynembed.rebuild.generations import bootstrap, create, new_generation
+from dynembed.rebuild.progress import BackfillProgress
+from dynembed.wiring import Services, reset_services
+from dynembed_ops import paths
+from dynembed_ops.local.stack import LocalStack
+from dynembed_ops.local.stepfunctions import (
     RebuildFailed,
     install_rebuild_workflow,
     run_rebuild,
@@ -35,13 +41,7 @@ from dynembed.local.stepfunctions import (
     state_machine_arn,
     wait_for_execution,
 )
-from dynembed.models import ChunkerSpec, Generation, GenerationStatus, chunk_id
-from dynembed.report import render_markdown_report
-from dynembed.schema import SourceSchema
-from dynembed.source_app import SourceApp
-from dynembed.wiring import Services, reset_services
-from dynembed.workflow import steps
-from dynembed.workflow.progress import BackfillProgress
+from dynembed_ops.source_app import SourceApp
 from tests.events import load_event
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 from moto import mock_aws
 
 from dynembed.adapters.dynamodb import DynamoEmbeddingCache, DynamoHeldJobs, DynamoLedger, DynamoRegistry
-from dynembed.errors import UnknownGenerationError, VersionConflictError
-from dynembed.generations import new_generation
-from dynembed.models import ChunkerSpec, GenerationStatus, ModelSpec, ReconcileJob
-from dynembed.ports import LedgerEntry
+from dynembed.core.errors import UnknownGenerationError, VersionConflictError
+from dynembed.core.models import ChunkerSpec, GenerationStatus, ModelSpec, ReconcileJob
+from dynembed.core.ports import LedgerEntry
+from dynembed.rebuild.generations import new_generation
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from dynembed.local.stack import LocalStack
-from dynembed.schema import SourceSchema, TombstoneRule
+from dynembed.core.schema import SourceSchema, TombstoneRule
+from dynembed_ops.local.stack import LocalStack
 
 E2E_SCHEMA = SourceSchema(
     metadata_attributes=("category", "kind", "source"),

@@ -17,9 +17,9 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError
 
+from dynembed.core.models import ChunkDocument, ChunkerSpec, DistanceSpace, Generation, ModelSpec
 from dynembed.index.opensearch import build_client
-from dynembed.local.osmem import RunningOsmem, start_osmem
-from dynembed.models import ChunkDocument, ChunkerSpec, DistanceSpace, Generation, ModelSpec
+from dynembed_ops.local.osmem import RunningOsmem, start_osmem
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bench import chunk_locality
-from dynembed.chunking import StructuralChunker, chunker_for, make_chunks
-from dynembed.errors import ConfigError
-from dynembed.models import ChunkerSpec
+from dynembed.core.errors import ConfigError
+from dynembed.core.models import ChunkerSpec
+from dynembed.sync.chunking import StructuralChunker, chunker_for, make_chunks
 
 pytestmark = pytest.mark.unit
 

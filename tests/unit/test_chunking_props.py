@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynembed.chunking import StructuralChunker
-from dynembed.models import ChunkerSpec
+from dynembed.core.models import ChunkerSpec
+from dynembed.sync.chunking import StructuralChunker
 
 pytestmark = pytest.mark.unit
 

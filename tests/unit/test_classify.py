@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from dynembed.classify import classify_change, classify_record
-from dynembed.errors import MalformedRecordError
-from dynembed.models import ChangeKind
-from dynembed.schema import SourceSchema, TombstoneRule, VersionKind
+from dynembed.core.errors import MalformedRecordError
+from dynembed.core.models import ChangeKind
+from dynembed.core.schema import SourceSchema, TombstoneRule, VersionKind
+from dynembed.sync.classify import classify_change, classify_record
 from tests.events import SAMPLE_SCHEMA, load_event
 
 pytestmark = pytest.mark.unit

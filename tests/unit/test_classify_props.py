@@ -17,10 +17,10 @@ from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynembed.classify import classify_change, classify_record
-from dynembed.errors import MalformedRecordError
-from dynembed.models import ChangeKind, Decision
-from dynembed.schema import SourceSchema, TombstoneRule
+from dynembed.core.errors import MalformedRecordError
+from dynembed.core.models import ChangeKind, Decision
+from dynembed.core.schema import SourceSchema, TombstoneRule
+from dynembed.sync.classify import classify_change, classify_record
 
 pytestmark = pytest.mark.unit
 

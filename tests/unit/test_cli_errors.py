@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dynembed.cli import _register_optional_commands, app
-from dynembed.errors import ConfigError
-from dynembed.source_app import read_jsonl
+from dynembed.core.errors import ConfigError
+from dynembed_ops.cli.main import app
+from dynembed_ops.source_app import read_jsonl
 
 pytestmark = pytest.mark.unit
-_register_optional_commands()
 
 
 @pytest.fixture

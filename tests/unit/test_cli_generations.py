@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import dynembed.cli_generations  # noqa: F401  (registers the commands on the app)
-from dynembed.cli import app
+import dynembed_ops.cli.generations  # noqa: F401  (registers the commands on the app)
+from dynembed_ops.cli.main import app
 
 pytestmark = pytest.mark.unit
 

@@ -19,13 +19,13 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
+from dynembed.core.errors import ConfigError, EmbeddingError, TransientError
 from dynembed.embedders.bedrock import (
     COHERE_MAX_CHARS,
     CohereEmbedder,
     RetryPolicy,
     TitanEmbedder,
 )
-from dynembed.errors import ConfigError, EmbeddingError, TransientError
 
 pytestmark = pytest.mark.unit
 

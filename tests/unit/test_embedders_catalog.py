@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dynembed.core.errors import ModelMismatchError, UnknownModelError
+from dynembed.core.ports import Embedder
 from dynembed.embedders import (
     MODELS_TABLE_COLUMNS,
     CountingEmbedder,
@@ -17,8 +19,6 @@ from dynembed.embedders import (
 )
 from dynembed.embedders import bedrock as bedrock_module
 from dynembed.embedders import local as local_module
-from dynembed.errors import ModelMismatchError, UnknownModelError
-from dynembed.ports import Embedder
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from dynembed.core.ports import Embedder
 from dynembed.embedders.hashing import HASH_DIMENSION, HashingEmbedder
-from dynembed.ports import Embedder
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dynembed.errors import ConfigError
-from dynembed.evaluation import (
+from dynembed.core.errors import ConfigError
+from dynembed.core.models import ChunkerSpec, Generation, ModelSpec
+from dynembed.quality.evaluation import (
     EvaluationResult,
     GatePolicy,
     GoldenSet,
@@ -28,8 +29,7 @@ from dynembed.evaluation import (
     reciprocal_rank_at_k,
     run_golden_set,
 )
-from dynembed.models import ChunkerSpec, Generation, ModelSpec
-from dynembed.report import (
+from dynembed.quality.report import (
     Coverage,
     EmbeddingUsage,
     EvaluationReport,
@@ -264,7 +264,7 @@ def test_queries_without_relevant_docs_are_kept_but_warned_about(
     # GIVEN q2 has no qrels line
     paths = write_golden(tmp_path, GOOD_QUERIES, "q1\td1\t1\n")
     # WHEN loaded
-    with caplog.at_level(logging.WARNING, logger="dynembed.evaluation"):
+    with caplog.at_level(logging.WARNING, logger="dynembed.quality.evaluation"):
         golden = load_golden_set(*paths)
     # THEN q2 is kept as a query but not scored, and the warning says so
     assert golden.judged_query_ids == ("q1",)

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ir_measures import RR, R, nDCG
 
-from dynembed.evaluation import (
+from dynembed.quality.evaluation import (
     RETRIEVAL_METRICS,
     EvaluationResult,
     GoldenSet,

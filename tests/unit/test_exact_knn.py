@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynembed.errors import ModelMismatchError
+from dynembed.core.errors import ModelMismatchError
 from dynembed.index.exact import (
     FilterEvaluator,
     UnsupportedFilterError,

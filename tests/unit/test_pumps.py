@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dynembed.local.pumps import SqsPump, StreamPump
+from dynembed_ops.local.pumps import SqsPump, StreamPump
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from dynembed.local.stepfunctions import definition_for, definition_path
-from dynembed.workflow.steps import STEP_NAMES
+from dynembed.rebuild.steps import STEP_NAMES
+from dynembed_ops.local.stepfunctions import definition_for, definition_path
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dynembed.errors import ConfigError, MalformedRecordError
-from dynembed.schema import SourceSchema, UpdateMode, VersionKind
+from dynembed.core.errors import ConfigError, MalformedRecordError
+from dynembed.core.schema import SourceSchema, UpdateMode, VersionKind
 
 pytestmark = pytest.mark.unit
 

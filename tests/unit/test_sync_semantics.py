@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynembed.errors import TransientError
+from dynembed.core.errors import TransientError
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from dynembed.errors import TransientError
+from dynembed.core.errors import TransientError
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_lambda_powertools import Metrics
 
-from dynembed.telemetry import Telemetry, percentile
+from dynembed.core.telemetry import Telemetry, percentile
 
 pytestmark = pytest.mark.unit
 

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dynembed import paths
-from dynembed.config import TUNING, Settings
-from dynembed.errors import ConfigError
-from dynembed.evaluation import GatePolicy
-from dynembed.models import ChunkerSpec
-from dynembed.workflow.evaluate import load_eval_set
-from dynembed.workflow.inputs import RebuildInput, parse_rebuild_input
+from dynembed.core.config import TUNING, Settings
+from dynembed.core.errors import ConfigError
+from dynembed.core.models import ChunkerSpec
+from dynembed.quality.evaluation import GatePolicy
+from dynembed.rebuild.evaluate import load_eval_set
+from dynembed.rebuild.inputs import RebuildInput, parse_rebuild_input
 from tests.events import load_event
 
 pytestmark = pytest.mark.unit
@@ -164,7 +163,7 @@ def test_a_missing_eval_file_names_the_field_and_where_it_looked() -> None:
     with pytest.raises(ConfigError) as caught:
         load_eval_set(config, Settings(eval_dir=""))
     assert "eval.queries: file not found: nowhere/queries.jsonl" in str(caught.value)
-    assert str(paths.REPO_ROOT) in str(caught.value)
+    assert str(Path.cwd()) in str(caught.value)
 
 
 def test_a_malformed_golden_set_is_reported_with_its_line(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import boto3
 
-from dynembed.config import Settings, load_settings
-from dynembed.models import ModelSpec
-from dynembed.ports import Embedder
-from dynembed.schema import SourceSchema
-from dynembed.telemetry import Telemetry
+from dynembed.core.config import Settings, load_settings
+from dynembed.core.models import ModelSpec
+from dynembed.core.ports import Embedder
+from dynembed.core.schema import SourceSchema
+from dynembed.core.telemetry import Telemetry
 
 
 class SqsDeadLetters:
@@ -35,7 +35,7 @@ def _metrics_sink() -> Any:
     import os
 
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        from dynembed.observability import metrics
+        from dynembed.core.observability import metrics
 
         return metrics
     return None
@@ -111,8 +111,8 @@ class Services:
         return self._embedders[spec.model_id]
 
     def search(self, text: str, principal: str | Sequence[str], **options: Any) -> Any:
-        """``dynembed.search.search`` over this process's registry, index and embedders."""
-        from dynembed.search import search
+        """``dynembed.query.search.search`` over this process's registry, index and embedders."""
+        from dynembed.query.search import search
 
         options.setdefault("public_principal", self.schema.public_principal)
         return search(
@@ -126,8 +126,8 @@ class Services:
         )
 
     def audit(self, **options: Any) -> Any:
-        """``dynembed.audit.run_audit`` over this process's source, ledger, registry and index."""
-        from dynembed.audit import run_audit
+        """``dynembed.audit.run.run_audit`` over this process's source, ledger, registry and index."""
+        from dynembed.audit.run import run_audit
 
         return run_audit(
             schema=self.schema,
@@ -139,17 +139,11 @@ class Services:
             **options,
         )
 
-    def source_app(self) -> Any:
-        """The source-app simulator, writing through this process's source table."""
-        from dynembed.source_app import SourceApp
-
-        return SourceApp(self.source.table, self.schema)
-
     def bootstrap(self, model_id: str, generation_id: str | None = None) -> Any:
         """A fresh install's first generation for ``model_id`` (an active one is kept as is)."""
+        from dynembed.core.models import ChunkerSpec
         from dynembed.embedders.catalog import spec_for
-        from dynembed.generations import bootstrap, new_generation
-        from dynembed.models import ChunkerSpec
+        from dynembed.rebuild.generations import bootstrap, new_generation
 
         generation = new_generation(
             spec_for(model_id), ChunkerSpec(), self.settings.index_prefix, generation_id=generation_id
@@ -157,7 +151,7 @@ class Services:
         return bootstrap(self.registry, self.index, self.settings.index_alias, generation)
 
     def reconciler(self) -> Any:
-        from dynembed.reconcile import Reconciler
+        from dynembed.sync.reconcile import Reconciler
 
         return Reconciler(
             schema=self.schema,
@@ -171,7 +165,7 @@ class Services:
         )
 
     def applier(self) -> Any:
-        from dynembed.ingest import ChangeApplier
+        from dynembed.sync.ingest import ChangeApplier
 
         return ChangeApplier(
             schema=self.schema,

@@ -29,9 +29,9 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.models import Model
 
-from dynembed.errors import TransientError, UnknownGenerationError, VersionConflictError
-from dynembed.models import ChunkerSpec, Generation, GenerationStatus, ModelSpec, ReconcileJob
-from dynembed.ports import LedgerEntry
+from dynembed.core.errors import TransientError, UnknownGenerationError, VersionConflictError
+from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, ModelSpec, ReconcileJob
+from dynembed.core.ports import LedgerEntry
 
 _THROTTLING = {
     "ProvisionedThroughputExceededException",

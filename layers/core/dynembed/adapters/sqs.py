@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from dynembed.errors import TransientError
-from dynembed.models import ReconcileJob
+from dynembed.core.errors import TransientError
+from dynembed.core.models import ReconcileJob
 
 _SQS_BATCH = 10
 

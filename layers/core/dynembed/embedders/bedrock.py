@@ -28,8 +28,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from dynembed.errors import ConfigError, EmbeddingError, TransientError
-from dynembed.models import DistanceSpace, ModelSpec
+from dynembed.core.errors import ConfigError, EmbeddingError, TransientError
+from dynembed.core.models import DistanceSpace, ModelSpec
 
 TITAN_V2_MODEL_ID = "amazon.titan-embed-text-v2:0"
 TITAN_V2_DIMENSIONS = (256, 512, 1024)

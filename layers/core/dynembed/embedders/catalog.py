@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dynembed.core.errors import ModelMismatchError, UnknownModelError
+from dynembed.core.models import ModelSpec
+from dynembed.core.ports import Embedder
 from dynembed.embedders.bedrock import (
     COHERE_MODEL_IDS,
     TITAN_V2_DIMENSIONS,
@@ -27,9 +30,6 @@ from dynembed.embedders.local import (
     static_installed,
     static_spec,
 )
-from dynembed.errors import ModelMismatchError, UnknownModelError
-from dynembed.models import ModelSpec
-from dynembed.ports import Embedder
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from dynembed.ports import Embedder
+from dynembed.core.ports import Embedder
 
 
 class CountingEmbedder:

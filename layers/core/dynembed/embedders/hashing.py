@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dynembed.models import DistanceSpace, ModelSpec
+from dynembed.core.models import DistanceSpace, ModelSpec
 
 HASH_DIMENSION = 256
 HASH_MODEL_NAME = "hash-256"

@@ -14,8 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dynembed.errors import EmbeddingError
-from dynembed.models import DistanceSpace, ModelSpec
+from dynembed.core.errors import EmbeddingError
+from dynembed.core.models import DistanceSpace, ModelSpec
 
 MINILM_NAME = "minilm"
 MINILM_DIMENSION = 384

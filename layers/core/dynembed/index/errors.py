@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import OpenSearchException, TransportError
 
-from dynembed.errors import DynembedError, IndexWriteError, TransientError
-from dynembed.ports import WriteReport
+from dynembed.core.errors import DynembedError, IndexWriteError, TransientError
+from dynembed.core.ports import WriteReport
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 

@@ -29,10 +29,10 @@ import numpy.typing as npt
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import OpenSearchException
 
-from dynembed.errors import DynembedError, ModelMismatchError
+from dynembed.core.errors import DynembedError, ModelMismatchError
+from dynembed.core.ports import SearchHit
 from dynembed.index.errors import translate_error
 from dynembed.index.mapping import EMBEDDING_FIELD, embedding_dimension, embedding_space
-from dynembed.ports import SearchHit
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from dynembed.models import Generation
+from dynembed.core.models import Generation
 
 Engine = Literal["faiss", "lucene"]
 ENGINES: tuple[Engine, ...] = ("faiss", "lucene")

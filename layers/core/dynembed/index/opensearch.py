@@ -13,8 +13,10 @@ from urllib.parse import urlparse
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection, helpers
 from opensearchpy.exceptions import NotFoundError, OpenSearchException, RequestError
 
-from dynembed.config import Settings
-from dynembed.errors import ConfigError, DynembedError, IndexWriteError, VersionConflictError
+from dynembed.core.config import Settings
+from dynembed.core.errors import ConfigError, DynembedError, IndexWriteError, VersionConflictError
+from dynembed.core.models import ChunkDocument, Generation
+from dynembed.core.ports import ChunkIndex, SearchHit, WriteReport
 from dynembed.index.errors import BulkThrottledError, BulkWriteError, ItemFailure, translate_error
 from dynembed.index.exact import ExactKnnCache
 from dynembed.index.filters import knn_query
@@ -29,8 +31,6 @@ from dynembed.index.mapping import (
     embedding_space,
     index_body,
 )
-from dynembed.models import ChunkDocument, Generation
-from dynembed.ports import ChunkIndex, SearchHit, WriteReport
 
 KnnMode = Literal["native", "exact"]
 KNN_MODES: tuple[KnnMode, ...] = ("native", "exact")

@@ -1,0 +1,195 @@
+"""The audit (DESIGN.md flow 4): compare source, ledger and index for each write target and
+count what drifted. Full or sampled, bounded in time; optionally repairs what it found by
+enqueuing reconcile jobs (stale, missing) and deleting stray chunks (orphans)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dynembed.core.config import METRICS
+from dynembed.core.models import ReconcileJob, chunk_id
+from dynembed.core.ports import ChunkIndex, JobQueue, Ledger, Registry, SourceReader
+from dynembed.core.schema import SourceSchema
+from dynembed.core.source_scan import live_documents
+from dynembed.core.telemetry import Telemetry
+from dynembed.core.versioning import WriteRank, external_version
+
+
+@dataclass
+class GenerationAudit:
+    generation: str
+    source_docs: int = 0
+    indexed_docs: int = 0
+    chunks: int = 0
+    orphaned_vectors: int = 0
+    """Chunks of docs gone from the source, or chunks no ledger entry accounts for."""
+    stale_documents: int = 0
+    """Live docs whose indexed version is older than the source version."""
+    missing_documents: int = 0
+    """Live docs with content but no chunk in the index."""
+    duplicate_chunks: int = 0
+    """The same (doc, text) indexed under more than one id."""
+    freshness_lag_s: float = 0.0
+    """Age of the oldest source change not yet indexed."""
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class AuditReport:
+    generations: list[GenerationAudit]
+    sampled: float
+    complete: bool
+    """False when the time budget ran out before every doc was compared."""
+    repairs_enqueued: int = 0
+    orphans_deleted: int = 0
+    seconds: float = 0.0
+
+    def totals(self) -> dict[str, float]:
+        keys = ("orphaned_vectors", "stale_documents", "missing_documents", "duplicate_chunks")
+        out: dict[str, float] = {k: sum(getattr(g, k) for g in self.generations) for k in keys}
+        out["freshness_lag_s"] = max((g.freshness_lag_s for g in self.generations), default=0.0)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "totals": self.totals()}
+
+
+def _in_sample(doc_id: str, fraction: float) -> bool:
+    if fraction >= 1.0:
+        return True
+    bucket = int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < fraction
+
+
+def run_audit(
+    *,
+    schema: SourceSchema,
+    source: SourceReader,
+    ledger: Ledger,
+    registry: Registry,
+    index: ChunkIndex,
+    queue: JobQueue | None = None,
+    repair: bool = False,
+    sample: float = 1.0,
+    time_budget_s: float = 600.0,
+    telemetry: Telemetry | None = None,
+    clock: Callable[[], float] = time.time,
+    max_examples: int = 5,
+) -> AuditReport:
+    started = clock()
+    deadline = started + time_budget_s
+    scan = live_documents(
+        schema, source, include=lambda doc_id: _in_sample(doc_id, sample), stop=lambda: clock() > deadline
+    )
+    complete, live = scan.complete, scan.docs
+
+    audits: list[GenerationAudit] = []
+    stale_or_missing: set[str] = set()
+    orphans_deleted = 0
+    for gen in [g for g in registry.list() if g.write_target]:
+        audit = GenerationAudit(generation=gen.id, source_docs=len(live))
+        entries = {e.doc_id: e for e in ledger.scan(gen.id) if _in_sample(e.doc_id, sample)}
+        index.refresh(gen.index_name)
+        by_doc: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for cid, fields in index.iter_chunks(
+            gen.index_name, ["doc_id", "chunk_key", "content_hash", "source_version"]
+        ):
+            doc_id = str(fields.get("doc_id"))
+            if _in_sample(doc_id, sample):
+                by_doc.setdefault(doc_id, []).append((cid, fields))
+            if clock() > deadline:
+                complete = False
+                break
+        audit.indexed_docs = len(by_doc)
+        audit.chunks = sum(len(v) for v in by_doc.values())
+        strays: list[tuple[str, int]] = []
+        now = clock()
+        for doc_id, chunks in by_doc.items():
+            entry = entries.get(doc_id)
+            accounted = set(entry.chunk_keys) | set(entry.pending_keys) if entry and doc_id in live else set()
+            for cid, fields in chunks:
+                if fields.get("chunk_key") not in accounted:
+                    audit.orphaned_vectors += 1
+                    strays.append((cid, int(fields.get("source_version") or 0)))
+                    _example(audit, "orphaned", cid, max_examples)
+            hashes = [f.get("content_hash") for _, f in chunks]
+            audit.duplicate_chunks += len(hashes) - len(set(hashes))
+        for doc_id, (version, updated_at, has_content) in live.items():
+            entry = entries.get(doc_id)
+            indexed_version = entry.source_version if entry and entry.state == "committed" else -1
+            if has_content and doc_id not in by_doc:
+                audit.missing_documents += 1
+                stale_or_missing.add(doc_id)
+                _example(audit, "missing", doc_id, max_examples)
+            elif indexed_version < version:
+                audit.stale_documents += 1
+                stale_or_missing.add(doc_id)
+                _example(audit, "stale", doc_id, max_examples)
+            else:
+                continue
+            if updated_at is not None:
+                audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
+        if repair and strays:
+            deleted = index.delete_chunks(
+                gen.index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
+            )
+            orphans_deleted += deleted.deleted
+        audits.append(audit)
+
+    repairs = 0
+    if repair and queue is not None and stale_or_missing:
+        jobs = [
+            ReconcileJob(
+                doc_id=d,
+                min_source_version=live[d][0],
+                reason="audit repair",
+                source_updated_at=live[d][1],
+                force=True,
+            )
+            for d in sorted(stale_or_missing)
+        ]
+        queue.send(jobs)
+        repairs = len(jobs)
+
+    report = AuditReport(
+        generations=audits,
+        sampled=sample,
+        complete=complete,
+        repairs_enqueued=repairs,
+        orphans_deleted=orphans_deleted,
+        seconds=round(clock() - started, 3),
+    )
+    if telemetry is not None:
+        totals = report.totals()
+        telemetry.count(METRICS.orphaned_vectors, totals["orphaned_vectors"])
+        telemetry.count(METRICS.stale_documents, totals["stale_documents"])
+        telemetry.count(METRICS.missing_documents, totals["missing_documents"])
+    return report
+
+
+def publish(report: AuditReport, metrics: Any) -> None:
+    """Gauges for the alarms (zero included, so an alarm clears when the drift is gone)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    totals = report.totals()
+    metrics.add_metric(name=METRICS.orphaned_vectors, unit=MetricUnit.Count, value=totals["orphaned_vectors"])
+    metrics.add_metric(name=METRICS.stale_documents, unit=MetricUnit.Count, value=totals["stale_documents"])
+    metrics.add_metric(
+        name=METRICS.missing_documents, unit=MetricUnit.Count, value=totals["missing_documents"]
+    )
+    metrics.add_metric(
+        name="AuditFreshnessLagSeconds", unit=MetricUnit.Seconds, value=totals["freshness_lag_s"]
+    )
+
+
+def _example(audit: GenerationAudit, kind: str, value: str, limit: int) -> None:
+    bucket = audit.examples.setdefault(kind, [])
+    if len(bucket) < limit:
+        bucket.append(value)
+
+
+__all__ = ["AuditReport", "GenerationAudit", "chunk_id", "publish", "run_audit"]

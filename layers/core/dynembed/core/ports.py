@@ -1,0 +1,174 @@
+"""Ports: what the domain needs from the outside world. Adapters live beside the domain
+(``dynembed.adapters``, ``dynembed.index``, ``dynembed.embedders``); tests pass fakes that
+implement the same Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from dynembed.core.models import ChunkDocument, Generation, ModelSpec, ReconcileJob
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """One embedding model. ``spec.model_id`` is what invariant I1 compares."""
+
+    spec: ModelSpec
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for passages, batched as the provider prefers; same order as ``texts``."""
+        ...
+
+    def embed_query(self, text: str) -> list[float]:
+        """Vector for a search query (some models embed queries differently)."""
+        ...
+
+
+class SourceReader(Protocol):
+    """The source table, read-only."""
+
+    def get_item(self, doc_id: str) -> dict[str, Any] | None:
+        """Strongly consistent read; plain Python values (Decimal numbers, sets)."""
+        ...
+
+    def get_items(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Strongly consistent batch read; missing docs are left out."""
+        ...
+
+    def scan_segment(
+        self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a parallel scan; returns (items, LastEvaluatedKey or None)."""
+        ...
+
+
+@dataclass
+class LedgerEntry:
+    """What dynembed believes is in one generation's index for one doc."""
+
+    doc_id: str
+    generation: str
+    source_version: int = -1
+    chunk_keys: list[str] = field(default_factory=list)
+    pending_keys: list[str] = field(default_factory=list)
+    """Written before the index is touched, cleared at commit: a crash leaves them findable."""
+    attrs_hash: str = ""
+    """Hash of the ACL/tenant/metadata the chunks carry, to notice attribute drift."""
+    state: str = "committed"
+    """committed | pending | deleted"""
+    source_updated_at: float | None = None
+    indexed_at: float | None = None
+
+
+class Ledger(Protocol):
+    def get(self, doc_id: str, generation: str) -> LedgerEntry | None: ...
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        """Consistent batch read of (doc, generation) entries; missing ones are left out."""
+        ...
+
+    def begin(self, doc_id: str, generation: str, pending_keys: Sequence[str], source_version: int) -> None:
+        """Record the keys about to be written. Raises VersionConflictError when the ledger
+        already holds a newer version."""
+        ...
+
+    def commit(self, entry: LedgerEntry) -> None:
+        """Store the new state, clearing pending keys; only if the version does not go back
+        (VersionConflictError otherwise)."""
+        ...
+
+    def scan(self, generation: str) -> Iterator[LedgerEntry]: ...
+
+
+class Registry(Protocol):
+    """The generation registry."""
+
+    def get(self, generation_id: str) -> Generation:
+        """Raises UnknownGenerationError."""
+        ...
+
+    def list(self) -> list[Generation]: ...
+
+    def put(self, generation: Generation) -> None: ...
+
+    def update(self, generation_id: str, **changes: Any) -> Generation: ...
+
+
+@dataclass
+class WriteReport:
+    written: int = 0
+    deleted: int = 0
+    conflicts: int = 0
+    """409s: a newer version is already there (expected under reordering)."""
+    missing: int = 0
+    """Deletes of chunks that were not there."""
+
+
+@dataclass
+class SearchHit:
+    id: str
+    score: float
+    source: dict[str, Any]
+
+
+class ChunkIndex(Protocol):
+    """The search index (OpenSearch), addressed by index name or alias."""
+
+    def ensure_index(self, generation: Generation) -> None: ...
+
+    def delete_index(self, index: str) -> None: ...
+
+    def write_chunks(
+        self, index: str, docs: Sequence[ChunkDocument], versions: Sequence[int] | None = None
+    ) -> WriteReport:
+        """Index with external versions (``versions``, one per doc; default: each doc's
+        source_version); inspects every bulk item."""
+        ...
+
+    def delete_chunks(self, index: str, ids_versions: Sequence[tuple[str, int]]) -> WriteReport: ...
+
+    def get_chunks(
+        self, index: str, ids: Sequence[str], exclude: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Stored sources by id, without the ``exclude`` fields (missing ids are left out)."""
+        ...
+
+    def knn_search(
+        self, index: str, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None
+    ) -> list[SearchHit]:
+        """Top-k by vector similarity among docs that match ``filter_query`` (pre-filter)."""
+        ...
+
+    def iter_chunks(self, index: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every chunk (id, selected fields), for audits and read-backs."""
+        ...
+
+    def refresh(self, index: str) -> None: ...
+
+    def alias_target(self, alias: str) -> str | None: ...
+
+    def swap_alias(self, alias: str, new_index: str, old_index: str | None) -> None:
+        """One atomic ``_aliases`` request (invariant I6)."""
+        ...
+
+
+class JobQueue(Protocol):
+    def send(self, jobs: Sequence[ReconcileJob]) -> None:
+        """Send in batches; raises TransientError if any message could not be sent."""
+        ...
+
+
+class EmbeddingCache(Protocol):
+    """(model id, content hash) → vector, so a text is embedded once per model (I4)."""
+
+    def get_many(self, model_id: str, content_hashes: Sequence[str]) -> dict[str, list[float]]: ...
+
+    def put_many(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
+
+
+class MetricsSink(Protocol):
+    """Compatible with Powertools ``Metrics.add_metric``."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...

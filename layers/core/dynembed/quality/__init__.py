@@ -1,0 +1,1 @@
+"""Retrieval quality: golden sets, metrics, the promotion gate and evaluation reports."""

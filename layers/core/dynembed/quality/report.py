@@ -1,0 +1,354 @@
+"""The evaluation report of a rebuild: stored on the generation in the registry, published as
+CloudWatch metrics, and rendered as Markdown for the people deciding on a promotion.
+
+``EvaluationReport`` is plain JSON (``model_dump(mode="json")``) so the registry adapter and the
+workflow can pass it around without custom encoders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dynembed.core.config import METRICS
+from dynembed.core.models import Generation
+from dynembed.quality.evaluation import (
+    RETRIEVAL_METRICS,
+    Comparison,
+    EvaluationResult,
+    GateDecision,
+    GatePolicy,
+    GoldenSet,
+    MetricName,
+    Outcome,
+    metric_label,
+)
+
+_QUERY_TEXT_WIDTH = 80
+
+
+class GenerationSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    generation_id: str
+    model_id: str
+    chunker_version: str | None = None
+
+    @classmethod
+    def of(cls, generation: Generation) -> GenerationSummary:
+        return cls(
+            generation_id=generation.id,
+            model_id=generation.model.model_id,
+            chunker_version=generation.chunker.version,
+        )
+
+
+class MetricValues(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ndcg: float
+    recall: float
+    mrr: float
+
+    @classmethod
+    def of(cls, result: EvaluationResult) -> MetricValues:
+        return cls(ndcg=result.ndcg, recall=result.recall, mrr=result.mrr)
+
+    def get(self, metric: MetricName) -> float:
+        return float(getattr(self, metric))
+
+
+class Coverage(BaseModel):
+    """How much of the source the candidate index holds when it is evaluated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    docs_indexed: int = Field(ge=0)
+    docs_in_source: int = Field(ge=0)
+
+    @property
+    def ratio(self) -> float:
+        return self.docs_indexed / self.docs_in_source if self.docs_in_source else 1.0
+
+
+class LatencyStats(BaseModel):
+    """Per-query search latency in ms (query embedding + k-NN), from ``latency_summary``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    p50: float
+    p95: float
+    mean: float
+    samples: int | None = None
+
+
+class EmbeddingUsage(BaseModel):
+    """Embeddings the rebuild took from the cache versus computed afresh (invariant I4)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reused: int = Field(ge=0)
+    computed: int = Field(ge=0)
+
+
+class QueryRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    query_id: str
+    text: str
+    candidate_ndcg: float
+    baseline_ndcg: float | None = None
+    delta: float | None = None
+    outcome: Outcome | None = None
+
+
+class EvaluationReport(BaseModel):
+    """Everything the gate decided on, in one JSON-serialisable record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report_version: int = 1
+    created_at: float = Field(default_factory=time.time)
+    golden_set: str
+    k: int = Field(ge=1)
+    queries_evaluated: int = Field(ge=0)
+    queries_without_results: int = Field(default=0, ge=0)
+    """Judged queries the candidate returned nothing for (scored 0): a broken index shows here."""
+    queries_excluded: int = Field(default=0, ge=0)
+    """Golden-set queries with no relevant doc, so not scored."""
+    candidate: GenerationSummary
+    baseline: GenerationSummary | None = None
+    """The active generation compared against; None for the first generation."""
+    candidate_metrics: MetricValues
+    baseline_metrics: MetricValues | None = None
+    deltas: MetricValues | None = None
+    gate_passed: bool
+    gate_reasons: list[str] = Field(default_factory=list)
+    gate_notes: list[str] = Field(default_factory=list)
+    policy: GatePolicy = Field(default_factory=GatePolicy)
+    probes: dict[str, bool] = Field(default_factory=dict)
+    coverage: Coverage | None = None
+    latency_ms: LatencyStats | None = None
+    embeddings: EmbeddingUsage | None = None
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    per_query: list[QueryRow] = Field(default_factory=list)
+    """Worst nDCG delta first, so regressions are read before improvements."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        golden: GoldenSet,
+        comparison: Comparison,
+        decision: GateDecision,
+        policy: GatePolicy,
+        candidate: Generation | GenerationSummary,
+        baseline: Generation | GenerationSummary | None = None,
+        probes: Mapping[str, bool] | None = None,
+        coverage: Coverage | None = None,
+        latency_ms: Mapping[str, float] | LatencyStats | None = None,
+        latency_samples: int | None = None,
+        embeddings: EmbeddingUsage | None = None,
+    ) -> EvaluationReport:
+        """Assemble the report from the evaluation steps' outputs."""
+        if isinstance(latency_ms, Mapping):
+            latency_ms = LatencyStats(**latency_ms, samples=latency_samples)
+        base = comparison.baseline
+        return cls(
+            golden_set=golden.name,
+            k=comparison.k,
+            queries_evaluated=len(comparison.candidate.per_query),
+            queries_without_results=len(comparison.candidate.queries_without_results),
+            queries_excluded=len(comparison.candidate.excluded_queries),
+            candidate=_summary(candidate),
+            baseline=_summary(baseline) if baseline is not None else None,
+            candidate_metrics=MetricValues.of(comparison.candidate),
+            baseline_metrics=MetricValues.of(base) if base is not None else None,
+            deltas=MetricValues(**comparison.deltas) if comparison.deltas is not None else None,
+            gate_passed=decision.passed,
+            gate_reasons=list(decision.reasons),
+            gate_notes=list(decision.notes),
+            policy=policy,
+            probes=dict(probes or {}),
+            coverage=coverage,
+            latency_ms=latency_ms,
+            embeddings=embeddings,
+            wins=len(comparison.wins),
+            losses=len(comparison.losses),
+            ties=len(comparison.ties),
+            per_query=[
+                QueryRow(
+                    query_id=row.query_id,
+                    text=golden.queries[row.query_id],
+                    candidate_ndcg=row.candidate,
+                    baseline_ndcg=row.baseline,
+                    delta=row.delta,
+                    outcome=row.outcome,
+                )
+                for row in comparison.per_query
+            ],
+        )
+
+    def cloudwatch_metrics(self) -> dict[str, float]:
+        """Metric name -> value for the candidate (the ``generation`` dimension is the caller's).
+
+        The configured names say ``At10``; a report at another k is published under ``At<k>``
+        rather than mislabelled."""
+        values = self.candidate_metrics
+        names = {
+            METRICS.eval_ndcg: values.ndcg,
+            METRICS.eval_recall: values.recall,
+            METRICS.eval_mrr: values.mrr,
+        }
+        return {name.replace("At10", f"At{self.k}"): value for name, value in names.items()}
+
+    def to_markdown(self) -> str:
+        return _render(self)
+
+
+def render_markdown_report(report: Mapping[str, Any] | EvaluationReport) -> str:
+    """Markdown for a report, e.g. as read back from the registry."""
+    if not isinstance(report, EvaluationReport):
+        report = EvaluationReport.model_validate(report)
+    return report.to_markdown()
+
+
+def _summary(generation: Generation | GenerationSummary) -> GenerationSummary:
+    return generation if isinstance(generation, GenerationSummary) else GenerationSummary.of(generation)
+
+
+# ---------------------------------------------------------------------------------- rendering
+
+
+def _render(report: EvaluationReport) -> str:
+    verdict = "PASSED" if report.gate_passed else "FAILED"
+    created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.created_at))
+    against = f" vs {report.baseline.generation_id}" if report.baseline else ""
+    lines = [
+        f"# Evaluation of {report.candidate.generation_id}{against}: gate {verdict}",
+        "",
+        f"Golden set `{report.golden_set}`: {report.queries_evaluated} judged queries"
+        f" ({report.queries_without_results} without results, {report.queries_excluded} unjudged"
+        f" left out), k={report.k}, {created}.",
+        "",
+        *_metrics_table(report),
+        "",
+        f"## Gate: {verdict}",
+        "",
+    ]
+    if report.gate_reasons:
+        lines += [f"- {reason}" for reason in report.gate_reasons]
+    else:
+        lines.append("- every check passed")
+    lines += [f"- note: {note}" for note in report.gate_notes]
+    policy = report.policy
+    lines += [
+        "",
+        f"Policy: min nDCG {policy.min_ndcg:.3f}, min Recall {policy.min_recall:.3f}, "
+        f"min MRR {policy.min_mrr:.3f}, max regression {policy.max_regression:.3f}, "
+        f"probes required: {'yes' if policy.require_probes else 'no'}.",
+        "",
+        "## Probes",
+        "",
+    ]
+    if report.probes:
+        lines += ["| probe | result |", "|---|---|"]
+        lines += [
+            f"| {_cell(name)} | {'pass' if ok else 'FAIL'} |" for name, ok in sorted(report.probes.items())
+        ]
+    else:
+        lines.append("No probes were run.")
+    lines += ["", "## Index", ""]
+    lines += _index_lines(report)
+    lines += ["", *_per_query_table(report)]
+    return "\n".join(lines) + "\n"
+
+
+def _metrics_table(report: EvaluationReport) -> list[str]:
+    cand, base = report.candidate, report.baseline
+    rows: list[list[str]] = [
+        ["", f"candidate `{_cell(cand.generation_id)}`"],
+        ["model", f"`{cand.model_id}`"],
+        ["chunker", f"`{cand.chunker_version or '-'}`"],
+    ]
+    if base is not None:
+        rows[0] += [f"active `{_cell(base.generation_id)}`", "delta"]
+        rows[1] += [f"`{base.model_id}`", ""]
+        rows[2] += [f"`{base.chunker_version or '-'}`", ""]
+    for metric in RETRIEVAL_METRICS:
+        row = [metric_label(metric, report.k, display=True), f"{report.candidate_metrics.get(metric):.3f}"]
+        if base is not None:
+            before = report.baseline_metrics.get(metric) if report.baseline_metrics else None
+            delta = report.deltas.get(metric) if report.deltas else None
+            row += ["-" if before is None else f"{before:.3f}", "-" if delta is None else f"{delta:+.3f}"]
+        rows.append(row)
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * len(rows[0]))
+    return lines
+
+
+def _index_lines(report: EvaluationReport) -> list[str]:
+    lines = []
+    if report.coverage is not None:
+        cov = report.coverage
+        lines.append(
+            f"- coverage: {cov.docs_indexed:,} of {cov.docs_in_source:,} source docs indexed"
+            f" ({cov.ratio:.1%})"
+        )
+    if report.latency_ms is not None:
+        lat = report.latency_ms
+        samples = f" over {lat.samples} queries" if lat.samples else ""
+        lines.append(
+            f"- search latency{samples}: p50 {lat.p50:.1f} ms, p95 {lat.p95:.1f} ms, mean {lat.mean:.1f} ms"
+        )
+    if report.embeddings is not None:
+        emb = report.embeddings
+        total = emb.reused + emb.computed
+        share = f" ({emb.reused / total:.1%} reused)" if total else ""
+        lines.append(f"- embeddings: {emb.reused:,} reused, {emb.computed:,} computed{share}")
+    return lines or ["No coverage, latency or embedding figures were recorded."]
+
+
+def _per_query_table(report: EvaluationReport) -> list[str]:
+    label = metric_label("ndcg", report.k, display=True)
+    if report.baseline is None:
+        lines = [
+            f"## Per-query {label} (no active generation)",
+            "",
+            "| query | text | candidate |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {r.query_id} | {_text(r.text)} | {r.candidate_ndcg:.3f} |" for r in report.per_query]
+        return lines
+    lines = [
+        f"## Per-query {label}: {report.wins} wins, {report.losses} losses, {report.ties} ties",
+        "",
+        "| query | text | candidate | active | delta | outcome |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report.per_query:
+        before = "-" if row.baseline_ndcg is None else f"{row.baseline_ndcg:.3f}"
+        delta = "-" if row.delta is None else f"{row.delta:+.3f}"
+        outcome = row.outcome.value if row.outcome else "-"
+        lines.append(
+            f"| {row.query_id} | {_text(row.text)} | {row.candidate_ndcg:.3f}"
+            f" | {before} | {delta} | {outcome} |"
+        )
+    return lines
+
+
+def _cell(value: str) -> str:
+    """Table-safe: pipes escaped, line breaks flattened."""
+    return " ".join(value.split()).replace("|", "\\|")
+
+
+def _text(value: str) -> str:
+    flat = " ".join(value.split())
+    if len(flat) > _QUERY_TEXT_WIDTH:
+        flat = flat[: _QUERY_TEXT_WIDTH - 1].rstrip() + "…"
+    return _cell(flat)

@@ -1,0 +1,403 @@
+"""The Evaluate step: the candidate against the active generation on the same golden set,
+both searched by explicit generation id, plus probes that metrics alone would miss.
+
+Probes: deleted docs are absent (no indexed doc is missing from the source, including every
+doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
+are found by their own text, at their current version); a principal with no groups sees public
+chunks only; coverage (every live doc with content is indexed). The report is stored on the
+generation, written as Markdown, and its metrics go to CloudWatch with a ``generation``
+dimension; the workflow only carries a small summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dynembed.core.config import NAMES, Settings
+from dynembed.core.errors import ConfigError, DynembedError, TransientError
+from dynembed.core.models import Generation, GenerationStatus, chunk_id
+from dynembed.core.observability import logger
+from dynembed.core.source_scan import LiveDoc, live_documents
+from dynembed.quality.evaluation import (
+    GoldenSet,
+    compare,
+    evaluate_run,
+    gate,
+    latency_summary,
+    load_golden_set,
+    run_golden_set,
+)
+from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.rebuild import generations
+from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
+from dynembed.rebuild.progress import progress_store
+
+MAX_REPORT_BYTES = 350_000
+"""DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
+(the Markdown file keeps them all)."""
+NEWEST_EDITS_PROBED = 5
+RESTRICTED_QUERIES_PROBED = 5
+NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
+PROBES = (
+    "deleted_docs_absent",
+    "newest_edits_retrievable",
+    "restricted_principal_public_only",
+    "coverage_complete",
+)
+
+
+# ---- golden sets ---------------------------------------------------------------------------------
+
+
+def load_eval_set(config: RebuildInput, settings: Settings) -> GoldenSet:
+    """The golden set the input names (bundled paths or s3:// URIs), or DYNEMBED_EVAL_DIR's."""
+    chosen = config.eval
+    if chosen is None:
+        if not settings.eval_dir:
+            raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
+        base = settings.eval_dir.rstrip("/")
+        chosen = EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+    if chosen.queries.startswith("s3://") or chosen.qrels.startswith("s3://"):
+        folder = Path(tempfile.mkdtemp(prefix="dynembed-eval-"))
+        queries = _local_copy(chosen.queries, "queries", folder, settings)
+        qrels = _local_copy(chosen.qrels, "qrels", folder, settings)
+        name = _set_name(chosen.queries)
+    else:
+        queries = _resolve(chosen.queries, "queries", settings)
+        qrels = _resolve(chosen.qrels, "qrels", settings)
+        name = queries.parent.name or "golden"
+    try:
+        return load_golden_set(queries, qrels, name=name)
+    except ConfigError as exc:
+        raise ConfigError(f"eval: {exc}") from exc
+
+
+def _set_name(location: str) -> str:
+    parts = location.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 and parts[-2] else "golden"
+
+
+def _resolve(location: str, field: str, settings: Settings) -> Path:
+    """Absolute as given; relative under DYNEMBED_EVAL_DIR or the working directory (the layer has no
+    repository: in AWS golden sets are s3:// URIs; the local tooling passes absolute paths)."""
+    path = Path(location)
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [Path(settings.eval_dir) / path] if settings.eval_dir else []
+        candidates.append(Path.cwd() / path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(f"eval.{field}: file not found: {location} (looked in {looked})")
+
+
+def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> Path:
+    if not location.startswith("s3://"):
+        return _resolve(location, field, settings)
+    match = S3_URI.match(location)
+    if match is None:
+        raise ConfigError(f"eval.{field}: {location!r} is not an s3://bucket/key URI")
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        body = (
+            boto3.client("s3", region_name=settings.region)
+            .get_object(Bucket=match["bucket"], Key=match["key"])["Body"]
+            .read()
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
+            raise TransientError(f"eval.{field}: {location}: {code}") from exc
+        raise ConfigError(f"eval.{field}: cannot read {location}: {code or exc}") from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"eval.{field}: cannot read {location}: {exc}") from exc
+    target = folder / Path(match["key"]).name
+    target.write_bytes(body)
+    return target
+
+
+# ---- the step ------------------------------------------------------------------------------------------
+
+
+def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
+    gen_id = str(config.generation_id)
+    candidate = svc.registry.get(gen_id)
+    if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
+        raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
+    candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
+    golden = load_eval_set(config, svc.settings)
+    active = generations.find_active(svc.registry)
+    if active is not None and active.id == candidate.id:
+        raise DynembedError(f"generation {gen_id} is already active")
+    chunks_k = min(1000, config.k * 3)  # chunk hits collapse to docs; ask for enough of them
+    for gen in (candidate, active):
+        if gen is not None:
+            svc.index.refresh(gen.index_name)
+
+    candidate_run, latencies = run_golden_set(
+        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k)
+    )
+    candidate_result = evaluate_run(candidate_run, golden, k=config.k)
+    baseline_result = None
+    if active is not None:
+        baseline_run, _ = run_golden_set(golden, _doc_search(svc, active, config.eval_principal, chunks_k))
+        baseline_result = evaluate_run(baseline_run, golden, k=config.k)
+    comparison = compare(candidate_result, baseline_result)
+
+    progress = progress_store(svc).load(gen_id)
+    failed_docs = set(progress.failed_docs) if progress else set()
+    live = live_documents(svc.schema, svc.source).docs
+    indexed = {
+        str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
+    }
+    probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
+    decision = gate(comparison, probes, config.gate)
+    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
+    report = EvaluationReport.build(
+        golden=golden,
+        comparison=comparison,
+        decision=decision,
+        policy=config.gate,
+        candidate=candidate,
+        baseline=active,
+        probes=probes,
+        coverage=Coverage(docs_indexed=len(indexed & wanted), docs_in_source=len(wanted)),
+        latency_ms=latency_summary(latencies),
+        latency_samples=len(latencies),
+        embeddings=EmbeddingUsage(
+            reused=progress.total("reused") if progress else 0,
+            computed=progress.total("computed") if progress else 0,
+        ),
+    )
+    report_path = write_markdown(report, gen_id)
+    published = publish_metrics(report, gen_id, svc.settings)
+    stored = _registry_copy(report)
+    stored.update(
+        report_path=str(report_path),
+        metrics_published=published,
+        probe_details=probe_details,
+        backfill={
+            "docs": progress.total("docs") if progress else 0,
+            "runs": progress.runs if progress else 0,
+            "failed_docs": sorted(failed_docs)[:20],
+        },
+    )
+    previous = candidate.report or {}
+    if previous.get("failed_reason"):
+        stored["previous_failure"] = previous["failed_reason"]
+    svc.registry.update(gen_id, report=stored)
+    logger.info(
+        "evaluated",
+        generation=gen_id,
+        passed=decision.passed,
+        ndcg=candidate_result.ndcg,
+        baseline_ndcg=baseline_result.ndcg if baseline_result else None,
+        reasons=decision.reasons,
+    )
+    return {
+        "generation_id": gen_id,
+        "passed": decision.passed,
+        "reasons": decision.reasons,
+        "notes": decision.notes,
+        "k": config.k,
+        "candidate": report.candidate_metrics.model_dump(),
+        "baseline": report.baseline_metrics.model_dump() if report.baseline_metrics else None,
+        "baseline_generation": active.id if active else None,
+        "probes": probes,
+        "coverage": {"indexed": report.coverage.docs_indexed, "source": report.coverage.docs_in_source}
+        if report.coverage
+        else None,
+        "latency_ms": {"p50": round(report.latency_ms.p50, 2), "p95": round(report.latency_ms.p95, 2)}
+        if report.latency_ms
+        else None,
+        "embeddings": report.embeddings.model_dump() if report.embeddings else None,
+        "wins": report.wins,
+        "losses": report.losses,
+        "ties": report.ties,
+        "report_path": str(report_path),
+        "metrics_published": published,
+    }
+
+
+def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:
+    def run(text: str) -> list[str]:
+        response = svc.search(text, list(principal), k=k, generation=gen.id)
+        return [r.doc_id for r in response.results]
+
+    return run
+
+
+# ---- probes --------------------------------------------------------------------------------------------
+
+
+def run_probes(
+    svc: Any,
+    candidate: Generation,
+    golden: GoldenSet,
+    live: dict[str, LiveDoc],
+    indexed: set[str],
+    failed_docs: set[str],
+    k: int,
+) -> tuple[dict[str, bool], dict[str, Any]]:
+    """Each probe's verdict, and the figures behind it (for the report)."""
+    details: dict[str, Any] = {}
+    probes: dict[str, bool] = {}
+
+    deleted = _deleted_doc_ids(svc, candidate) - live.keys()
+    strays = sorted(indexed - live.keys())
+    probes["deleted_docs_absent"] = not strays
+    details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
+
+    found, probed = _newest_edits(svc, candidate, live, k)
+    probes["newest_edits_retrievable"] = found == probed
+    details["newest_edits_retrievable"] = {"probed": probed, "found": found}
+
+    leaks = _restricted_leaks(svc, candidate, golden, k)
+    probes["restricted_principal_public_only"] = not leaks
+    details["restricted_principal_public_only"] = {
+        "principal": NO_GROUPS_PRINCIPAL,
+        "non_public_hits": leaks[:10],
+    }
+
+    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content} - failed_docs
+    missing = sorted(wanted - indexed)
+    probes["coverage_complete"] = not missing
+    details["coverage_complete"] = {"missing": missing[:10], "missing_count": len(missing)}
+    return probes, details
+
+
+def _deleted_doc_ids(svc: Any, candidate: Generation) -> set[str]:
+    """Docs some write target's ledger holds as deleted (the candidate's and the active's)."""
+    ids: set[str] = set()
+    for gen in svc.registry.list():
+        if gen.id == candidate.id or gen.status is GenerationStatus.ACTIVE:
+            ids.update(e.doc_id for e in svc.ledger.scan(gen.id) if e.state == "deleted")
+    return ids
+
+
+def _newest_edits(
+    svc: Any, candidate: Generation, live: dict[str, LiveDoc], k: int
+) -> tuple[int, int]:
+    schema = svc.schema
+    newest = sorted(
+        ((updated, doc_id) for doc_id, (_v, updated, has_content) in live.items() if has_content and updated),
+        reverse=True,
+    )
+    found = probed = 0
+    for _, doc_id in newest:
+        if probed == NEWEST_EDITS_PROBED:
+            break
+        item = svc.source.get_item(doc_id)
+        if item is None:
+            continue
+        acl = schema.acl_of(item)
+        if not acl:
+            continue  # nobody may read it: nothing to retrieve
+        version = schema.version_of(item, doc_id)
+        text = " ".join(t for _, t in schema.content_of(item))[:500]
+        probed += 1
+        response = svc.search(
+            text, acl, k=k, generation=candidate.id, public_principal=schema.public_principal
+        )
+        if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
+            found += 1
+    return found, probed
+
+
+def _restricted_leaks(svc: Any, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
+    public = svc.schema.public_principal
+    leaks: list[str] = []
+    for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
+        response = svc.search(
+            golden.queries[query_id],
+            NO_GROUPS_PRINCIPAL,
+            k=k,
+            generation=candidate.id,
+            public_principal=public,
+        )
+        ids = [chunk_id(r.doc_id, r.chunk_key) for r in response.results]
+        stored = svc.index.get_chunks(candidate.index_name, ids) if ids else {}
+        leaks += [cid for cid in ids if public not in (stored.get(cid, {}).get("acl") or [])]
+    return leaks
+
+
+# ---- outputs -------------------------------------------------------------------------------------------
+
+
+def reports_dir() -> Path:
+    """DYNEMBED_REPORTS_DIR; in Lambda /tmp (the only writable place); else ./reports."""
+    if os.environ.get("DYNEMBED_REPORTS_DIR"):
+        return Path(os.environ["DYNEMBED_REPORTS_DIR"])
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return Path("/tmp/dynembed-reports")
+    return Path("reports")
+
+
+def write_markdown(report: EvaluationReport, generation_id: str) -> Path:
+    folder = reports_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{generation_id}.md"
+    path.write_text(report.to_markdown(), encoding="utf-8")
+    return path.resolve()
+
+
+def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
+    """The report as stored on the generation, per-query rows trimmed (worst and best kept)
+    if the item would grow past MAX_REPORT_BYTES."""
+    record = report.model_dump(mode="json")
+    rows = record["per_query"]
+    keep = len(rows)
+    while keep > 0 and len(json.dumps(record).encode()) > MAX_REPORT_BYTES:
+        keep //= 2
+        head, tail = (keep + 1) // 2, keep // 2
+        record["per_query"] = rows[:head] + (rows[-tail:] if tail else [])
+        record["per_query_trimmed"] = {"kept": keep, "total": len(rows)}
+    return record
+
+
+def publish_metrics(report: EvaluationReport, generation_id: str, settings: Settings) -> bool:
+    """Quality by generation, graphable in CloudWatch. A failure to publish is logged, not fatal:
+    the gate already decided on the numbers."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    dimensions = [{"Name": "service", "Value": NAMES.service}, {"Name": "generation", "Value": generation_id}]
+    data: list[dict[str, Any]] = [
+        {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "None"}
+        for name, value in report.cloudwatch_metrics().items()
+    ]
+    if report.latency_ms is not None:
+        data.append(
+            {
+                "MetricName": "EvalLatencyP95",
+                "Dimensions": dimensions,
+                "Value": report.latency_ms.p95,
+                "Unit": "Milliseconds",
+            }
+        )
+    if report.coverage is not None:
+        data.append(
+            {
+                "MetricName": "EvalCoverage",
+                "Dimensions": dimensions,
+                "Value": report.coverage.ratio,
+                "Unit": "None",
+            }
+        )
+    try:
+        boto3.client("cloudwatch", region_name=settings.region).put_metric_data(
+            Namespace=NAMES.metrics_namespace, MetricData=data
+        )
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("evaluation metrics not published", generation=generation_id, error=str(exc))
+        return False
+    return True

@@ -1,0 +1,434 @@
+"""Reconcile: bring one document's chunks in one generation in line with its current source
+version (DESIGN.md flow 1, invariants I2 and I4).
+
+A batch of jobs is reconciled in three phases so that the texts of every job in the batch reach
+the embedder together: plan (read the source once per doc, chunk, diff against the ledger),
+embed (only texts this model has not embedded: the ledger and the embedding cache say which),
+apply (pending keys first, then index writes with external versions, deletes, ledger commit).
+A failure is kept per job, so one bad document never fails the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dynembed.core.config import METRICS
+from dynembed.core.errors import DynembedError, MalformedRecordError, TransientError, VersionConflictError
+from dynembed.core.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
+from dynembed.core.ports import (
+    ChunkIndex,
+    Embedder,
+    EmbeddingCache,
+    Ledger,
+    LedgerEntry,
+    Registry,
+    SourceReader,
+)
+from dynembed.core.schema import SourceSchema
+from dynembed.core.telemetry import Telemetry
+from dynembed.core.versioning import WriteRank, external_version
+from dynembed.sync.chunking import chunker_for
+
+EmbedderFactory = Callable[[ModelSpec], Embedder]
+
+
+def attributes_of(item: dict[str, Any], schema: SourceSchema) -> dict[str, Any]:
+    """The non-semantic fields every chunk of a doc carries (filters and display)."""
+    return {
+        "acl": schema.acl_of(item),
+        "tenant": schema.tenant_of(item),
+        "source_type": schema.source_type_of(item),
+        "metadata": schema.metadata_of(item),
+    }
+
+
+def surviving_keys(index: ChunkIndex, index_name: str, doc_id: str, keys: Sequence[str]) -> set[str]:
+    """Keys whose chunk is still in the index after a delete (a newer write protected it)."""
+    stored = index.get_chunks(index_name, [chunk_id(doc_id, k) for k in keys])
+    return {k for k in keys if chunk_id(doc_id, k) in stored}
+
+
+def _attrs_differ(source: dict[str, Any], attrs: dict[str, Any]) -> bool:
+    return any(
+        (sorted(source.get(name) or []) if name == "acl" else source.get(name) or None)
+        != (sorted(value or []) if name == "acl" else value or None)
+        for name, value in attrs.items()
+    )
+
+
+def attrs_hash(attrs: dict[str, Any], schema_version: int) -> str:
+    blob = json.dumps({"attrs": attrs, "schema": schema_version}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """What reconcile will do for one (doc, generation)."""
+
+    job: ReconcileJob
+    generation: Generation
+    action: str  # write | delete | skip
+    reason: str
+    version: int = -1
+    entry: LedgerEntry | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    to_embed: list[Chunk] = field(default_factory=list)
+    """New chunks (not in the ledger): they need a vector, from the cache or the model."""
+    to_rewrite: list[Chunk] = field(default_factory=list)
+    """Unchanged chunks whose attributes drifted: rewritten with their stored vector."""
+    obsolete: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    attrs_digest: str = ""
+    source_updated_at: float | None = None
+    stored_vectors: dict[str, list[float]] = field(default_factory=dict)
+    """Vectors of ``to_rewrite`` chunks, read from the index."""
+
+
+@dataclass
+class JobOutcome:
+    job: ReconcileJob
+    error: Exception | None = None
+    plans: list[Plan] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Reconciler:
+    schema: SourceSchema
+    source: SourceReader
+    ledger: Ledger
+    registry: Registry
+    index: ChunkIndex
+    embedder_for: EmbedderFactory
+    cache: EmbeddingCache | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    clock: Callable[[], float] = time.time
+    _entries: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
+
+    # ---- public -------------------------------------------------------------------------------
+    def reconcile(self, jobs: Sequence[ReconcileJob], force: bool = False) -> list[JobOutcome]:
+        outcomes = [JobOutcome(job) for job in jobs]
+        targets = self._targets(jobs)
+        # One batch read of the source and one of the ledger for the whole batch.
+        doc_ids = list(dict.fromkeys(job.doc_id for job in jobs))
+        found = self.source.get_items(doc_ids)
+        items: dict[str, dict[str, Any] | None] = {d: found.get(d) for d in doc_ids}
+        self._entries = self.ledger.get_many(
+            [(job.doc_id, g) for job in jobs for g in (job.generations or list(targets))]
+        )
+        for outcome in outcomes:
+            try:
+                outcome.plans = self._plan_job(outcome.job, targets, items, force)
+            except Exception as exc:  # kept per job: the rest of the batch goes on
+                outcome.error = exc
+        try:
+            vectors = self._embed([p for o in outcomes if o.ok for p in o.plans])
+        except Exception as exc:
+            for outcome in outcomes:
+                if outcome.ok and any(p.to_embed for p in outcome.plans):
+                    outcome.error = exc
+            vectors = {}
+        for outcome in outcomes:
+            if not outcome.ok:
+                continue
+            try:
+                for plan in outcome.plans:
+                    self._apply(plan, vectors)
+            except Exception as exc:
+                outcome.error = exc
+        return outcomes
+
+    # ---- plan ---------------------------------------------------------------------------------
+    def _targets(self, jobs: Sequence[ReconcileJob]) -> dict[str, Generation]:
+        wanted = {g for job in jobs if job.generations for g in job.generations}
+        targets = {g.id: g for g in self.registry.list() if g.write_target}
+        for gen_id in wanted - targets.keys():
+            targets[gen_id] = self.registry.get(gen_id)  # explicit targets (backfill into a candidate)
+        return targets
+
+    def _plan_job(
+        self,
+        job: ReconcileJob,
+        targets: dict[str, Generation],
+        items: dict[str, dict[str, Any] | None],
+        force: bool,
+    ) -> list[Plan]:
+        if job.doc_id not in items:
+            items[job.doc_id] = self.source.get_item(job.doc_id)
+        item = items[job.doc_id]
+        gens = [targets[g] for g in job.generations] if job.generations else list(targets.values())
+        return [self._plan(job, gen, item, force or job.force) for gen in gens]
+
+    def _plan(self, job: ReconcileJob, gen: Generation, item: dict[str, Any] | None, force: bool) -> Plan:
+        entry = self._entries.get((job.doc_id, gen.id))
+        stored = entry.source_version if entry else -1
+        if item is None or (self.schema.tombstone and self.schema.tombstone.is_tombstoned(item)):
+            keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []
+            if item is not None:
+                version = self.schema.version_of(item, job.doc_id)
+            else:
+                # Gone from the source: its last version is unknown here, so delete at the
+                # highest version any of its chunks carries (patches may be above the ledger's).
+                version = max(
+                    stored, job.min_source_version, self._highest_chunk_version(gen, job.doc_id, keys)
+                )
+            if entry is None or (entry.state == "deleted" and not keys and stored >= version):
+                return Plan(job, gen, "skip", "already deleted", version=version, entry=entry)
+            return Plan(job, gen, "delete", "gone from source", version=version, entry=entry, obsolete=keys)
+
+        version = self.schema.version_of(item, job.doc_id)
+        if version < job.min_source_version:
+            # A consistent read older than the change that caused the job: the source is lagging.
+            raise TransientError(
+                f"doc {job.doc_id!r}: source holds version {version} < job version {job.min_source_version}"
+            )
+        if entry is not None and entry.state == "deleted" and stored >= version:
+            # Re-created with a version that does not rise past the delete: the index would
+            # refuse every write (external versions), so say so instead of skipping silently.
+            raise MalformedRecordError(
+                f"re-created with version {version}, not above the version {stored} it was deleted at; "
+                "versions must keep rising across deletes (use a timestamp version or keep counting)",
+                job.doc_id,
+            )
+        if entry is not None and stored > version:
+            return Plan(job, gen, "skip", f"ledger already at newer version {stored}", version, entry)
+
+        attrs = attributes_of(item, self.schema)
+        digest = attrs_hash(attrs, self.schema.schema_version)
+        chunks = chunker_for(gen.chunker).chunk(self.schema.content_of(item))
+        keys = [c.key for c in chunks]
+        # A deleted doc's ledger keeps only chunks a newer write protected from the delete.
+        known = set(entry.chunk_keys) if entry else set()
+        leftovers = set(entry.pending_keys) if entry else set()
+        plan = Plan(
+            job,
+            gen,
+            "write",
+            "reconcile",
+            version=version,
+            entry=entry,
+            chunks=chunks,
+            attrs=attrs,
+            attrs_digest=digest,
+            source_updated_at=self.schema.updated_at_of(item) or job.source_updated_at,
+        )
+        plan.obsolete = sorted((known | leftovers) - set(keys))
+        if force:
+            plan.to_embed = list(chunks)
+            return plan
+        plan.to_embed = [c for c in chunks if c.key not in known]
+        unchanged = [c for c in chunks if c.key in known]
+        if (
+            entry is not None
+            and entry.state == "committed"
+            and stored == version
+            and entry.attrs_hash == digest
+            and not plan.to_embed
+            and not plan.obsolete
+        ):
+            plan.action, plan.reason = "skip", "already at this version"
+            return plan
+        if unchanged:
+            # Unchanged chunks keep their vectors; the index (not the ledger) says whether their
+            # attributes are current, since a fast-path patch may have moved them meanwhile.
+            # Fields only first: vectors are fetched just for the chunks that get rewritten.
+            stored_chunks = self.index.get_chunks(
+                gen.index_name, [chunk_id(job.doc_id, c.key) for c in unchanged], exclude=("embedding",)
+            )
+            for chunk in unchanged:
+                source = stored_chunks.get(chunk_id(job.doc_id, chunk.key))
+                if source is None:
+                    plan.to_embed.append(chunk)  # lost from the index: vector from the cache or the model
+                elif _attrs_differ(source, attrs) or source.get("chunk_index") != chunk.index:
+                    plan.to_rewrite.append(chunk)  # drifted attributes, or the chunk moved
+            if plan.to_rewrite:
+                ids = [chunk_id(job.doc_id, c.key) for c in plan.to_rewrite]
+                vectors = self.index.get_chunks(gen.index_name, ids)
+                for chunk in list(plan.to_rewrite):
+                    vector = vectors.get(chunk_id(job.doc_id, chunk.key), {}).get("embedding")
+                    if vector:
+                        plan.stored_vectors[chunk.key] = list(vector)
+                    else:  # gone since the first read: embed it again (cache first)
+                        plan.to_rewrite.remove(chunk)
+                        plan.to_embed.append(chunk)
+        return plan
+
+    def _highest_chunk_version(self, gen: Generation, doc_id: str, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        stored = self.index.get_chunks(gen.index_name, [chunk_id(doc_id, k) for k in keys])
+        return max((int(s.get("source_version", 0)) for s in stored.values()), default=0)
+
+    # ---- embed --------------------------------------------------------------------------------
+    def _embed(self, plans: Sequence[Plan]) -> dict[tuple[str, str], list[float]]:
+        """Vectors by (model id, content hash) for every chunk to write, embedding only misses."""
+        by_model: dict[str, tuple[ModelSpec, dict[str, str]]] = {}
+        tenant_of: dict[str, str] = {}  # content hash → the tenant its cost is charged to
+        for plan in plans:
+            if plan.action != "write" or not plan.to_embed:
+                continue
+            spec = plan.generation.model
+            wanted = by_model.setdefault(spec.model_id, (spec, {}))[1]
+            for chunk in plan.to_embed:
+                wanted[chunk.content_hash] = chunk.text
+                tenant_of.setdefault(chunk.content_hash, plan.attrs.get("tenant") or "none")
+        vectors: dict[tuple[str, str], list[float]] = {}
+        for model_id, (spec, wanted) in by_model.items():
+            cached = self.cache.get_many(model_id, list(wanted)) if self.cache else {}
+            misses = [h for h in wanted if h not in cached]
+            self.telemetry.count(METRICS.embeddings_skipped, len(cached))
+            if misses:
+                embedder = self.embedder_for(spec)
+                if embedder.spec.model_id != model_id:
+                    raise DynembedError(
+                        f"embedder {embedder.spec.model_id} cannot serve generation model {model_id}"
+                    )
+                try:
+                    fresh = embedder.embed_documents([wanted[h] for h in misses])
+                except Exception:  # counted for the alarm, then failed per job by the caller
+                    self.telemetry.count(METRICS.embedding_failures)
+                    raise
+                computed = dict(zip(misses, fresh, strict=True))
+                if self.cache:
+                    self.cache.put_many(model_id, computed)
+                cached.update(computed)
+                self.telemetry.count(METRICS.embeddings_computed, len(misses))
+                chars_by_tenant: dict[str, int] = {}
+                for content_hash in misses:
+                    tenant = tenant_of[content_hash]
+                    chars_by_tenant[tenant] = chars_by_tenant.get(tenant, 0) + len(wanted[content_hash])
+                for tenant, chars in chars_by_tenant.items():
+                    self.telemetry.count(METRICS.embedded_characters, chars, ("tenant", tenant))
+            for content_hash, vector in cached.items():
+                vectors[(model_id, content_hash)] = list(vector)
+        return vectors
+
+    # ---- apply --------------------------------------------------------------------------------
+    def _apply(self, plan: Plan, vectors: dict[tuple[str, str], list[float]]) -> None:
+        doc_id, gen = plan.job.doc_id, plan.generation
+        if plan.action == "skip":
+            unchanged = len(plan.chunks)
+            self.telemetry.count(METRICS.embeddings_skipped, unchanged)
+            return
+        if plan.action == "delete":
+            self._delete(plan)
+            return
+
+        new_keys = [c.key for c in plan.to_embed]
+        try:
+            self.ledger.begin(doc_id, gen.id, new_keys, plan.version)
+        except VersionConflictError:
+            self.telemetry.count(METRICS.version_conflicts)
+            return  # a newer version is already committed; nothing to do here
+        now = self.clock()
+        docs = [
+            self._document(plan, c, vectors[(gen.model.model_id, c.content_hash)], now) for c in plan.to_embed
+        ]
+        for chunk in plan.to_rewrite:
+            docs.append(self._document(plan, chunk, plan.stored_vectors[chunk.key], now))
+        self.telemetry.count(METRICS.embeddings_skipped, len(plan.chunks) - len(plan.to_embed))
+        report = self.index.write_chunks(
+            gen.index_name, docs, [external_version(plan.version, WriteRank.CONTENT)] * len(docs)
+        )
+        self.telemetry.count(METRICS.chunks_written, report.written)
+        self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+        if plan.obsolete:
+            deleted = self.index.delete_chunks(
+                gen.index_name,
+                [
+                    (chunk_id(doc_id, k), external_version(plan.version, WriteRank.DELETE))
+                    for k in plan.obsolete
+                ],
+            )
+            self.telemetry.count(METRICS.chunks_deleted, deleted.deleted)
+            self.telemetry.count(METRICS.version_conflicts, deleted.conflicts)
+        try:
+            self.ledger.commit(
+                LedgerEntry(
+                    doc_id=doc_id,
+                    generation=gen.id,
+                    source_version=plan.version,
+                    chunk_keys=[c.key for c in plan.chunks],
+                    pending_keys=sorted(set(new_keys) | set(plan.obsolete)),
+                    attrs_hash=plan.attrs_digest,
+                    state="committed",
+                    source_updated_at=plan.source_updated_at,
+                    indexed_at=now,
+                )
+            )
+        except VersionConflictError:
+            # Lost a race with a newer reconcile: remove what only this run wrote.
+            self.telemetry.count(METRICS.version_conflicts)
+            self._clean_after_lost_race(plan)
+            return
+        if plan.source_updated_at is not None:
+            self.telemetry.freshness(now - plan.source_updated_at)
+
+    def _clean_after_lost_race(self, plan: Plan) -> None:
+        winner = self.ledger.get(plan.job.doc_id, plan.generation.id)
+        keep = set(winner.chunk_keys) if winner else set()
+        mine = [c.key for c in plan.to_embed if c.key not in keep]
+        if mine:
+            self.index.delete_chunks(
+                plan.generation.index_name,
+                [
+                    (chunk_id(plan.job.doc_id, k), external_version(plan.version, WriteRank.DELETE))
+                    for k in mine
+                ],
+            )
+
+    def _delete(self, plan: Plan) -> None:
+        doc_id, gen = plan.job.doc_id, plan.generation
+        report = self.index.delete_chunks(
+            gen.index_name,
+            [(chunk_id(doc_id, k), external_version(plan.version, WriteRank.DELETE)) for k in plan.obsolete],
+        )
+        self.telemetry.count(METRICS.chunks_deleted, report.deleted)
+        self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+        survivors = (
+            surviving_keys(self.index, gen.index_name, doc_id, plan.obsolete) if report.conflicts else set()
+        )
+        try:
+            self.ledger.commit(
+                LedgerEntry(
+                    doc_id=doc_id,
+                    generation=gen.id,
+                    source_version=plan.version,
+                    chunk_keys=sorted(survivors),
+                    pending_keys=list(plan.obsolete),
+                    state="deleted",
+                    indexed_at=self.clock(),
+                )
+            )
+        except VersionConflictError:
+            self.telemetry.count(METRICS.version_conflicts)
+
+    def _document(self, plan: Plan, chunk: Chunk, vector: Sequence[float], now: float) -> ChunkDocument:
+        gen = plan.generation
+        return ChunkDocument(
+            doc_id=plan.job.doc_id,
+            chunk_key=chunk.key,
+            chunk_index=chunk.index,
+            text=chunk.passage or chunk.text,
+            content_hash=chunk.content_hash,
+            embedding=list(vector),
+            source_version=plan.version,
+            source_updated_at=plan.source_updated_at,
+            indexed_at=now,
+            model_id=gen.model.model_id,
+            chunker_version=gen.chunker.version,
+            schema_version=self.schema.schema_version,
+            generation=gen.id,
+            tenant=plan.attrs.get("tenant"),
+            source_type=plan.attrs.get("source_type"),
+            acl=plan.attrs.get("acl", []),
+            metadata=plan.attrs.get("metadata", {}),
+        )

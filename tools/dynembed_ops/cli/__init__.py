@@ -1,0 +1,1 @@
+"""The `dynembed` command line (typer): commands are registered explicitly in ``main``."""

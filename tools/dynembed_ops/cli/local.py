@@ -1,0 +1,206 @@
+"""Commands of the local stack and the source app: demo, up, load, put, delete, search, models."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dynembed_ops.cli.common import CommandSet, JsonFlag, connect, console, emit, friendly
+from dynembed_ops.source_app import source_app_for
+
+commands = CommandSet()
+
+
+# ---- demo ------------------------------------------------------------------------------------------
+
+
+@commands.command()
+@friendly
+def demo(
+    corpus: Annotated[Path | None, typer.Option(help="JSONL corpus {doc_id,title,body,...}")] = None,
+    queries: Annotated[Path | None, typer.Option(help="JSONL queries {query_id,text}")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="TSV qrels query_id<TAB>doc_id<TAB>relevance")] = None,
+    edits: Annotated[Path | None, typer.Option(help="Edit stream (.jsonl.gz) to replay")] = None,
+    no_edits: Annotated[bool, typer.Option("--no-edits", help="Skip the edit replay")] = False,
+    max_commits: Annotated[int, typer.Option(help="Edit commits to replay")] = 20,
+    baseline_model: Annotated[str, typer.Option(help="Model of the first generation")] = "static-64",
+    candidate_model: Annotated[str, typer.Option(help="Model to rebuild to ('none' to skip)")] = "minilm",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here")] = None,
+) -> None:
+    """Run the whole pipeline locally on real data and print a summary."""
+    from dynembed_ops import paths
+    from dynembed_ops.demo.run import DemoOptions, run_demo
+
+    if (queries is None) != (qrels is None):
+        raise ValueError("--queries and --qrels go together")
+    options = DemoOptions(
+        corpus=corpus or paths.FAQ_CORPUS,
+        queries=queries or paths.FAQ_QUERIES,
+        qrels=qrels or paths.FAQ_QRELS,
+        edits=None if no_edits else (edits or paths.EDITSTREAM),
+        max_commits=max_commits,
+        baseline_model=baseline_model,
+        candidate_model=None if candidate_model.lower() == "none" else candidate_model,
+        json_out=json_out,
+    )
+    summary = run_demo(options, console)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2, default=str))
+        console.print(f"summary written to {json_out}")
+
+
+# ---- local stack -----------------------------------------------------------------------------------
+
+
+@commands.command()
+@friendly
+def up(
+    port: Annotated[int, typer.Option(help="AWS endpoint port (moto)")] = 4566,
+    opensearch_port: Annotated[int, typer.Option(help="OpenSearch endpoint port (osmem)")] = 9200,
+    model: Annotated[str, typer.Option(help="Embedding model of the first generation")] = "hash-256",
+    schema: Annotated[Path | None, typer.Option(help="Source schema JSON/YAML")] = None,
+) -> None:
+    """Run a local stack on localhost until Ctrl-C; other commands talk to it."""
+    from dynembed.core.schema import SourceSchema
+    from dynembed.embedders.catalog import spec_for
+    from dynembed_ops.local.stack import STATE_FILE, TELEMETRY_FILE, LocalStack
+
+    source_schema = SourceSchema.from_file(schema) if schema else SourceSchema()
+    spec_for(model)  # an unknown model fails before anything starts
+    stack = LocalStack(schema=source_schema, aws_port=port, opensearch_port=opensearch_port).start()
+    assert stack.info is not None
+    svc = stack.services()
+    gen = svc.bootstrap(model)
+    stack.info.save()
+    console.print(
+        f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  OpenSearch: {stack.info.opensearch_url}"
+    )
+    console.print(f"source table: {svc.settings.source_table}   generation: {gen.id} ({gen.model.model_id})")
+    console.print(
+        f"try: aws dynamodb put-item --endpoint-url {stack.info.aws_url} --region {stack.info.region} "
+        f'--table-name {svc.settings.source_table} --item \'{{"doc_id":{{"S":"hello"}},"version":{{"N":"1"}},'
+        f'"title":{{"S":"Hello"}},"body":{{"S":"dynembed keeps embeddings fresh"}},"acl":{{"SS":["public"]}}}}\''
+    )
+    console.print('then: dynembed search "fresh embeddings" --as public        (Ctrl-C to stop)')
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.run_forever(telemetry_file=TELEMETRY_FILE)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        STATE_FILE.unlink(missing_ok=True)
+        console.print("stopped")
+
+
+@commands.command()
+@friendly
+def load(
+    path: Path,
+    acl: Annotated[list[str] | None, typer.Option(help="ACL for docs that carry none (repeat)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Load a JSONL corpus into the source table of the running stack. Docs without an access
+    attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
+
+    svc = connect()
+    defaults = (
+        {svc.schema.access_attributes[0]: acl or [svc.schema.public_principal]}
+        if svc.schema.access_attributes
+        else {}
+    )
+    count = source_app_for(svc).load(path, defaults)
+    if not emit({"loaded": count}, as_json):
+        console.print(f"loaded {count} documents into {svc.settings.source_table}")
+
+
+@commands.command()
+@friendly
+def put(
+    doc_id: str,
+    body: Annotated[str, typer.Option(help="Body text")],
+    title: Annotated[str, typer.Option(help="Title")] = "",
+    acl: Annotated[list[str] | None, typer.Option(help="Principals allowed (repeat)")] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write (create or update) one document; its version goes up by one."""
+
+    from dynembed.core.schema import to_plain
+
+    svc = connect()
+    item = source_app_for(svc).put(
+        {"doc_id": doc_id, "title": title or doc_id, "body": body, "acl": acl or ["public"], "tenant": tenant}
+    )
+    if not emit(to_plain(item), as_json):
+        console.print(f"put {doc_id} version {item[svc.schema.version_attribute]}")
+
+
+@commands.command()
+@friendly
+def delete(doc_id: str) -> None:
+    """Delete one document from the source table."""
+
+    svc = connect()
+    source_app_for(svc).delete(doc_id)
+    console.print(f"deleted {doc_id}")
+
+
+@commands.command("search")
+@friendly
+def search_cmd(
+    text: str,
+    principal: Annotated[list[str], typer.Option("--as", help="User or group to search as (repeat)")],
+    k: Annotated[int, typer.Option(help="Chunks to return")] = 10,
+    generation: Annotated[
+        str | None, typer.Option(help="Search this generation instead of the alias")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """k-NN search as a principal; the access filter sits inside the query."""
+    from dataclasses import asdict
+
+    svc = connect()
+    response = svc.search(text, principal, k=k, tenant=tenant, generation=generation)
+    if emit(asdict(response), as_json):
+        return
+    table = Table(title=f"{len(response.results)} results from {response.generation} ({response.model_id})")
+    for col in ("score", "doc", "v", "chunk", "text"):
+        table.add_column(col)
+    for r in response.results:
+        table.add_row(
+            f"{r.score:.3f}", r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " ")
+        )
+    console.print(table)
+
+
+@commands.command()
+@friendly
+def models(as_json: JsonFlag = False) -> None:
+    """List the embedding models dynembed knows."""
+    from dataclasses import asdict
+
+    from dynembed.embedders.catalog import available_models
+
+    infos = available_models()
+    if emit([asdict(m) for m in infos], as_json):
+        return
+    table = Table(title="embedding models")
+    for col in ("id", "provider", "dim", "installed", "description"):
+        table.add_column(col)
+    for m in infos:
+        table.add_row(m.id, m.provider, str(m.dimension), "yes" if m.installed else "no", m.description)
+    console.print(table)
+
+

@@ -1,0 +1,186 @@
+"""Operator commands against the running local stack: status, audit, reprocess, dlq."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dynembed_ops.cli.common import CommandSet, JsonFlag, connect, console, emit, friendly
+
+commands = CommandSet()
+dlq_commands = CommandSet()
+
+
+@commands.command()
+@friendly
+def status(as_json: JsonFlag = False) -> None:
+    """Generations, queue and DLQ depth, held jobs, freshness, and which alarms would fire."""
+    from dynembed.core.telemetry import percentile
+    from dynembed_ops.ops import alarms, queue_depth
+
+    svc = connect()
+    jobs = queue_depth(svc.sqs, svc.settings.jobs_queue_url)
+    dlq = queue_depth(svc.sqs, svc.settings.jobs_dlq_url)
+    audit = svc.audit(time_budget_s=30)
+    lags = [g.freshness_lag_s for g in audit.generations]
+    telemetry = _up_telemetry()
+    freshness = telemetry.get("freshness_s", [])
+    data = {
+        "generations": [
+            {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
+            for g in svc.registry.list()
+        ],
+        "alias_target": svc.index.alias_target(svc.settings.index_alias),
+        "jobs_queue": asdict(jobs),
+        "dlq": asdict(dlq),
+        "held_jobs": svc.held.count(),
+        "oldest_unindexed_change_s": max(lags, default=0.0),
+        "audit": audit.totals(),
+        "alarms": alarms(freshness, jobs, dlq, audit.totals()),
+        "freshness_p50_s": percentile(freshness, 50),
+        "freshness_p95_s": percentile(freshness, 95),
+        "counters": telemetry.get("counters", {}),
+    }
+    if emit(data, as_json):
+        return
+    table = Table(title="dynembed status")
+    table.add_column("item")
+    table.add_column("value")
+    for g in data["generations"]:
+        table.add_row(
+            f"generation {g['id']}",
+            f"{g['status']}{' (write target)' if g['write_target'] else ''} {g['model']}",
+        )
+    table.add_row("alias →", str(data["alias_target"]))
+    table.add_row("jobs queued / in flight", f"{jobs.visible} / {jobs.in_flight}")
+    table.add_row("dead letters", str(dlq.visible + dlq.in_flight))
+    table.add_row("held (batched) jobs", str(data["held_jobs"]))
+    table.add_row("oldest unindexed change (s)", f"{data['oldest_unindexed_change_s']:.1f}")
+    p50, p95 = data["freshness_p50_s"], data["freshness_p95_s"]
+    table.add_row(
+        "freshness p50 / p95 (s)", "n/a (nothing synced yet)" if p50 is None else f"{p50:.2f} / {p95:.2f}"
+    )
+    for alarm in data["alarms"]:
+        table.add_row(
+            f"alarm {alarm['alarm']}",
+            ("[red]FIRING[/]" if alarm["firing"] else "ok") + f" ({alarm['value']} > {alarm['threshold']}?)",
+        )
+    console.print(table)
+
+
+def _up_telemetry() -> dict[str, Any]:
+    """What the `dynembed up` process last wrote of its handlers' figures."""
+    import json
+
+    from dynembed_ops.local.stack import TELEMETRY_FILE
+
+    try:
+        data: dict[str, Any] = json.loads(TELEMETRY_FILE.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+@commands.command()
+@friendly
+def audit(
+    repair: Annotated[
+        bool, typer.Option(help="Enqueue reconcile jobs for stale/missing docs, delete strays")
+    ] = False,
+    sample: Annotated[float, typer.Option(help="Fraction of docs to check (0-1]")] = 1.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare source, ledger and index: orphaned, stale and missing counts."""
+
+    if not 0 < sample <= 1:
+        raise ValueError("--sample must be in (0, 1]")
+    svc = connect()
+    report = svc.audit(queue=svc.queue, repair=repair, sample=sample)
+    if emit(report.to_dict(), as_json):
+        return
+    table = Table(title=f"audit ({'complete' if report.complete else 'partial: time budget ran out'})")
+    for col in (
+        "generation",
+        "source docs",
+        "indexed docs",
+        "chunks",
+        "orphaned",
+        "stale",
+        "missing",
+        "duplicates",
+    ):
+        table.add_column(col)
+    for g in report.generations:
+        table.add_row(
+            g.generation,
+            str(g.source_docs),
+            str(g.indexed_docs),
+            str(g.chunks),
+            str(g.orphaned_vectors),
+            str(g.stale_documents),
+            str(g.missing_documents),
+            str(g.duplicate_chunks),
+        )
+    console.print(table)
+    if repair:
+        console.print(
+            f"repairs enqueued: {report.repairs_enqueued}, stray chunks deleted: {report.orphans_deleted}"
+        )
+
+
+@commands.command()
+@friendly
+def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
+    """Reconcile one doc again in every write target, rewriting every chunk."""
+    from dynembed.core.models import ReconcileJob
+
+    svc = connect()
+    item = svc.source.get_item(doc_id)
+    version = svc.schema.version_of(item, doc_id) if item else 0
+    outcome = svc.reconciler().reconcile(
+        [ReconcileJob(doc_id=doc_id, min_source_version=version, reason="reprocess", force=True)]
+    )[0]
+    if outcome.error is not None:
+        raise outcome.error
+    data = {
+        "doc_id": doc_id,
+        "generations": [p.generation.id for p in outcome.plans],
+        "actions": [p.action for p in outcome.plans],
+    }
+    if not emit(data, as_json):
+        console.print(f"reprocessed {doc_id} in {', '.join(data['generations'])}")
+
+
+@dlq_commands.callback()
+@friendly
+def dlq(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List dead-lettered jobs with their reasons."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dynembed_ops.ops import peek_dead_letters
+
+    svc = connect()
+    letters = peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url)
+    if emit(letters, as_json):
+        return
+    table = Table(title=f"{len(letters)} dead-lettered jobs")
+    for col in ("doc", "attempts", "reason"):
+        table.add_column(col)
+    for letter in letters:
+        table.add_row(str(letter["doc_id"]), str(letter["attempts"]), letter["reason"])
+    console.print(table)
+
+
+@dlq_commands.command("redrive")
+@friendly
+def dlq_redrive(as_json: JsonFlag = False) -> None:
+    """Send dead-lettered jobs back to the jobs queue (as forced reconciles)."""
+    from dynembed_ops.ops import redrive
+
+    svc = connect()
+    moved = redrive(svc.sqs, svc.settings.jobs_dlq_url, svc.settings.jobs_queue_url)
+    if not emit({"redriven": moved}, as_json):
+        console.print(f"sent {moved} jobs back to the queue")

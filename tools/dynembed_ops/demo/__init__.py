@@ -1,0 +1,1 @@
+"""`dynembed demo`: the whole pipeline on real data, on this machine."""

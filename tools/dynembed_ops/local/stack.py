@@ -1,0 +1,363 @@
+"""The whole pipeline on one machine: moto (DynamoDB, Streams, SQS, Step Functions,
+CloudWatch) as a threaded server, osmem-server for the index, pumps for the event sources, and
+the real handlers. Resources are created from ``dynembed.core.config`` — the names and settings the
+CDK stack uses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from dynembed.core.config import KEYS, NAMES, TUNING
+from dynembed.core.errors import ConfigError, DynembedError
+from dynembed.core.schema import SourceSchema
+from dynembed.wiring import Services, reset_services
+from dynembed_ops.local.lambda_runtime import invoke
+from dynembed_ops.local.pumps import SqsPump, StreamPump
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STATE_FILE = Path(".dynembed") / "stack.json"
+TELEMETRY_FILE = Path(".dynembed") / "telemetry.json"
+
+
+@dataclass
+class StackInfo:
+    """What another process needs to talk to a running stack (written by ``dynembed up``)."""
+
+    aws_url: str
+    opensearch_url: str
+    region: str
+    stream_arn: str
+    jobs_queue_url: str
+    jobs_dlq_url: str
+    stream_failures_queue_url: str
+    schema: dict[str, Any]
+    pid: int = 0
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "DYNEMBED_REGION": self.region,
+            "DYNEMBED_OPENSEARCH_ENDPOINT": self.opensearch_url,
+            "DYNEMBED_KNN_MODE": "exact",
+            "DYNEMBED_JOBS_QUEUE_URL": self.jobs_queue_url,
+            "DYNEMBED_JOBS_DLQ_URL": self.jobs_dlq_url,
+            "DYNEMBED_STREAM_FAILURES_QUEUE_URL": self.stream_failures_queue_url,
+            "DYNEMBED_SOURCE_SCHEMA": json.dumps(self.schema),
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            "HF_HUB_OFFLINE": "1",
+        }
+
+    def apply(self) -> None:
+        os.environ.update(self.env())
+        reset_services()
+
+    def save(self, path: Path = STATE_FILE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path = STATE_FILE) -> StackInfo:
+        """The running stack, or a clear error when none is."""
+        if not path.exists():
+            raise DynembedError("no local stack is running: start one with `dynembed up` in another terminal")
+        info = cls(**json.loads(path.read_text()))
+        if not _reachable(info.aws_url) or not _reachable(info.opensearch_url):
+            raise DynembedError(
+                f"the local stack in {path} is not answering (stopped?): start one with `dynembed up`"
+            )
+        return info
+
+
+def _reachable(url: str) -> bool:
+    host, port = url.split("//", 1)[1].split(":")
+    with contextlib.closing(socket.socket()) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, int(port.split("/")[0]))) == 0
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(f"port {port} for {what} is in use: choose another with --port") from exc
+
+
+class LocalStack:
+    def __init__(
+        self,
+        schema: SourceSchema | None = None,
+        aws_port: int | None = None,
+        opensearch_port: int | None = None,
+        retry_delay_s: int = 0,
+    ) -> None:
+        self.schema = schema or SourceSchema()
+        self.aws_port = aws_port or free_port()
+        self.opensearch_port = opensearch_port or free_port()
+        self.retry_delay_s = retry_delay_s
+        self._moto: Any = None
+        self._osmem: Any = None
+        self.info: StackInfo | None = None
+        self.stream_pump: StreamPump | None = None
+        self.sqs_pump: SqsPump | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+        from osmem_server import OsmemServer
+
+        if self.aws_port:
+            ensure_port_free(self.aws_port, "the AWS endpoint (moto)")
+        ensure_port_free(self.opensearch_port, "the OpenSearch endpoint (osmem)")
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto keeps its backends per process: a new stack starts from empty tables and queues.
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        self._moto.start()
+        self._osmem = OsmemServer.start(addr=f"127.0.0.1:{self.opensearch_port}", japanese=False)
+        aws_url = f"http://127.0.0.1:{self.aws_port}"
+        # Step Functions runs the real ASL interpreter; Lambda tasks are dispatched in-process.
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{aws_url}/moto-api/config",
+            data=json.dumps(
+                {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+            ).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+        os.environ["MOTO_PORT"] = str(self.aws_port)
+        self.info = self._provision(aws_url, self._osmem.url)
+        self.info.apply()
+        self._build_pumps()
+        # The rebuild state machine (the same ASL file CDK deploys), Lambda tasks dispatched here.
+        from dynembed_ops.local.stepfunctions import install_rebuild_workflow
+
+        install_rebuild_workflow(self)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._osmem is not None:
+            self._osmem.close()
+        if self._moto is not None:
+            self._moto.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---- resources -----------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=f"http://127.0.0.1:{self.aws_port}",
+            region_name=REGION,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+        )
+
+    def _provision(self, aws_url: str, opensearch_url: str) -> StackInfo:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        ddb = self.client("dynamodb")
+        source = ddb.create_table(
+            TableName=NAMES.source_table,
+            KeySchema=[{"AttributeName": self.schema.id_attribute, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": self.schema.id_attribute, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        stream_arn = source["TableDescription"]["LatestStreamArn"]
+        for name, hash_key, range_key in [
+            (NAMES.ledger_table, KEYS.ledger_hash, KEYS.ledger_range),
+            (NAMES.registry_table, KEYS.registry_hash, None),
+            (NAMES.embedding_cache_table, KEYS.cache_hash, None),
+            (NAMES.held_jobs_table, "doc_id", None),
+        ]:
+            keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+            attrs = [{"AttributeName": hash_key, "AttributeType": "S"}]
+            if range_key:
+                keys.append({"AttributeName": range_key, "KeyType": "RANGE"})
+                attrs.append({"AttributeName": range_key, "AttributeType": "S"})
+            ddb.create_table(
+                TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST"
+            )
+        sqs = self.client("sqs")
+        dlq_url = sqs.create_queue(QueueName=NAMES.jobs_dlq)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        jobs_url = sqs.create_queue(
+            QueueName=NAMES.jobs_queue,
+            Attributes={
+                "VisibilityTimeout": str(TUNING.sqs_visibility_timeout_s),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": TUNING.sqs_max_receive_count}
+                ),
+            },
+        )["QueueUrl"]
+        failures_url = sqs.create_queue(QueueName=NAMES.stream_failures_queue)["QueueUrl"]
+        return StackInfo(
+            aws_url=aws_url,
+            opensearch_url=opensearch_url,
+            region=REGION,
+            stream_arn=stream_arn,
+            jobs_queue_url=jobs_url,
+            jobs_dlq_url=dlq_url,
+            stream_failures_queue_url=failures_url,
+            schema=self.schema.model_dump(mode="json"),
+            pid=os.getpid(),
+        )
+
+    def _build_pumps(self) -> None:
+        assert self.info is not None
+        sqs = self.client("sqs")
+        jobs_arn = sqs.get_queue_attributes(QueueUrl=self.info.jobs_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.stream_pump = StreamPump(
+            streams=self.client("dynamodbstreams"),
+            sqs=sqs,
+            stream_arn=self.info.stream_arn,
+            invoke=lambda event: invoke("classify", event, TUNING.classify_timeout_s),
+            on_failure_queue_url=self.info.stream_failures_queue_url,
+            region=REGION,
+        )
+        self.sqs_pump = SqsPump(
+            sqs=sqs,
+            queue_url=self.info.jobs_queue_url,
+            queue_arn=jobs_arn,
+            invoke=lambda event: invoke("sync", event, TUNING.sync_timeout_s),
+            retry_delay_s=self.retry_delay_s,
+            region=REGION,
+        )
+
+    # ---- running -------------------------------------------------------------------------------
+    def services(self) -> Services:
+        from dynembed.wiring import services
+
+        return services()
+
+    def step(self) -> int:
+        """One round: every pending stream batch, then every visible job batch."""
+        assert self.stream_pump is not None and self.sqs_pump is not None
+        with self._lock:
+            moved = 0
+            while True:
+                settled = self.stream_pump.step()
+                moved += settled
+                if not settled:
+                    break
+            while True:
+                received = self.sqs_pump.step()
+                moved += received
+                if not received:
+                    break
+            return moved
+
+    def drain(self, timeout_s: float = 600.0, drain_held: bool = False) -> int:
+        """Run the pumps until nothing moves (and, with ``drain_held``, flush batched jobs)."""
+        deadline = time.monotonic() + timeout_s
+        total = 0
+        idle_rounds = 0
+        while time.monotonic() < deadline:
+            moved = self.step()
+            if drain_held:
+                moved += self.flush_held()
+            total += moved
+            idle_rounds = idle_rounds + 1 if moved == 0 else 0
+            if idle_rounds >= 2 and self._queue_empty():
+                return total
+            if moved == 0:
+                time.sleep(0.05)
+        raise DynembedError(f"the local pipeline did not settle within {timeout_s:.0f} s")
+
+    def _queue_empty(self) -> bool:
+        assert self.info is not None
+        attrs = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.info.jobs_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return (
+            int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            == 0
+        )
+
+    def flush_held(self, now: float | None = None) -> int:
+        from dynembed.sync.drain import drain_held_jobs
+
+        svc = self.services()
+        return drain_held_jobs(svc.held, svc.queue, svc.schema, now=now).drained
+
+    def run_forever(
+        self, interval_s: float = 0.25, drain_every_s: float = 60.0, telemetry_file: Path | None = None
+    ) -> None:
+        """``dynembed up``: keep the pumps going until stopped. With ``telemetry_file``, the
+        handlers' figures (counters, freshness samples) are written there for `dynembed status`."""
+        last_drain = time.monotonic()
+        written = 0.0
+        while not self._stop.is_set():
+            try:
+                if telemetry_file is not None and time.monotonic() - written >= 1.0:
+                    snapshot = self.services().telemetry.snapshot()
+                    telemetry_file.write_text(
+                        json.dumps({**snapshot, "freshness_s": snapshot["freshness_s"][-10_000:]})
+                    )
+                    written = time.monotonic()
+                moved = self.step()
+                if time.monotonic() - last_drain >= drain_every_s:
+                    moved += self.flush_held()
+                    last_drain = time.monotonic()
+            except Exception as exc:  # keep serving; the error is the user's to see
+                print(f"pump error: {exc}", flush=True)
+                moved = 0
+            if moved == 0:
+                self._stop.wait(interval_s)
+
+    @contextlib.contextmanager
+    def background(self, interval_s: float = 0.1) -> Iterator[None]:
+        thread = threading.Thread(target=self.run_forever, args=(interval_s,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            thread.join(timeout=10)
+            self._stop.clear()

@@ -1,0 +1,116 @@
+"""Operator queries shared by the CLI and the local runtime: queue depths, dead letters,
+which alarms would fire with the stack's thresholds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dynembed.core.config import THRESHOLDS
+from dynembed.core.models import ReconcileJob
+from dynembed.core.telemetry import percentile
+
+
+@dataclass
+class QueueDepth:
+    visible: int
+    in_flight: int
+    oldest_age_s: float | None = None
+
+
+def queue_depth(sqs: Any, url: str) -> QueueDepth:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return QueueDepth(
+        int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    )
+
+
+def peek_dead_letters(sqs: Any, url: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Dead-lettered jobs with their reason; they become visible again right away (a peek)."""
+    out: list[dict[str, Any]] = []
+    handles: list[str] = []
+    while len(out) < limit:
+        response = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            handles.append(message["ReceiptHandle"])
+            attributes = message.get("MessageAttributes") or {}
+            body = _json(message["Body"])
+            out.append(
+                {
+                    "message_id": message["MessageId"],
+                    "doc_id": body.get("doc_id") if isinstance(body, dict) else None,
+                    "reason": (attributes.get("reason") or {}).get(
+                        "StringValue", "exhausted retries (no reason recorded)"
+                    ),
+                    "attempts": (attributes.get("attempts") or {}).get("StringValue"),
+                    "body": body,
+                }
+            )
+    for handle in handles:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return out
+
+
+def redrive(sqs: Any, dlq_url: str, queue_url: str) -> int:
+    """Send every dead-lettered job back to the jobs queue (valid jobs only; others stay)."""
+    moved = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not messages:
+            return moved
+        for message in messages:
+            try:
+                job = ReconcileJob.model_validate_json(message["Body"])
+            except ValueError:
+                continue  # a malformed body would only fail again; it stays for inspection
+            sqs.send_message(
+                QueueUrl=queue_url, MessageBody=job.model_copy(update={"force": True}).model_dump_json()
+            )
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+
+
+def alarms(
+    freshness_s: list[float], jobs: QueueDepth, dlq: QueueDepth, audit_totals: dict[str, float] | None
+) -> list[dict[str, Any]]:
+    """The stack's alarms, evaluated locally on the same thresholds (moto never evaluates them)."""
+    p95 = percentile(freshness_s, 95)
+    rows = [
+        ("FreshnessLagP95", p95, THRESHOLDS.freshness_p95_s),
+        ("DeadLetterQueueNotEmpty", float(dlq.visible + dlq.in_flight), THRESHOLDS.dlq_messages),
+    ]
+    if audit_totals is not None:
+        rows += [
+            ("OrphanedVectors", audit_totals.get("orphaned_vectors", 0.0), THRESHOLDS.orphaned_vectors),
+            ("StaleDocuments", audit_totals.get("stale_documents", 0.0), THRESHOLDS.stale_documents),
+        ]
+    return [
+        {
+            "alarm": name,
+            "value": value,
+            "threshold": threshold,
+            "firing": value is not None and value > threshold,
+        }
+        for name, value, threshold in rows
+    ]
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
