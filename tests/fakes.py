@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,11 +45,17 @@ class InMemorySource:
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        ids = sorted(d for d in self.items if hash(d) % total_segments == segment or total_segments == 1)
+        # A stable hash (not hash(), salted per process): a run's segments are reproducible.
+        ids = sorted(
+            d for d in self.items if total_segments == 1 or zlib.crc32(d.encode()) % total_segments == segment
+        )
         start = ids.index(start_key[self.id_attribute]) + 1 if start_key else 0
         page = ids[start : start + limit]
         last = {self.id_attribute: page[-1]} if page and start + limit < len(ids) else None
         return [copy.deepcopy(self.items[d]) for d in page], last
+
+    def approximate_count(self) -> int | None:
+        return len(self.items)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         for doc_id in sorted(self.items):

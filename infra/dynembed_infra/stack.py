@@ -170,6 +170,7 @@ class DynembedStack(Stack):
             "knn_mode": "native",
             "region": Aws.REGION,
             "eval_dir": self.config.eval_dir,
+            "prices": "",  # the shipped, dated price table (dynembed.cost.prices)
         }
 
     def _outputs(self) -> None:

@@ -114,6 +114,7 @@ class Workflow(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function.function_arn])
         )
+        self._grant_child_executions()
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -133,6 +134,28 @@ class Workflow(Construct):
             "Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, ...) and X-Ray "
             "(xray:PutTraceSegments, GetSamplingRules, ...) support no resource-level permissions",
             "Resource::*",
+        )
+
+    def _grant_child_executions(self) -> None:
+        """The Backfill is a Distributed Map: the state machine starts its own child executions
+        (ARNs from the fixed name, so the role does not depend on the machine it serves)."""
+        stack = Stack.of(self)
+        name = NAMES.rebuild_state_machine
+        machine = stack.format_arn(
+            service="states", resource="stateMachine", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        executions = stack.format_arn(
+            service="states", resource="execution", resource_name=f"{name}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions])
+        )
+        nag.acknowledge(
+            self.role,
+            "IAM5",
+            "the Distributed Map's child executions of this one state machine: their ids are made at run time",
+            nag.wildcard_resource(self, executions),
         )
 
     def _grant_golden_sets(self, fn: DynembedFunction, config: DeploymentConfig) -> None:

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from dynembed.rebuild.steps import STEP_NAMES
-from dynembed_ops.local.stepfunctions import definition_for, definition_path
+from dynembed_ops.local.stepfunctions import definition_for, definition_path, local_definition
 
 pytestmark = pytest.mark.unit
 
 TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "TransientError"}
 FAILURE_STATES = {"MarkFailed", "InvalidInput", "ApprovalTimedOut"}
+APPROVAL_WAITS = {"WaitForApproval", "WaitForEstimateApproval"}
 """Where Catches may lead: states that never touch the active generation."""
 
 
@@ -71,12 +72,27 @@ def test_every_transition_leads_to_a_state_that_exists(asl: dict[str, Any]) -> N
         assert targets(state) <= scope.keys()
 
 
-def test_moto_s_asl_parser_accepts_the_definition() -> None:
+def test_moto_s_asl_parser_accepts_the_definition_and_its_local_form() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    StepFunctionsParserBackend._validate_definition(
-        definition=definition_for("arn:aws:lambda:us-east-1:123456789012:function:dynembed-workflow")
-    )
+    deployed = definition_for("arn:aws:lambda:us-east-1:123456789012:function:dynembed-workflow")
+    StepFunctionsParserBackend._validate_definition(definition=deployed)
+    StepFunctionsParserBackend._validate_definition(definition=local_definition(deployed))
+
+
+def test_the_local_definition_differs_from_the_deployed_one_only_in_how_the_backfill_map_runs() -> None:
+    # GIVEN the definition CDK deploys and the one the local runtime gives moto
+    deployed = json.loads(definition_for("arn:aws:lambda:us-east-1:123456789012:function:f"))
+    local = json.loads(local_definition(json.dumps(deployed)))
+    # THEN the local Backfill runs inline, with the distributed-only fields gone
+    backfill, local_backfill = deployed["States"]["Backfill"], local["States"]["Backfill"]
+    assert backfill["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert local_backfill["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    # AND everything else is the same: states, steps, inputs, retries, catches, paths
+    for name in ("Label", "ToleratedFailurePercentage", "ToleratedFailureCount", "ItemBatcher"):
+        backfill.pop(name, None)
+    backfill["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
+    assert local == deployed
 
 
 def test_every_task_retries_transient_errors_with_backoff(asl: dict[str, Any]) -> None:
@@ -87,7 +103,7 @@ def test_every_task_retries_transient_errors_with_backoff(asl: dict[str, Any]) -
         assert retried >= TRANSIENT, name
         assert all(r["BackoffRate"] > 1 and r["MaxAttempts"] >= 3 for r in state["Retry"]), name
         # A person's approval is never re-requested on timeout: timing out rejects instead.
-        assert ("States.Timeout" in retried) == (name != "WaitForApproval"), name
+        assert ("States.Timeout" in retried) == (name not in APPROVAL_WAITS), name
 
 
 def test_every_task_is_caught_by_a_state_that_leaves_active_alone(asl: dict[str, Any]) -> None:
@@ -120,12 +136,15 @@ def test_promotion_only_when_the_gate_passed(asl: dict[str, Any]) -> None:
     assert "Reject" in reachable(states, "GateFailed")
 
 
-def test_backfill_is_a_map_over_segments_looping_pages(asl: dict[str, Any]) -> None:
+def test_backfill_is_a_distributed_map_over_segments_looping_pages(asl: dict[str, Any]) -> None:
     backfill = asl["States"]["Backfill"]
     assert backfill["Type"] == "Map"
+    # Child executions, each with its own history: the parent's does not grow with the table.
+    assert backfill["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     assert backfill["ItemsPath"] == "$.register.segments"
-    assert backfill["MaxConcurrencyPath"] == "$.register.total_segments"
+    assert backfill["MaxConcurrencyPath"] == "$.register.max_concurrency"
     assert backfill["ItemSelector"]["segment.$"] == "$$.Map.Item.Value"
+    assert "ToleratedFailurePercentage" not in backfill and "ToleratedFailureCount" not in backfill
     inner = backfill["ItemProcessor"]["States"]
     page = inner[backfill["ItemProcessor"]["StartAt"]]
     assert page["Parameters"]["Payload"]["step"] == "backfill_page"
@@ -133,6 +152,35 @@ def test_backfill_is_a_map_over_segments_looping_pages(asl: dict[str, Any]) -> N
     assert loop["Type"] == "Choice"
     assert loop["Default"] == "BackfillPage"  # not done: next page
     assert loop["Choices"][0]["Variable"] == "$.page.done"
+    # A finished child returns {} (the Map's output stays small); a failed one records why first.
+    finished = inner[loop["Choices"][0]["Next"]]
+    assert finished == {**finished, "Type": "Pass", "Result": {}, "End": True}
+    failed = inner[page["Catch"][0]["Next"]]
+    assert failed["Parameters"]["Payload"]["step"] == "segment_failed"
+    assert inner[failed["Next"]]["Type"] == "Fail"
+
+
+def test_the_estimate_runs_before_anything_is_embedded(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert states["Register"]["Next"] == "Estimate"
+    estimate = states["Estimate"]
+    assert estimate["Parameters"]["Payload"]["step"] == "estimate"
+    assert estimate["ResultPath"] == "$.estimate"
+    # Nothing reaches the backfill but through the estimate (and its approval when asked for).
+    assert "Backfill" not in reachable(states, "Validate", skip_edge=("Register", "Estimate"))
+    ask = states[estimate["Next"]]
+    assert ask["Choices"][0]["Variable"] == "$.config.approve_estimate"
+    assert ask["Default"] == "AddWriteTarget"
+    wait = states[ask["Choices"][0]["Next"]]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["Payload"]["stage"] == "estimate"
+    approved = states[wait["Next"]]
+    assert {c["Next"] for c in approved["Choices"]} == {"AddWriteTarget"}
+    assert "Reject" in reachable(states, approved["Default"])
+    assert "Backfill" not in reachable(states, approved["Default"])
+    # The execution's output carries the estimate beside the decision.
+    assert states["Promoted"]["Parameters"]["estimate.$"] == "$.estimate"
+    assert states["Rejected"]["Parameters"]["estimate.$"] == "$.estimate"
 
 
 def test_catch_up_is_a_bounded_wait_and_check_loop(asl: dict[str, Any]) -> None:

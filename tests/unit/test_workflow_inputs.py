@@ -12,8 +12,9 @@ from dynembed.core.config import TUNING, Settings
 from dynembed.core.errors import ConfigError
 from dynembed.core.models import ChunkerSpec
 from dynembed.quality.evaluation import GatePolicy
+from dynembed.rebuild import plan
 from dynembed.rebuild.evaluate import load_eval_set
-from dynembed.rebuild.inputs import RebuildInput, parse_rebuild_input
+from dynembed.rebuild.inputs import MAX_BACKFILL_SEGMENTS, RebuildInput, parse_rebuild_input
 from tests.events import load_event
 
 pytestmark = pytest.mark.unit
@@ -26,7 +27,9 @@ def test_minimal_input_gets_the_documented_defaults() -> None:
     # WHEN it is parsed
     config = parse_rebuild_input({"model": "hash-256"})
     # THEN tuning comes from config.TUNING, the chunker and gate from their models, approval is off
-    assert config.backfill_segments == TUNING.backfill_segments
+    assert config.backfill_segments is None and config.backfill_concurrency is None  # sized from the table
+    assert plan.segments_for(120, config.backfill_segments, MAX_BACKFILL_SEGMENTS) == TUNING.backfill_segments
+    assert config.approve_estimate is False
     assert config.page_size == TUNING.backfill_page_size
     assert config.catchup_wait_s == TUNING.catchup_wait_s
     assert config.chunker_spec() == ChunkerSpec()
@@ -61,7 +64,7 @@ def test_normalised_input_round_trips_through_json() -> None:
         ({"model": "hash-256", "gate": {"min_ndcg": 1.5}}, "gate.min_ndcg", "less than or equal to 1"),
         ({"model": "hash-256", "gate": {"min_ndgc": 0.5}}, "gate.min_ndgc", "unknown field"),
         ({"model": "hash-256", "k": 0}, "k", "greater than or equal to 1"),
-        ({"model": "hash-256", "backfill_segments": 65}, "backfill_segments", "less than or equal to 64"),
+        ({"model": "hash-256", "backfill_segments": 1001}, "backfill_segments", "less than or equal to 1000"),
         ({"model": "hash-256", "generation_id": "Has Spaces"}, "generation_id", "pattern"),
         (
             {"model": "hash-256", "eval": {"queries": "s3://b", "qrels": "q.tsv"}},

@@ -71,6 +71,12 @@ def rebuild(
         bool,
         typer.Option("--approve", "--require-approval", help="Wait for `dynembed approve` before promoting"),
     ] = False,
+    approve_estimate: Annotated[
+        bool, typer.Option("--approve-estimate", help="Wait for `dynembed approve` after the estimate")
+    ] = False,
+    estimate_only: Annotated[
+        bool, typer.Option("--estimate", help="Print what the rebuild would cost and take; start nothing")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the decision")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 3600.0,
     as_json: JsonFlag = False,
@@ -101,7 +107,12 @@ def rebuild(
         payload["eval"] = {"queries": str(queries.resolve()), "qrels": str(qrels.resolve())}
     if approve:
         payload["require_approval"] = True
+    if approve_estimate:
+        payload["approve_estimate"] = True
     config = parse_rebuild_input({**payload, "generation_id": generation_id})  # fail fast, here
+    if estimate_only:
+        _print_estimate(config, as_json)
+        return
     payload["generation_id"] = generation_id or generation_id_for(spec_for(model), config.chunker_spec())
     svc = _services()
     sfn = _sfn()
@@ -127,6 +138,18 @@ def rebuild(
     if emit(output, as_json):
         return
     _print_outcome(output)
+
+
+def _print_estimate(config: Any, as_json: bool) -> None:
+    from dynembed.rebuild.steps import estimate_for
+
+    with console.status("estimating (sampling the source table)"):
+        result = estimate_for(_services(), config)
+    if emit(result.model_dump(mode="json"), as_json):
+        return
+    console.print(f"[bold]estimate[/] for model {result.model_id}, chunker {result.chunker_version}")
+    for line in result.lines():
+        console.print(f"  {line}")
 
 
 def _progress_line(svc: Any, gen_id: str) -> str:
@@ -162,6 +185,12 @@ def _print_outcome(output: dict[str, Any]) -> None:
         console.print(f"  - {reason}")
     usage = evaluation.get("embeddings") or {}
     console.print(f"embeddings: {usage.get('reused', 0)} reused, {usage.get('computed', 0)} computed")
+    for figure, row in (evaluation.get("estimate") or {}).items():
+        error = row.get("error")
+        console.print(
+            f"  {figure}: estimated {row['estimate']:,.6g}, actual {row['actual']:,.6g}"
+            + ("" if error is None else f" ({error:+.1%})")
+        )
     console.print(
         f"report: {evaluation.get('report_path')}  (dynembed generations --show {output.get('generation_id')})"
     )

@@ -67,6 +67,7 @@ def run_rebuild_part(state: DemoState) -> None:
     console.print(f"Workflow finished [dim]({time.monotonic() - started:.1f} s)[/]: {_path(state)}")
 
     evaluation = output["evaluation"]
+    _print_estimate(state, output.get("estimate") or {}, evaluation.get("estimate") or {})
     _print_comparison(state, baseline.model.name, options.candidate_model, evaluation)
     decision = output["decision"]
     alias_after = svc.index.alias_target(alias)
@@ -80,6 +81,7 @@ def run_rebuild_part(state: DemoState) -> None:
         evaluation_candidate=_metrics(options.candidate_model, evaluation["candidate"], evaluation["k"]),
         embeddings_reused=evaluation["embeddings"]["reused"],
         embeddings_computed=evaluation["embeddings"]["computed"],
+        estimate_vs_actual=evaluation.get("estimate"),
         report_path=evaluation["report_path"],
     )
     if decision == "promoted":
@@ -172,6 +174,23 @@ def _path(state: DemoState) -> str:
             continue
         path.append(name)
     return " → ".join(path)
+
+
+def _print_estimate(state: DemoState, estimate: dict[str, Any], versus: dict[str, Any]) -> None:
+    """The Estimate state's figures (made before anything was embedded) beside the actual ones."""
+    for line in estimate.get("summary") or []:
+        state.console.print(f"  estimate: {line}")
+    if not versus:
+        return
+    table = Table(title="Rebuild estimate vs actual")
+    for column in ("figure", "estimate", "actual", "error"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for figure, row in versus.items():
+        error = row.get("error")
+        table.add_row(
+            figure, f"{row['estimate']:,.6g}", f"{row['actual']:,.6g}", "-" if error is None else f"{error:+.1%}"
+        )
+    state.console.print(table)
 
 
 def _metrics(model: str, values: dict[str, float] | None, k: int) -> dict[str, Any]:

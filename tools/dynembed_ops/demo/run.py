@@ -320,6 +320,7 @@ def _print_summary(state: DemoState) -> None:
                 "baseline → candidate nDCG@10",
                 f"{s['evaluation_baseline']['ndcg@10']:.3f} → {s['evaluation_candidate']['ndcg@10']:.3f}",
             ),
+            ("rebuild estimate vs actual: chunks / texts embedded / tokens", _estimate_errors(s)),
             ("decision", s["decision"]),
             ("alias before → after", f"{s['alias_before']} → {s['alias_after']}"),
             ("rollback ok", s.get("rollback_ok")),
@@ -328,6 +329,19 @@ def _print_summary(state: DemoState) -> None:
     for name, value in rows:
         table.add_row(name, str(value))
     state.console.print(table)
+
+
+def _estimate_errors(summary: dict[str, Any]) -> str:
+    versus = summary.get("estimate_vs_actual") or {}
+    cells = []
+    for figure in ("chunks", "texts embedded", "tokens embedded"):
+        row = versus.get(figure)
+        if row is None:
+            cells.append("n/a")
+            continue
+        error = row.get("error")
+        cells.append(f"{row['estimate']:,.0f} vs {row['actual']:,.0f}" + ("" if error is None else f" ({error:+.1%})"))
+    return " / ".join(cells)
 
 
 def _fmt(value: float | None) -> str:

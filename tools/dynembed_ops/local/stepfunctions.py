@@ -46,6 +46,35 @@ def definition_for(function_arn: str) -> str:
     return definition_path().read_text(encoding="utf-8").replace(PLACEHOLDER, function_arn)
 
 
+DISTRIBUTED_ONLY_FIELDS = ("Label", "ToleratedFailurePercentage", "ToleratedFailureCount", "ItemBatcher")
+
+
+def local_definition(definition: str) -> str:
+    """What moto runs: the deployed definition with each Distributed Map run inline.
+
+    moto 5.2.5 interprets ``Mode: DISTRIBUTED`` but not as AWS does: a failed child execution
+    is counted and the Map still succeeds (``DistributedItemProcessorWorker._eval_job``), and
+    the children's histories are dropped. Inline, the same item processor runs the same steps
+    on the same items, and a child's failure fails the Map as AWS's zero tolerance does
+    (``tests/integration/test_moto_distributed_map.py`` watches for moto changing this;
+    ``tests/unit/test_rebuild_asl.py`` checks nothing else differs)."""
+    document = json.loads(definition)
+
+    def inline(states: dict[str, Any]) -> None:
+        for state in states.values():
+            if state.get("Type") != "Map":
+                continue
+            processor = state["ItemProcessor"]
+            if processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+                processor["ProcessorConfig"] = {"Mode": "INLINE"}
+                for name in DISTRIBUTED_ONLY_FIELDS:
+                    state.pop(name, None)
+            inline(processor["States"])
+
+    inline(document["States"])
+    return json.dumps(document, indent=2)
+
+
 def _function_name(name_or_arn: str) -> str:
     # FunctionName may arrive as a name, a full ARN, or a qualified ARN (…:function:name:alias).
     if name_or_arn.startswith("arn:"):
@@ -129,7 +158,7 @@ def install_rebuild_workflow(stack: Any) -> str:
                 MemorySize=1024,
             )["FunctionArn"]
         )
-    definition = definition_for(function_arn)
+    definition = local_definition(definition_for(function_arn))
     existing = state_machine_arn(sfn)
     if existing is not None:
         sfn.update_state_machine(stateMachineArn=existing, definition=definition)

@@ -505,6 +505,14 @@ class DynamoSourceReader:
             _raise_client(exc, f"source scan segment {segment}")
         return response.get("Items", []), response.get("LastEvaluatedKey")
 
+    def approximate_count(self) -> int | None:
+        try:
+            table = self.table.meta.client.describe_table(TableName=self.table.name)["Table"]
+        except ClientError as exc:
+            _raise_client(exc, "source describe_table")
+        count = table.get("ItemCount")
+        return int(count) if count is not None else None
+
     def iter_all(self, page_size: int = 500) -> Iterator[dict[str, Any]]:
         start: dict[str, Any] | None = None
         while True:

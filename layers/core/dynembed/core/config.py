@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dynembed.core.errors import ConfigError
+from dynembed.cost.quota import EmbeddingQuota, SyncSizing, sync_sizing
 
 
 class ResourceNames(BaseModel):
@@ -55,17 +56,54 @@ class Tuning(BaseModel):
     stream_batching_window_s: int = 1
     stream_max_retries: int = 5
     stream_bisect_on_error: bool = True
-    sqs_batch_size: int = 10
     sqs_batching_window_s: int = 1
     sqs_max_receive_count: int = 5
     classify_timeout_s: int = 60
     sync_timeout_s: int = 120
     workflow_timeout_s: int = 900
-    sync_reserved_concurrency: int = 10
+    # The embedding quota drives the sync function's size (dynembed.cost.quota has the formula).
+    embedding_requests_per_minute: int | None = 2_000
+    """The account's applied Bedrock quota (Service Quotas); a planning placeholder here."""
+    embedding_tokens_per_minute: int | None = 300_000
+    embedding_texts_per_request: int = 1
+    """Titan v2 embeds one text per InvokeModel call; Cohere v3 up to 96."""
+    embedding_threads: int = 4
+    """Concurrent InvokeModel calls per sync invocation (TitanEmbedder max_workers)."""
+    embedding_call_latency_s: float = 0.2
+    tokens_per_text: float = 250.0
+    """A default chunk (1,000 characters) at 4 characters per token."""
+    texts_per_job: float = 2.0
+    """New texts per content job: an edit re-embeds one or two chunks (README benchmarks)."""
+    sync_max_concurrency: int = 20
     """Caps concurrent bulk writers so a burst cannot overload the OpenSearch domain."""
     backfill_segments: int = 4
     backfill_page_size: int = 100
     catchup_wait_s: int = 30
+
+    @property
+    def sync_sizing(self) -> SyncSizing:
+        return sync_sizing(
+            EmbeddingQuota(
+                requests_per_minute=self.embedding_requests_per_minute,
+                tokens_per_minute=self.embedding_tokens_per_minute,
+                texts_per_request=self.embedding_texts_per_request,
+            ),
+            tokens_per_text=self.tokens_per_text,
+            texts_per_job=self.texts_per_job,
+            threads=self.embedding_threads,
+            call_latency_s=self.embedding_call_latency_s,
+            timeout_s=self.sync_timeout_s,
+            max_concurrency=self.sync_max_concurrency,
+        )
+
+    @property
+    def sync_reserved_concurrency(self) -> int:
+        return self.sync_sizing.reserved_concurrency
+
+    @property
+    def sqs_batch_size(self) -> int:
+        # One ReceiveMessage returns at most 10 messages (what a window-less mapping batches).
+        return min(10, self.sync_sizing.batch_size)
 
     @property
     def sqs_visibility_timeout_s(self) -> int:
@@ -117,6 +155,8 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     eval_dir: str = ""
     """Folder holding golden sets (queries.jsonl + qrels.tsv) for rebuild evaluation."""
+    prices: str = ""
+    """Price-table overrides (``dynembed.cost.prices``): a JSON object, inline or a file path."""
 
 
 @lru_cache(maxsize=1)

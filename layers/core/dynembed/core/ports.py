@@ -43,6 +43,11 @@ class SourceReader(Protocol):
         """One page of a parallel scan; returns (items, LastEvaluatedKey or None)."""
         ...
 
+    def approximate_count(self) -> int | None:
+        """The table's item count as DynamoDB last published it (ItemCount, refreshed about
+        every six hours); None when unknown."""
+        ...
+
 
 @dataclass
 class LedgerEntry:

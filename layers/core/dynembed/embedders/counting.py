@@ -4,19 +4,27 @@ changed" (invariant I4) in tests and benchmarks."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dynembed.core.ports import Embedder
 
 
 class CountingEmbedder:
     """Delegates to ``inner`` and counts texts, characters and calls, documents and queries
-    apart. With ``record_texts=True`` it also keeps every document text, in order."""
+    apart (and document tokens, given a ``token_counter``). With ``record_texts=True`` it also
+    keeps every document text, in order."""
 
-    def __init__(self, inner: Embedder, *, record_texts: bool = False) -> None:
+    def __init__(
+        self,
+        inner: Embedder,
+        *,
+        record_texts: bool = False,
+        token_counter: Callable[[str], int] | None = None,
+    ) -> None:
         self.inner = inner
         self.spec = inner.spec
         self.record_texts = record_texts
+        self.token_counter = token_counter
         self._lock = threading.Lock()
         self.reset()
 
@@ -25,6 +33,7 @@ class CountingEmbedder:
             self.document_calls = 0
             self.document_texts = 0
             self.document_chars = 0
+            self.document_tokens = 0
             self.query_calls = 0
             self.query_chars = 0
             self.embedded_texts: list[str] = []
@@ -40,7 +49,9 @@ class CountingEmbedder:
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         vectors = self.inner.embed_documents(texts)
+        tokens = sum(self.token_counter(text) for text in texts) if self.token_counter else 0
         with self._lock:
+            self.document_tokens += tokens
             self.document_calls += 1
             self.document_texts += len(texts)
             self.document_chars += sum(len(text) for text in texts)

@@ -94,6 +94,38 @@ class EmbeddingUsage(BaseModel):
     computed: int = Field(ge=0)
 
 
+class EstimateRow(BaseModel):
+    """One figure of the rebuild's estimate beside what the rebuild really did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    figure: str
+    estimate: float
+    actual: float
+
+    @property
+    def error(self) -> float | None:
+        """(estimate - actual) / actual; None when the actual figure is 0."""
+        return (self.estimate - self.actual) / self.actual if self.actual else None
+
+
+class EstimateComparison(BaseModel):
+    """The Estimate step's figures against the backfill's (``dynembed.cost.estimate``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: list[EstimateRow]
+    sampled_items: int = 0
+    exact: bool = False
+    token_counter: str = ""
+
+    def row(self, figure: str) -> EstimateRow | None:
+        return next((r for r in self.rows if r.figure == figure), None)
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        return {r.figure: {"estimate": r.estimate, "actual": r.actual, "error": r.error} for r in self.rows}
+
+
 class QueryRow(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -133,6 +165,7 @@ class EvaluationReport(BaseModel):
     coverage: Coverage | None = None
     latency_ms: LatencyStats | None = None
     embeddings: EmbeddingUsage | None = None
+    estimate: EstimateComparison | None = None
     wins: int = 0
     losses: int = 0
     ties: int = 0
@@ -154,6 +187,7 @@ class EvaluationReport(BaseModel):
         latency_ms: Mapping[str, float] | LatencyStats | None = None,
         latency_samples: int | None = None,
         embeddings: EmbeddingUsage | None = None,
+        estimate: EstimateComparison | None = None,
     ) -> EvaluationReport:
         """Assemble the report from the evaluation steps' outputs."""
         if isinstance(latency_ms, Mapping):
@@ -178,6 +212,7 @@ class EvaluationReport(BaseModel):
             coverage=coverage,
             latency_ms=latency_ms,
             embeddings=embeddings,
+            estimate=estimate,
             wins=len(comparison.wins),
             losses=len(comparison.losses),
             ties=len(comparison.ties),
@@ -265,6 +300,8 @@ def _render(report: EvaluationReport) -> str:
         lines.append("No probes were run.")
     lines += ["", "## Index", ""]
     lines += _index_lines(report)
+    if report.estimate is not None:
+        lines += ["", *_estimate_table(report.estimate)]
     lines += ["", *_per_query_table(report)]
     return "\n".join(lines) + "\n"
 
@@ -312,6 +349,26 @@ def _index_lines(report: EvaluationReport) -> list[str]:
         share = f" ({emb.reused / total:.1%} reused)" if total else ""
         lines.append(f"- embeddings: {emb.reused:,} reused, {emb.computed:,} computed{share}")
     return lines or ["No coverage, latency or embedding figures were recorded."]
+
+
+def _estimate_table(estimate: EstimateComparison) -> list[str]:
+    how = "the whole table" if estimate.exact else f"a sample of {estimate.sampled_items:,} items"
+    lines = [
+        "## Estimate vs actual",
+        "",
+        f"Estimated before the backfill from {how}; tokens counted with {estimate.token_counter or '-'}.",
+        "",
+        "| figure | estimate | actual | error |",
+        "|---|---|---|---|",
+    ]
+    for row in estimate.rows:
+        error = "-" if row.error is None else f"{row.error:+.1%}"
+        lines.append(f"| {_cell(row.figure)} | {_number(row.estimate)} | {_number(row.actual)} | {error} |")
+    return lines
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 or value == int(value) else f"{value:,.4g}"
 
 
 def _per_query_table(report: EvaluationReport) -> list[str]:

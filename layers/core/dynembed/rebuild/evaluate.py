@@ -32,15 +32,23 @@ from dynembed.quality.evaluation import (
     load_golden_set,
     run_golden_set,
 )
-from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.quality.report import (
+    Coverage,
+    EmbeddingUsage,
+    EstimateComparison,
+    EstimateRow,
+    EvaluationReport,
+)
 from dynembed.rebuild import generations
 from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
-from dynembed.rebuild.progress import progress_store
+from dynembed.rebuild.progress import BackfillProgress, progress_store
 
 MAX_REPORT_BYTES = 350_000
 """DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
 (the Markdown file keeps them all)."""
 NEWEST_EDITS_PROBED = 5
+ESTIMATE_KEY = "rebuild_estimate"
+"""Where the Estimate step keeps its figures on the candidate's report."""
 RESTRICTED_QUERIES_PROBED = 5
 NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
 PROBES = (
@@ -156,9 +164,11 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
     progress = progress_store(svc).load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
     live = live_documents(svc.schema, svc.source).docs
-    indexed = {
-        str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
-    }
+    indexed: set[str] = set()
+    chunks = 0
+    for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"]):
+        indexed.add(str(fields.get("doc_id")))
+        chunks += 1
     probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
     decision = gate(comparison, probes, config.gate)
     wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
@@ -177,6 +187,7 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
             reused=progress.total("reused") if progress else 0,
             computed=progress.total("computed") if progress else 0,
         ),
+        estimate=estimate_vs_actual((candidate.report or {}).get(ESTIMATE_KEY), progress, chunks, svc.settings),
     )
     report_path = write_markdown(report, gen_id)
     published = publish_metrics(report, gen_id, svc.settings)
@@ -194,6 +205,10 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
     previous = candidate.report or {}
     if previous.get("failed_reason"):
         stored["previous_failure"] = previous["failed_reason"]
+    if previous.get(ESTIMATE_KEY) is not None:  # the Estimate step's figures, and their approval
+        stored[ESTIMATE_KEY] = previous[ESTIMATE_KEY]
+        if (previous.get("approval") or {}).get("stage") == "estimate":
+            stored["estimate_approval"] = previous["approval"]
     svc.registry.update(gen_id, report=stored)
     logger.info(
         "evaluated",
@@ -220,12 +235,46 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         if report.latency_ms
         else None,
         "embeddings": report.embeddings.model_dump() if report.embeddings else None,
+        "estimate": report.estimate.summary() if report.estimate else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
         "report_path": str(report_path),
         "metrics_published": published,
     }
+
+
+def estimate_vs_actual(
+    estimate: dict[str, Any] | None, progress: BackfillProgress | None, chunks: int, settings: Settings
+) -> EstimateComparison | None:
+    """The Estimate step's figures beside the backfill's: items scanned, chunks indexed, texts
+    and tokens embedded, the embedding's cost and the backfill's duration."""
+    if not estimate or progress is None:
+        return None
+    from dynembed.cost.estimate import RebuildEstimate
+    from dynembed.cost.prices import load_prices
+
+    est = RebuildEstimate.model_validate(estimate)
+    price = load_prices(settings.prices).embedding_price(est.model)
+    tokens = progress.total("tokens")
+    rows = [
+        EstimateRow(figure="items scanned", estimate=est.items, actual=progress.total("docs")),
+        EstimateRow(figure="chunks", estimate=est.chunks, actual=chunks),
+        EstimateRow(figure="texts embedded", estimate=est.texts_new, actual=progress.total("computed")),
+        EstimateRow(figure="tokens embedded", estimate=est.tokens_new, actual=tokens),
+        EstimateRow(figure="embedding cost (USD)", estimate=est.cost.embedding_usd, actual=round(price.cost(tokens), 4)),
+    ]
+    if progress.finished_at is not None:
+        rows.append(
+            EstimateRow(
+                figure="backfill time (s)",
+                estimate=est.time.total_s,
+                actual=round(progress.finished_at - progress.started_at, 1),
+            )
+        )
+    return EstimateComparison(
+        rows=rows, sampled_items=est.sampled_items, exact=est.exact, token_counter=est.token_counter
+    )
 
 
 def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:

@@ -20,6 +20,8 @@ from dynembed.core.models import ChunkerSpec, ModelSpec
 from dynembed.quality.evaluation import GatePolicy
 
 GENERATION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
+MAX_BACKFILL_SEGMENTS = 1000
+"""Keeps the backfill progress (one registry item) far below DynamoDB's 400 KB."""
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
 _CHUNKER_DEFAULTS = ChunkerSpec()
 
@@ -95,8 +97,15 @@ class RebuildInput(BaseModel):
     """Wait for a person (``dynembed approve``) after the gate passes and before promoting."""
     approval_timeout_s: int = Field(default=7 * 86_400, ge=1, le=31_536_000)
     """No decision within this time rejects the candidate."""
-    backfill_segments: int = Field(default=TUNING.backfill_segments, ge=1, le=64)
-    """Parallel scan segments (one Map branch each). A resumed run keeps the first run's count."""
+    backfill_segments: int | None = Field(default=None, ge=1, le=MAX_BACKFILL_SEGMENTS)
+    """Parallel scan segments (one child execution each); default: one per ~50,000 items, at
+    least 4. A resumed run keeps the first run's count."""
+    backfill_concurrency: int | None = Field(default=None, ge=1, le=MAX_BACKFILL_SEGMENTS)
+    """Segments backfilled at once; default: what the embedding quota can feed (docs/rebuilds.md)."""
+    approve_estimate: bool = False
+    """Wait for a person (``dynembed approve``) after the estimate, before anything is embedded."""
+    estimate_sample: int = Field(default=1000, ge=10, le=100_000)
+    """Items the estimate reads; a table this small or smaller is read entirely."""
     page_size: int = Field(default=TUNING.backfill_page_size, ge=1, le=1000)
     pages_per_task: int = Field(default=10, ge=1, le=1000)
     """Pages one workflow task handles before reporting back (fewer history events per doc)."""

@@ -38,9 +38,13 @@ class SegmentProgress(BaseModel):
     """Chunk texts embedded by the model."""
     reused: int = 0
     """Chunk texts whose vector came from the embedding cache or an earlier run."""
+    tokens: int = 0
+    """Tokens of the texts embedded, counted as the estimate counts them (dynembed.cost.tokens)."""
     failures: int = 0
     failed_docs: list[str] = Field(default_factory=list)
     """Docs that can never be indexed as they are (malformed, refused): up to MAX_FAILED_DOC_IDS."""
+    stopped: str | None = None
+    """Why this segment's child execution failed (``Error: message``), cleared when it resumes."""
 
 
 class BackfillProgress(BaseModel):

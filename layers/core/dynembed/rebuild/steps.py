@@ -27,13 +27,16 @@ from dynembed.core.errors import (
     TransientError,
     UnknownGenerationError,
 )
-from dynembed.core.models import Generation, GenerationStatus, ReconcileJob
+from dynembed.core.models import Generation, GenerationStatus, ModelSpec, ReconcileJob
 from dynembed.core.observability import logger
 from dynembed.core.source_scan import iter_source, live_documents
 from dynembed.core.telemetry import Telemetry
-from dynembed.rebuild import generations
-from dynembed.rebuild.evaluate import evaluate_candidate, load_eval_set
-from dynembed.rebuild.inputs import RebuildInput, parse_rebuild_input
+from dynembed.cost.estimate import RebuildEstimate
+from dynembed.cost.tokens import counter_for
+from dynembed.embedders.counting import CountingEmbedder
+from dynembed.rebuild import generations, plan
+from dynembed.rebuild.evaluate import ESTIMATE_KEY, evaluate_candidate, load_eval_set
+from dynembed.rebuild.inputs import MAX_BACKFILL_SEGMENTS, RebuildInput, parse_rebuild_input
 from dynembed.rebuild.progress import BackfillProgress, SegmentProgress, progress_store, require
 
 DOC_ERRORS: tuple[type[Exception], ...] = (MalformedRecordError, EmbeddingError, IndexWriteError)
@@ -111,11 +114,18 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
         )
         generations.create(svc.registry, svc.index, candidate)
 
+    segments = plan.segments_for(
+        svc.source.approximate_count() if config.backfill_segments is None else None,
+        config.backfill_segments,
+        MAX_BACKFILL_SEGMENTS,
+    )
+
     def start_or_resume(progress: BackfillProgress | None) -> BackfillProgress:
         if progress is None:
-            return BackfillProgress.fresh(config.backfill_segments, config.page_size)
+            return BackfillProgress.fresh(segments, config.page_size)
         # Scan segments are only meaningful with the same segment count: keep the first run's.
-        return progress.model_copy(update={"runs": progress.runs + 1})
+        resumed_segments = {n: s.model_copy(update={"stopped": None}) for n, s in progress.segments.items()}
+        return progress.model_copy(update={"runs": progress.runs + 1, "segments": resumed_segments})
 
     progress = progress_store(svc).change(gen_id, start_or_resume)
     gen = svc.registry.get(gen_id)
@@ -131,8 +141,62 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
         "index_name": gen.index_name,
         "resumed": resumed,
         "total_segments": progress.total_segments,
+        "max_concurrency": plan.concurrency_for(spec, progress.total_segments, config.backfill_concurrency),
         "segments": progress.pending_segments,
         "docs_done": progress.total("docs"),
+    }
+
+
+# ---- Estimate ---------------------------------------------------------------------------------------
+
+
+def estimate_for(svc: Any, config: RebuildInput) -> RebuildEstimate:
+    """The rebuild's estimate (``dynembed.cost.estimate``) over this deployment's source, cache
+    and price table; needs no generation, so ``dynembed rebuild --estimate`` runs it alone."""
+    from dynembed.cost.estimate import estimate_rebuild
+    from dynembed.cost.prices import load_prices
+    from dynembed.embedders.catalog import get_embedder
+
+    spec = config.model_spec()
+    count = svc.source.approximate_count()
+    segments = plan.segments_for(count, config.backfill_segments, MAX_BACKFILL_SEGMENTS)
+    return estimate_rebuild(
+        source=svc.source,
+        schema=svc.schema,
+        cache=svc.cache,
+        model=spec,
+        chunker=config.chunker_spec(),
+        concurrency=plan.concurrency_for(spec, segments, config.backfill_concurrency),
+        prices=load_prices(svc.settings.prices),
+        # A probe of the model's speed, apart from the pipeline's embedders (and their counts).
+        embedder_for=(lambda s: get_embedder(s.name)) if spec.provider != "bedrock" else None,
+        page_size=config.page_size,
+        pages_per_task=config.pages_per_task,
+        sample_items=config.estimate_sample,
+    )
+
+
+def estimate(svc: Any, config: RebuildInput) -> dict[str, Any]:
+    """Estimate the rebuild before anything is embedded; the figures go on the candidate (the
+    report compares them with the actual ones) and into the execution's state and output."""
+    result = estimate_for(svc, config)
+    gen = _generation(svc, config.generation_id)
+    report = dict(gen.report or {})
+    report[ESTIMATE_KEY] = result.model_dump(mode="json")
+    svc.registry.update(gen.id, report=report)
+    logger.info("rebuild estimated", extra={"generation": gen.id, "estimate": result.lines()})
+    return {
+        "generation_id": gen.id,
+        "summary": result.lines(),
+        "items": result.items,
+        "docs": result.docs,
+        "chunks": result.chunks,
+        "tokens": result.tokens,
+        "texts_new": result.texts_new,
+        "texts_reused": result.texts_reused,
+        "tokens_new": result.tokens_new,
+        "cost_usd": result.cost.total_usd,
+        "time_s": result.time.total_s,
     }
 
 
@@ -153,6 +217,7 @@ class PageResult:
     computed: int
     reused: int
     failed: dict[str, str]
+    tokens: int = 0
 
 
 def backfill_pages(
@@ -194,6 +259,7 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
     schema = svc.schema
     failed: dict[str, str] = {}
     jobs: list[ReconcileJob] = []
+    valid: list[dict[str, Any]] = []
     for number, item in enumerate(items):
         try:
             doc_id = schema.id_of(item)
@@ -201,6 +267,7 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
         except MalformedRecordError as exc:
             failed[str(item.get(schema.id_attribute) or f"<item without id #{number}>")] = str(exc)
             continue
+        valid.append(item)
         jobs.append(
             ReconcileJob(
                 doc_id=doc_id,
@@ -215,8 +282,17 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
     # A page-local telemetry, so the reuse figures are this page's alone (pumps and other
     # segments run concurrently in the same process locally, in other sandboxes on AWS).
     page_telemetry = Telemetry()
-    reconciler = dataclasses.replace(svc.reconciler(), telemetry=page_telemetry)
-    outcomes = reconciler.reconcile(jobs)
+    counter = counter_for(gen.model.name)
+    counting: list[CountingEmbedder] = []
+
+    def embedder_for(spec: ModelSpec) -> CountingEmbedder:
+        counting.append(CountingEmbedder(svc.embedder_for(spec), token_counter=counter.count))
+        return counting[-1]
+
+    reconciler = dataclasses.replace(svc.reconciler(), telemetry=page_telemetry, embedder_for=embedder_for)
+    # The scan read the items consistently: reconcile need not read them again.
+    scanned = {job.doc_id: item for job, item in zip(jobs, valid, strict=True)}
+    outcomes = reconciler.reconcile(jobs, prefetched=scanned)
     errors = [o for o in outcomes if o.error is not None]
     transient = [o for o in errors if isinstance(o.error, TransientError)]
     if transient:
@@ -238,7 +314,8 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
     svc.telemetry.count(METRICS.embeddings_skipped, reused)
     for doc_id, reason in failed.items():
         logger.warning("backfill skipped a document", generation=gen.id, doc_id=doc_id, reason=reason)
-    return PageResult(docs=len(items), computed=computed, reused=reused, failed=failed)
+    tokens = sum(c.document_tokens for c in counting)
+    return PageResult(docs=len(items), computed=computed, reused=reused, failed=failed, tokens=tokens)
 
 
 def _record_page(
@@ -258,6 +335,7 @@ def _record_page(
             docs=before.docs + result.docs,
             computed=before.computed + result.computed,
             reused=before.reused + result.reused,
+            tokens=before.tokens + result.tokens,
             failures=before.failures + len(result.failed),
             failed_docs=failed_docs,
         )
@@ -266,6 +344,24 @@ def _record_page(
         return current.model_copy(update={"segments": segments, "finished_at": finished})
 
     return store.change(gen_id, advance).segments[segment]
+
+
+def segment_failed(svc: Any, config: RebuildInput, segment: int, error: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A segment's child execution is about to fail: keep its reason on the progress record,
+    since the parent execution only learns that a child failed, not why."""
+    gen_id = str(config.generation_id)
+    reason = _failure_reason(dict(error or {}))
+
+    def stop(progress: BackfillProgress | None) -> BackfillProgress:
+        current = require(progress, gen_id)
+        if segment not in current.segments:
+            return current
+        stopped = current.segments[segment].model_copy(update={"stopped": reason})
+        return current.model_copy(update={"segments": {**current.segments, segment: stopped}})
+
+    progress_store(svc).change(gen_id, stop)
+    logger.warning("backfill segment failed", generation=gen_id, segment=segment, reason=reason)
+    return {"segment": segment, "reason": reason}
 
 
 # ---- CatchUp ----------------------------------------------------------------------------------------
@@ -359,14 +455,23 @@ def _held_doc_ids(svc: Any) -> set[str]:
 # ---- Approval, Promote, Reject, MarkFailed ------------------------------------------------------------
 
 
-def request_approval(svc: Any, config: RebuildInput, task_token: str) -> dict[str, Any]:
-    """Park the task token on the candidate; ``dynembed approve`` (or SendTaskSuccess) answers."""
+APPROVAL_STAGES = {"estimate": GenerationStatus.BUILDING, "promotion": GenerationStatus.EVALUATING}
+"""What a person can be asked to approve, and the candidate's status while it waits."""
+
+
+def request_approval(
+    svc: Any, config: RebuildInput, task_token: str, stage: str = "promotion"
+) -> dict[str, Any]:
+    """Park the task token on the candidate; ``dynembed approve`` (or SendTaskSuccess) answers.
+    ``stage`` is ``estimate`` (before the backfill spends anything) or ``promotion``."""
+    if stage not in APPROVAL_STAGES:
+        raise ConfigError(f"approval stage {stage!r}: expected one of {sorted(APPROVAL_STAGES)}")
     gen = _generation(svc, config.generation_id)
     report = dict(gen.report or {})
-    report["approval"] = {"task_token": task_token, "requested_at": time.time(), "approved": None}
+    report["approval"] = {"task_token": task_token, "requested_at": time.time(), "approved": None, "stage": stage}
     svc.registry.update(gen.id, report=report)
-    logger.info("approval requested", generation=gen.id)
-    return {"generation_id": gen.id, "approval": "requested"}
+    logger.info("approval requested", generation=gen.id, stage=stage)
+    return {"generation_id": gen.id, "approval": "requested", "stage": stage}
 
 
 def answer_approval(
@@ -376,7 +481,8 @@ def answer_approval(
     gen = svc.registry.get(generation_id)
     approval = dict((gen.report or {}).get("approval") or {})
     token = approval.get("task_token")
-    if not token or approval.get("approved") is not None or gen.status is not GenerationStatus.EVALUATING:
+    waiting_status = APPROVAL_STAGES.get(str(approval.get("stage") or "promotion"))
+    if not token or approval.get("approved") is not None or gen.status is not waiting_status:
         raise DynembedError(f"generation {generation_id} is not waiting for an approval")
     decision = {"approved": approved, "by": by, "reason": reason, "at": time.time()}
     report = dict(gen.report or {})
@@ -425,6 +531,7 @@ def mark_failed(
         gen = svc.registry.get(gen_id)
     except UnknownGenerationError:
         return {"generation_id": gen_id, "status": "not registered", "reason": reason}
+    reason = _with_segment_reasons(reason, gen)
     if gen.status is GenerationStatus.ACTIVE:
         logger.warning("rebuild failed after its promotion completed; nothing undone", generation=gen_id)
         return {"generation_id": gen_id, "status": gen.status.value, "reason": reason}
@@ -442,6 +549,16 @@ def mark_failed(
     svc.registry.update(gen_id, status=GenerationStatus.FAILED, write_target=False, report=report)
     logger.warning("rebuild failed", generation=gen_id, reason=reason, alias_restored=restored)
     return {"generation_id": gen_id, "status": "failed", "reason": reason, "alias_restored": restored}
+
+
+def _with_segment_reasons(reason: str, gen: Generation) -> str:
+    """A failed backfill child leaves only "a child failed" to the parent: add what the
+    children recorded (``segment_failed``)."""
+    progress = BackfillProgress.from_record(gen.backfill)
+    stopped = [f"segment {n}: {s.stopped}" for n, s in sorted((progress.segments if progress else {}).items()) if s.stopped]
+    if not stopped:
+        return reason
+    return f"{reason}; {'; '.join(stopped[:3])}"[:2000]
 
 
 def _failure_reason(error: Mapping[str, Any]) -> str:
@@ -555,9 +672,13 @@ def run_step(event: Mapping[str, Any], svc: Any, remaining_s: float = 900.0) -> 
         "backfill_page": lambda c: backfill_pages(
             svc, c, int(event["segment"]), time_budget_s=max(10.0, remaining_s - 60.0)
         ),
+        "segment_failed": lambda c: segment_failed(svc, c, int(event["segment"]), event.get("error")),
         "catchup_status": lambda c: catchup_status(svc, c, int(event.get("checks") or 0)),
         "evaluate": lambda c: _evaluate(svc, c),
-        "request_approval": lambda c: request_approval(svc, c, str(event.get("task_token") or "")),
+        "estimate": lambda c: estimate(svc, c),
+        "request_approval": lambda c: request_approval(
+            svc, c, str(event.get("task_token") or ""), str(event.get("stage") or "promotion")
+        ),
         "promote": lambda c: promote(svc, c),
         "reject": lambda c: reject(svc, c, list(event.get("reasons") or [])),
     }
@@ -575,8 +696,10 @@ def _evaluate(svc: Any, config: RebuildInput) -> dict[str, Any]:
 STEP_NAMES = (
     "validate",
     "register",
+    "estimate",
     "add_write_target",
     "backfill_page",
+    "segment_failed",
     "catchup_status",
     "evaluate",
     "request_approval",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,12 +114,22 @@ class Reconciler:
     _entries: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
 
     # ---- public -------------------------------------------------------------------------------
-    def reconcile(self, jobs: Sequence[ReconcileJob], force: bool = False) -> list[JobOutcome]:
+    def reconcile(
+        self,
+        jobs: Sequence[ReconcileJob],
+        force: bool = False,
+        prefetched: Mapping[str, dict[str, Any]] | None = None,
+    ) -> list[JobOutcome]:
+        """``prefetched``: source items the caller has just read consistently (a backfill's
+        scan page); only the other docs are read here."""
         outcomes = [JobOutcome(job) for job in jobs]
         targets = self._targets(jobs)
         # One batch read of the source and one of the ledger for the whole batch.
         doc_ids = list(dict.fromkeys(job.doc_id for job in jobs))
-        found = self.source.get_items(doc_ids)
+        found = dict(prefetched or {})
+        missing = [d for d in doc_ids if d not in found]
+        if missing:
+            found.update(self.source.get_items(missing))
         items: dict[str, dict[str, Any] | None] = {d: found.get(d) for d in doc_ids}
         self._entries = self.ledger.get_many(
             [(job.doc_id, g) for job in jobs for g in (job.generations or list(targets))]
