@@ -61,3 +61,23 @@ def editstream(
         json_out.write_text(text + "\n")
     stdout.write(text + "\n")
     stdout.flush()
+
+
+@commands.command("cost")
+@friendly
+def cost(
+    docs: Annotated[int, typer.Option(help="FAQ docs loaded first (not measured)")] = 300,
+    changes: Annotated[int, typer.Option(help="Changes measured per kind (content, metadata, access, delete)")] = 60,
+    json_out: Annotated[
+        Path, typer.Option("--json", help="Where the counts go (`dynembed cost` reads this file)")
+    ] = Path("bench/results/cost_counts.json"),
+) -> None:
+    """Count the AWS requests each kind of change and each rebuilt item really makes (local stack)."""
+    from dynembed_ops.bench.cost_bench import CostBenchOptions, run_cost_bench
+
+    with Console(stderr=True).status("measuring on a local stack (moto + osmem + the real handlers)"):
+        summary = run_cost_bench(CostBenchOptions(docs=docs, changes=changes))
+    text = json.dumps(summary, indent=2)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(text + "\n")
+    sys.stdout.write(text + "\n")

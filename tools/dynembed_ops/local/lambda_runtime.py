@@ -68,7 +68,26 @@ class LocalLambdaContext:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
 
 
+InvokeObserver = Callable[[str, dict[str, Any], float], None]
+"""Called after each invocation with (function name, event, duration in seconds)."""
+_observers: list[InvokeObserver] = []
+
+
+def add_invoke_observer(observer: InvokeObserver) -> None:
+    _observers.append(observer)
+
+
+def remove_invoke_observer(observer: InvokeObserver) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
+
+
 def invoke(name: str, event: dict[str, Any], timeout_s: int = 60) -> Any:
-    return load_handler(name)(
-        event, LocalLambdaContext(function_name=f"dynembed-{name}", timeout_s=timeout_s)
-    )
+    started = time.perf_counter()
+    try:
+        return load_handler(name)(
+            event, LocalLambdaContext(function_name=f"dynembed-{name}", timeout_s=timeout_s)
+        )
+    finally:
+        for observer in list(_observers):
+            observer(name, event, time.perf_counter() - started)
