@@ -50,3 +50,13 @@ class VersionConflictError(DynembedError):
 
 class EmbeddingError(DynembedError):
     """The embedding provider failed for a non-transient reason."""
+
+
+class EmbeddingIncomplete(TransientError):
+    """Some texts of a batch were embedded while others stayed throttled. ``vectors`` (by the
+    text's position in the batch) are kept by the caller (the embedding cache), so the retry
+    pays only for what is missing."""
+
+    def __init__(self, message: str, vectors: dict[int, list[float]]) -> None:
+        super().__init__(message)
+        self.vectors = vectors

@@ -2,10 +2,13 @@
 
 The ``bedrock-runtime`` client is injected (tests pass one wrapped in botocore's Stubber) or
 built lazily on first use. Retries live here, in one layer: the default client is built with
-botocore's own retries off, so attempts do not multiply. Throttling and unavailability are
-retried with capped exponential backoff and full jitter, then surface as ``TransientError`` so
-the caller's queue retries the job later; any other failure is an ``EmbeddingError`` naming the
-model.
+botocore's own retries off, so attempts do not multiply. Every call is paced by the model's
+``AdaptiveRateLimiter`` (one per model per process, shared by the threads: ``throttle.py``),
+which backs off multiplicatively on ``ThrottlingException`` and climbs back additively, so a
+backfill runs near the account's quota instead of into it. Throttling and unavailability are
+retried a bounded number of times with capped exponential backoff and full jitter, then surface
+as ``TransientError`` so the caller's queue retries the job later (never dropped); any other
+failure is an ``EmbeddingError`` naming the model.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,8 +31,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from dynembed.core.errors import ConfigError, EmbeddingError, TransientError
+from dynembed.core.errors import ConfigError, EmbeddingError, EmbeddingIncomplete, TransientError
 from dynembed.core.models import DistanceSpace, ModelSpec
+from dynembed.cost.tokens import CharsPerToken
+from dynembed.embedders.throttle import AdaptiveRateLimiter, shared_limiter, throttle_kind
+
+_TOKENS = CharsPerToken()
+"""The limiter's token estimate (Bedrock's tokenizers are not published)."""
 
 TITAN_V2_MODEL_ID = "amazon.titan-embed-text-v2:0"
 TITAN_V2_DIMENSIONS = (256, 512, 1024)
@@ -124,8 +132,52 @@ def _is_transient(error: ClientError) -> bool:
     return code in TRANSIENT_ERROR_CODES or status in TRANSIENT_HTTP_STATUSES
 
 
+THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
+
+
+def default_limiter(bedrock_model_id: str, private: bool = False) -> AdaptiveRateLimiter:
+    """The process's limiter for a model: it starts at its share of the configured quota
+    (``TUNING``: the quota over the sync function's reserved concurrency) and may climb to the
+    whole quota; with no quota configured it starts low and finds the rate by slow start.
+    ``private``: a limiter of its own (an embedder whose backoff a test controls: one test's
+    throttling must not slow the next)."""
+
+    def build() -> AdaptiveRateLimiter:
+        from dynembed.core.config import TUNING
+
+        rpm, tpm = TUNING.embedding_requests_per_minute, TUNING.embedding_tokens_per_minute
+        share = max(1, TUNING.sync_reserved_concurrency)
+        requests = rpm / 60.0 if rpm else None
+        tokens = tpm / 60.0 if tpm else None
+        return AdaptiveRateLimiter(
+            requests_per_s=requests / share if requests else 2.0,
+            tokens_per_s=tokens / share if tokens else 2_000.0,
+            max_requests_per_s=requests,
+            max_tokens_per_s=tokens,
+        )
+
+    if private:
+        return build()
+    return shared_limiter(f"bedrock:{bedrock_model_id}", build)
+
+
+@dataclass
+class CallStats:
+    """What the retry loop did, for benchmarks and logs."""
+
+    calls: int = 0
+    throttled: int = 0
+    retries: int = 0
+    gave_up: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
 class _BedrockModel:
-    """One Bedrock model behind InvokeModel, with the retry loop shared by every embedder."""
+    """One Bedrock model behind InvokeModel, with the paced retry loop every embedder shares."""
 
     def __init__(
         self,
@@ -135,6 +187,7 @@ class _BedrockModel:
         retry: RetryPolicy | None,
         sleep: Callable[[float], None] | None,
         rng: random.Random | None,
+        limiter: AdaptiveRateLimiter | None = None,
     ) -> None:
         self.bedrock_model_id = bedrock_model_id
         self._client = client
@@ -143,6 +196,8 @@ class _BedrockModel:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep or time.sleep
         self._rng = rng or random.Random()
+        self.limiter = limiter
+        self.stats = CallStats()
 
     @property
     def client(self) -> Any:
@@ -151,10 +206,13 @@ class _BedrockModel:
                 self._client = default_bedrock_client(self._region)
             return self._client
 
-    def invoke(self, body: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, body: dict[str, Any], tokens: int = 1) -> dict[str, Any]:
+        """One InvokeModel call for ``tokens`` (estimated) input tokens, paced and retried."""
         payload = json.dumps(body)
         last_error: Exception | None = None
         for attempt in range(self.retry.max_attempts):
+            sent = self.limiter.acquire(tokens) if self.limiter else 0.0
+            self.stats.add("calls")
             try:
                 response = self.client.invoke_model(
                     modelId=self.bedrock_model_id,
@@ -162,7 +220,10 @@ class _BedrockModel:
                     contentType="application/json",
                     accept="application/json",
                 )
-                return self._parse(response)
+                parsed = self._parse(response)
+                if self.limiter:
+                    self.limiter.on_success(sent, tokens)
+                return parsed
             except ClientError as exc:
                 if not _is_transient(exc):
                     error = exc.response.get("Error", {})
@@ -170,11 +231,20 @@ class _BedrockModel:
                         f"Bedrock model {self.bedrock_model_id!r} failed: "
                         f"{error.get('Code', 'error')}: {error.get('Message', exc)}"
                     ) from exc
+                error = exc.response.get("Error", {})
+                if error.get("Code") in THROTTLE_CODES or exc.response.get("ResponseMetadata", {}).get(
+                    "HTTPStatusCode"
+                ) == 429:
+                    self.stats.add("throttled")
+                    if self.limiter:
+                        self.limiter.on_throttle(sent, throttle_kind(str(error.get("Message", ""))))
                 last_error = exc
             except _NETWORK_ERRORS as exc:
                 last_error = exc
             if attempt + 1 < self.retry.max_attempts:
+                self.stats.add("retries")
                 self._sleep(self.retry.delay(attempt, self._rng))
+        self.stats.add("gave_up")
         raise TransientError(
             f"Bedrock model {self.bedrock_model_id!r} still throttled or unavailable after "
             f"{self.retry.max_attempts} attempts: {last_error}"
@@ -213,10 +283,21 @@ class TitanEmbedder:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        limiter: AdaptiveRateLimiter | None = None,
     ) -> None:
         self.spec = titan_spec(dimension)
         self.max_workers = max(1, max_workers)
-        self._model = _BedrockModel(TITAN_V2_MODEL_ID, client, region, retry, sleep, rng)
+        self._model = _BedrockModel(
+            TITAN_V2_MODEL_ID, client, region, retry, sleep, rng, limiter or default_limiter(TITAN_V2_MODEL_ID, private=sleep is not None)
+        )
+
+    @property
+    def stats(self) -> CallStats:
+        return self._model.stats
+
+    @property
+    def limiter(self) -> AdaptiveRateLimiter | None:
+        return self._model.limiter
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if self.max_workers == 1 or len(texts) <= 1:
@@ -229,8 +310,9 @@ class TitanEmbedder:
         return self._embed_one(text)
 
     def _embed_one(self, text: str) -> list[float]:
-        body = {"inputText": text[:TITAN_MAX_CHARS], "dimensions": self.spec.dimension, "normalize": True}
-        response = self._model.invoke(body)
+        text = text[:TITAN_MAX_CHARS]
+        body = {"inputText": text, "dimensions": self.spec.dimension, "normalize": True}
+        response = self._model.invoke(body, _TOKENS.count(text))
         return self._model.check_vector(response.get("embedding"), self.spec.dimension)
 
 
@@ -248,9 +330,17 @@ class CohereEmbedder:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        limiter: AdaptiveRateLimiter | None = None,
     ) -> None:
         self.spec = cohere_spec(name)
-        self._model = _BedrockModel(COHERE_MODEL_IDS[name], client, region, retry, sleep, rng)
+        model_id = COHERE_MODEL_IDS[name]
+        self._model = _BedrockModel(
+            model_id, client, region, retry, sleep, rng, limiter or default_limiter(model_id, private=sleep is not None)
+        )
+
+    @property
+    def stats(self) -> CallStats:
+        return self._model.stats
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -262,12 +352,9 @@ class CohereEmbedder:
         return self._embed_batch([text], "search_query")[0]
 
     def _embed_batch(self, texts: Sequence[str], input_type: str) -> list[list[float]]:
-        body = {
-            "texts": [text[:COHERE_MAX_CHARS] for text in texts],
-            "input_type": input_type,
-            "truncate": "END",
-        }
-        response = self._model.invoke(body)
+        clipped = [text[:COHERE_MAX_CHARS] for text in texts]
+        body = {"texts": clipped, "input_type": input_type, "truncate": "END"}
+        response = self._model.invoke(body, sum(_TOKENS.count(text) for text in clipped))
         embeddings = response.get("embeddings")
         if isinstance(embeddings, dict):  # the shape when embedding_types is requested
             embeddings = embeddings.get("float")
@@ -290,10 +377,23 @@ def _l2_normalised(vectors: list[list[float]]) -> list[list[float]]:
 
 
 def _results_in_order(futures: list[Future[list[float]]]) -> list[list[float]]:
-    """Results in submission order; on the first failure, cancel what has not started."""
+    """Results in submission order. A text still throttled after its retries does not waste the
+    others: every call finishes and ``EmbeddingIncomplete`` carries the vectors made. Any other
+    failure cancels what has not started."""
+    vectors: dict[int, list[float]] = {}
+    transient: TransientError | None = None
     try:
-        return [future.result() for future in futures]
+        for position, future in enumerate(futures):
+            try:
+                vectors[position] = future.result()
+            except TransientError as exc:
+                transient = transient or exc
     except BaseException:
         for future in futures:
             future.cancel()
         raise
+    if transient is not None:
+        raise EmbeddingIncomplete(
+            f"{len(futures) - len(vectors)} of {len(futures)} texts not embedded: {transient}", vectors
+        ) from transient
+    return [vectors[position] for position in range(len(futures))]

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynembed.core.config import METRICS
-from dynembed.core.errors import DynembedError, MalformedRecordError, TransientError, VersionConflictError
+from dynembed.core.errors import (
+    DynembedError,
+    EmbeddingIncomplete,
+    MalformedRecordError,
+    TransientError,
+    VersionConflictError,
+)
 from dynembed.core.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
 from dynembed.core.ports import (
     ChunkIndex,
@@ -303,6 +309,12 @@ class Reconciler:
                     )
                 try:
                     fresh = embedder.embed_documents([wanted[h] for h in misses])
+                except EmbeddingIncomplete as exc:  # keep what was paid for: the retry reuses it
+                    if self.cache and exc.vectors:
+                        self.cache.put_many(model_id, {misses[i]: v for i, v in exc.vectors.items()})
+                    self.telemetry.count(METRICS.embeddings_computed, len(exc.vectors))
+                    self.telemetry.count(METRICS.embedding_failures)
+                    raise
                 except Exception:  # counted for the alarm, then failed per job by the caller
                     self.telemetry.count(METRICS.embedding_failures)
                     raise
