@@ -62,6 +62,69 @@ class InMemorySource:
             yield copy.deepcopy(self.items[doc_id])
 
 
+_WORDS = [
+    *("table", "stream", "shard", "queue", "batch", "index", "vector", "chunk", "model", "ledger"),
+    *("version", "access", "metadata", "tenant", "search", "filter", "alias", "rebuild", "segment"),
+    *("page", "token", "quota", "retry", "window", "cache", "report"),
+]
+
+
+@dataclass
+class SyntheticSource:
+    """``count`` generated documents ``d000000000``… that are never stored: each is made from
+    its number when read, and a scan page costs only its own items, so a backfill over tens of
+    millions of items needs no memory for the table. Segment ``s`` of ``n`` holds the numbers
+    ``≡ s (mod n)``, as a parallel scan splits a table by key hash."""
+
+    count: int
+    id_attribute: str = "doc_id"
+    paragraphs: int = 4
+    words_per_paragraph: int = 75
+
+    def doc_id(self, number: int) -> str:
+        return f"d{number:09d}"
+
+    def __post_init__(self) -> None:
+        # A pool of paragraphs made once; each doc picks its own and numbers them (cheap to make).
+        self._pool = [
+            " ".join(_WORDS[(k * 7 + i * (k % 5 + 3)) % len(_WORDS)] for i in range(self.words_per_paragraph)) + "."
+            for k in range(97)
+        ]
+
+    def item(self, number: int) -> dict[str, Any]:
+        body = "\n\n".join(
+            f"Paragraph {p} of document {number}: {self._pool[(number * 7 + p * 13) % len(self._pool)]}"
+            for p in range(self.paragraphs)
+        )
+        return {self.id_attribute: self.doc_id(number), "version": 1, "title": f"Document {number}", "body": body, "acl": ["public"]}
+
+    def _number(self, doc_id: str) -> int | None:
+        try:
+            number = int(doc_id.removeprefix("d"))
+        except ValueError:
+            return None
+        return number if 0 <= number < self.count else None
+
+    def get_item(self, doc_id: str) -> dict[str, Any] | None:
+        number = self._number(doc_id)
+        return self.item(number) if number is not None else None
+
+    def get_items(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {d: item for d in doc_ids if (item := self.get_item(d)) is not None}
+
+    def scan_segment(
+        self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        first = segment if start_key is None else (self._number(str(start_key[self.id_attribute])) or 0) + total_segments
+        numbers = range(first, self.count, total_segments)[:limit]
+        items = [self.item(n) for n in numbers]
+        more = bool(numbers) and numbers[-1] + total_segments < self.count
+        return items, ({self.id_attribute: self.doc_id(numbers[-1])} if more else None)
+
+    def approximate_count(self) -> int | None:
+        return self.count
+
+
 @dataclass
 class InMemoryLedger:
     rows: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
@@ -295,6 +358,7 @@ class FaultyIndex:
 # Type-checked against the ports: mypy fails here if a fake drifts from its Protocol.
 def _check() -> None:
     _s: SourceReader = InMemorySource()
+    _g: SourceReader = SyntheticSource(1)
     _l: Ledger = InMemoryLedger()
     _r: Registry = InMemoryRegistry()
     _i: ChunkIndex = InMemoryIndex()

@@ -43,8 +43,9 @@ from dynembed.rebuild import generations
 from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
 from dynembed.rebuild.progress import BackfillProgress, progress_store
 
-MAX_REPORT_BYTES = 350_000
-"""DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
+MAX_REPORT_BYTES = 300_000
+"""DynamoDB items stop at 400 KB, and the report shares its item with the backfill progress
+(up to ~60 KB for 256 segments): past this the per-query rows are trimmed in the registry copy
 (the Markdown file keeps them all)."""
 NEWEST_EDITS_PROBED = 5
 ESTIMATE_KEY = "rebuild_estimate"

@@ -9,9 +9,13 @@ from dynembed.core.config import TUNING, Tuning
 from dynembed.core.models import ModelSpec
 from dynembed.cost.quota import EmbeddingQuota
 
-ITEMS_PER_SEGMENT = 50_000
-"""A child execution's share: ~50,000 items is ~70 tasks of 10 pages of 100 items, ~500 history
-events, far from the 25,000 a Standard execution may hold."""
+ITEMS_PER_SEGMENT = 200_000
+"""A child execution's share: 200,000 items of 100-item pages are 2,000 pages, 200 tasks of 10
+pages (~1,400 history events); even at one page per task (a slow model filling the Lambda's
+time) ~14,000, under the 25,000 a Standard execution may hold (tests/unit/test_rebuild_scale.py)."""
+MAX_AUTO_SEGMENTS = 256
+"""Segments chosen without being asked for: 50 M items are 250. The progress record (one
+registry item, rewritten after every page) stays ~60 KB."""
 HEADROOM = 1.5
 """More concurrent segments than the quota needs: each also spends time reading and writing."""
 
@@ -20,7 +24,7 @@ def segments_for(items: int | None, requested: int | None, limit: int, tuning: T
     if requested is not None:
         return requested
     wanted = math.ceil((items or 0) / ITEMS_PER_SEGMENT)
-    return max(tuning.backfill_segments, min(limit, wanted))
+    return max(tuning.backfill_segments, min(limit, MAX_AUTO_SEGMENTS, wanted))
 
 
 def concurrency_for(

@@ -24,6 +24,8 @@ from dynembed.core.ports import Registry
 
 MAX_FAILED_DOC_IDS = 100
 """Failed doc ids kept per segment (the count goes on): the registry item must stay small."""
+MAX_FAILED_DOC_IDS_TOTAL = 200
+"""... and across all segments: a thousand segments of a hundred ids each would not fit."""
 
 
 class SegmentProgress(BaseModel):

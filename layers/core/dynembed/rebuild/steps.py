@@ -322,12 +322,14 @@ def _record_page(
     store: Any, gen_id: str, segment: int, last_key: dict[str, Any] | None, result: PageResult
 ) -> SegmentProgress:
     from dynembed.adapters.dynamodb import plain_key
-    from dynembed.rebuild.progress import MAX_FAILED_DOC_IDS
+    from dynembed.rebuild.progress import MAX_FAILED_DOC_IDS, MAX_FAILED_DOC_IDS_TOTAL
 
     def advance(progress: BackfillProgress | None) -> BackfillProgress:
         current = require(progress, gen_id)
         before = current.segments[segment]
-        failed_docs = list(dict.fromkeys([*before.failed_docs, *result.failed]))[:MAX_FAILED_DOC_IDS]
+        elsewhere = sum(len(s.failed_docs) for n, s in current.segments.items() if n != segment)
+        keep = max(0, min(MAX_FAILED_DOC_IDS, MAX_FAILED_DOC_IDS_TOTAL - elsewhere))
+        failed_docs = list(dict.fromkeys([*before.failed_docs, *result.failed]))[: max(keep, len(before.failed_docs))]
         after = SegmentProgress(
             last_key=plain_key(last_key),
             done=last_key is None,
