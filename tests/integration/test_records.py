@@ -124,3 +124,28 @@ def test_held_jobs_coalesce_per_doc(tables: None) -> None:
     held.hold(ReconcileJob(doc_id="d1", min_source_version=11), 60, now=1062.0)
     assert held.release(job) is False  # a newer edit arrived: it stays held
     assert held.count() == 1
+
+
+def test_a_first_reconcile_takes_the_put_path_and_a_racing_writer_sends_it_back_to_updates(tables: None) -> None:
+    ledger = DynamoLedger("ledger")
+    # GIVEN rows the batch read did not find
+    assert ledger.get_many([("d1", "g1"), ("d2", "g1"), ("d3", "g1")]) == {}
+    # WHEN d1 is begun and committed with nobody else about
+    ledger.begin("d1", "g1", ["a", "b"], 1)
+    ledger.commit(LedgerEntry("d1", "g1", source_version=1, chunk_keys=["a", "b"], pending_keys=["a", "b"]))
+    # THEN it ends exactly as the update path leaves a row
+    d1 = ledger.get("d1", "g1")
+    assert d1 is not None and (d1.source_version, d1.chunk_keys, d1.pending_keys, d1.state) == (1, ["a", "b"], [], "committed")
+    # WHEN a newer run of d2 adds its own pending keys between this run's begin and commit
+    ledger.begin("d2", "g1", ["old"], 1)
+    other = DynamoLedger("ledger")  # another Lambda instance
+    other.begin("d2", "g1", ["new"], 2)
+    ledger.commit(LedgerEntry("d2", "g1", source_version=1, chunk_keys=["old"], pending_keys=["old"]))
+    # THEN only this run's key is cleared: the newer run's stays pending (the put was refused)
+    d2 = ledger.get("d2", "g1")
+    assert d2 is not None and d2.pending_keys == ["new"] and d2.source_version == 1
+    # WHEN d3 was committed at version 5 by someone else after the read that missed it
+    DynamoLedger("ledger").commit(LedgerEntry("d3", "g1", source_version=5, chunk_keys=["x"]))
+    # THEN an older begin still conflicts (the create was refused, the update's condition holds)
+    with pytest.raises(VersionConflictError):
+        ledger.begin("d3", "g1", ["y"], 4)

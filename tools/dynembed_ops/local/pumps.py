@@ -49,18 +49,24 @@ class StreamPump:
     bisect_on_error: bool = TUNING.stream_bisect_on_error
     region: str = "us-east-1"
     stats: StreamPumpStats = field(default_factory=StreamPumpStats)
+    describe_every_s: float = 5.0
+    """New shards are looked for this often (a table's stream rarely splits; Lambda's poller,
+    too, lists shards on its own schedule), not before every batch."""
+    _described_at: float = float("-inf")
     _iterators: dict[str, str | None] = field(default_factory=dict)
     _buffer: deque[dict[str, Any]] = field(default_factory=deque)
     _attempts: dict[str, int] = field(default_factory=dict)
 
     def _fetch(self) -> None:
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
-                self._iterators[shard_id] = self.streams.get_shard_iterator(
-                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+        if time.monotonic() - self._described_at >= self.describe_every_s:
+            shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+            self._described_at = time.monotonic()
+            for shard in shards:
+                shard_id = shard["ShardId"]
+                if shard_id not in self._iterators:
+                    self._iterators[shard_id] = self.streams.get_shard_iterator(
+                        StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
         for shard_id, iterator in list(self._iterators.items()):
             while iterator:
                 response = self.streams.get_records(ShardIterator=iterator, Limit=1000)

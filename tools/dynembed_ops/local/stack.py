@@ -276,21 +276,20 @@ class LocalStack:
         return services()
 
     def step(self) -> int:
-        """One round: every pending stream batch, then every visible job batch."""
+        """One round: a stream batch, then the job batches it queued, until both are idle.
+        Interleaved so the queue holds one batch's jobs, not the whole stream's (moto's
+        ReceiveMessage looks at every message in the queue)."""
         assert self.stream_pump is not None and self.sqs_pump is not None
         with self._lock:
             moved = 0
             while True:
                 settled = self.stream_pump.step()
-                moved += settled
-                if not settled:
-                    break
-            while True:
-                received = self.sqs_pump.step()
-                moved += received
-                if not received:
-                    break
-            return moved
+                received = 0
+                while got := self.sqs_pump.step():
+                    received += got
+                moved += settled + received
+                if not settled and not received:
+                    return moved
 
     def drain(self, timeout_s: float = 600.0, drain_held: bool = False) -> int:
         """Run the pumps until nothing moves (and, with ``drain_held``, flush batched jobs)."""
@@ -333,6 +332,7 @@ class LocalStack:
         handlers' figures (counters, freshness samples) are written there for `dynembed status`."""
         last_drain = time.monotonic()
         written = 0.0
+        idle = 0  # rounds in a row that moved nothing: poll less often, up to 16 x interval_s
         while not self._stop.is_set():
             try:
                 if telemetry_file is not None and time.monotonic() - written >= 1.0:
@@ -348,8 +348,9 @@ class LocalStack:
             except Exception as exc:  # keep serving; the error is the user's to see
                 print(f"pump error: {exc}", flush=True)
                 moved = 0
+            idle = idle + 1 if moved == 0 else 0
             if moved == 0:
-                self._stop.wait(interval_s)
+                self._stop.wait(interval_s * 2 ** min(idle - 1, 4))
 
     @contextlib.contextmanager
     def background(self, interval_s: float = 0.1) -> Iterator[None]:
