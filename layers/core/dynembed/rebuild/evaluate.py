@@ -45,7 +45,7 @@ from dynembed.rebuild.progress import BackfillProgress, progress_store
 
 MAX_REPORT_BYTES = 300_000
 """DynamoDB items stop at 400 KB, and the report shares its item with the backfill progress
-(up to ~60 KB for 256 segments): past this the per-query rows are trimmed in the registry copy
+(up to ~80 KB for 256 segments): past this the per-query rows are trimmed in the registry copy
 (the Markdown file keeps them all)."""
 NEWEST_EDITS_PROBED = 5
 ESTIMATE_KEY = "rebuild_estimate"

@@ -15,7 +15,7 @@ pages (~1,400 history events); even at one page per task (a slow model filling t
 time) ~14,000, under the 25,000 a Standard execution may hold (tests/unit/test_rebuild_scale.py)."""
 MAX_AUTO_SEGMENTS = 256
 """Segments chosen without being asked for: 50 M items are 250. The progress record (one
-registry item, rewritten after every page) stays ~60 KB."""
+registry item, rewritten after every page) stays under ~80 KB."""
 HEADROOM = 1.5
 """More concurrent segments than the quota needs: each also spends time reading and writing."""
 
