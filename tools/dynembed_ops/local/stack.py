@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from dynembed.core.config import KEYS, NAMES, TUNING
 from dynembed.core.errors import ConfigError, DynembedError
+from dynembed.core.observability import logger
 from dynembed.core.schema import SourceSchema
 from dynembed.wiring import Services, reset_services
 from dynembed_ops.local.lambda_runtime import invoke
@@ -69,6 +70,8 @@ class StackInfo:
 
     def apply(self) -> None:
         os.environ.update(self.env())
+        # The Powertools logger reads its level once, when first imported; set it again here.
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         reset_services()
 
     def save(self, path: Path = STATE_FILE) -> None:
