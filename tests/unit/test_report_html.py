@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+import dynembed.cli_generations
+from dynembed.cli import app
 from dynembed.errors import DynembedError
 from dynembed.evaluation import GatePolicy, GoldenSet, compare, evaluate_run, gate, latency_summary
 from dynembed.quality.html import (
@@ -288,3 +293,46 @@ def test_it_refuses_what_is_not_a_report() -> None:
         render_report([1, 2], title="x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown report sections"):
         render_report({}, title="x", sections=("gate", "charts"))
+
+
+# ---- the CLI: dynembed generations --show ID --html OUT
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    gens: dict[str, Any] = {}
+
+    def get(gen_id: str) -> Any:
+        return gens[gen_id]
+
+    services = SimpleNamespace(registry=SimpleNamespace(get=get))
+    monkeypatch.setattr(dynembed.cli_generations, "_services", lambda: services)
+    return gens
+
+
+def test_generations_show_html_writes_the_page(registry: dict[str, Any], tmp_path: Path) -> None:
+    registry["g-b"] = SimpleNamespace(
+        id="g-b", status=SimpleNamespace(value="standby"), report=stored_report()
+    )
+    out = tmp_path / "reports" / "g-b.html"
+    result = CliRunner().invoke(app, ["generations", "--show", "g-b", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "<title>Generation g-b (standby)</title>" in page
+    assert charts(page) == ["metrics", "per-query", "ndcg-histogram"]
+    assert "g-b.html" in result.output
+
+
+def test_generations_show_html_into_a_folder_and_as_json(registry: dict[str, Any], tmp_path: Path) -> None:
+    registry["g-new"] = SimpleNamespace(id="g-new", status=SimpleNamespace(value="building"), report=None)
+    result = CliRunner().invoke(app, ["generations", "--show", "g-new", "--html", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"html": "' in result.output
+    page = (tmp_path / "g-new.html").read_text(encoding="utf-8")
+    assert page.count("not measured") == len(REBUILD_SECTIONS)
+
+
+def test_html_without_show_is_refused(registry: dict[str, Any], tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["generations", "--html", str(tmp_path / "x.html")])
+    assert result.exit_code == 1
+    assert "--html goes with --show" in result.output
