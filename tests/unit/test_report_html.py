@@ -283,6 +283,11 @@ def test_the_canary_page_puts_its_sections_first_and_drops_the_gate() -> None:
     assert "metrics" in charts(page) and "canary-weak" in charts(page)
 
 
+def test_a_canary_alone_labels_its_metrics_with_its_own_k() -> None:
+    page = render_canary_report({"canary": {**OPTIONAL["canary"], "k": 5}})
+    assert "nDCG@5" in page and "0.612" in page
+
+
 def test_the_same_report_renders_the_same_page() -> None:
     report = {**stored_report(), **OPTIONAL}
     assert render_report(report, title="t") == render_report(report, title="t")

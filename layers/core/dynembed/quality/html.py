@@ -458,7 +458,8 @@ def _metrics_section(report: Mapping[str, Any]) -> str:
         return _section(
             "metrics", "Metrics per generation", None, missing="no candidate, active or canary metrics"
         )
-    k = _k(report)
+    canary = _obj(report, "canary")
+    k = _k(report) or (_int(canary.get("k")) if canary else None)
     policy = _obj(report, "policy") or {}
     groups = [
         (
@@ -795,16 +796,11 @@ def _canary_section(report: Mapping[str, Any]) -> str:
         facts.append(f"{_int(canary.get('queries')):,} canary queries")
     if facts:
         parts.append(f"<p>{' · '.join(facts)}</p>")
-    metrics = _obj(canary, "metrics")
-    if metrics:
-        k = _int(canary.get("k")) or _k(report)
-        cells = [
-            [_e(_label(m, d, k)), _f(_num(metrics.get(m)))]
-            for m, d in METRICS
-            if _num(metrics.get(m)) is not None
-        ]
-        if cells:
-            parts.append(_table(["metric", "canary"], cells, numeric=(1,), css="narrow"))
+    metrics = _obj(canary, "metrics") or {}
+    if any(_num(metrics.get(m)) is not None for m, _ in METRICS):
+        parts.append(
+            '<p class="sub">Its metrics stand beside the other generations\' under "Metrics per generation".</p>'
+        )
     weak = _num(canary.get("weak_retrieval_rate"))
     if weak is not None:
         threshold = _num(canary.get("weak_threshold"))
