@@ -10,9 +10,16 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 
-.PHONY: setup demo test test-fast lint typecheck synth bench clean lock
+.PHONY: setup browser demo test test-fast lint typecheck synth bench clean lock
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium for the browser tests (tests/browser.py): Debian's package, no driver, nothing
+# downloaded at run time. Installs once, as root; a test that cannot find it fails, never skips.
+browser:
+	@command -v chromium >/dev/null || test -n "$$DYNEMBED_CHROMIUM" || { \
+	  test "$$(id -u)" = 0 || { echo "make browser: chromium is missing; install it as root (apt-get install chromium)" >&2; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
 
 # torch first, pinned: the CPU build this machine image carries. Unpinned, pip pulls a 5 GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
@@ -26,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/dynembed demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest --cov --cov-report=term:skip-covered -q

@@ -202,10 +202,22 @@ def rollback(as_json: JsonFlag = False) -> None:
 @friendly
 def generations(
     show: Annotated[str | None, typer.Option(help="Show this generation's evaluation report")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="With --show: write the report as one self-contained HTML file (or into this folder)",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List generations, or show one with its evaluation report."""
+    if html is not None and not show:
+        raise ValueError("--html goes with --show ID")
     svc = _services()
+    if show and html is not None:
+        _write_html(svc, show, html, as_json)
+        return
     if show:
         _show(svc, show, as_json)
         return
@@ -259,6 +271,19 @@ def _show(svc: Any, generation_id: str, as_json: bool) -> None:
         console.print(Markdown(render_markdown_report(report)))
     else:
         console.print("no evaluation report yet")
+
+
+def _write_html(svc: Any, generation_id: str, out: Path, as_json: bool) -> None:
+    from dynembed.quality.html import render_report
+
+    gen = svc.registry.get(generation_id)
+    path = out / f"{gen.id}.html" if out.is_dir() else out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        render_report(gen.report or {}, title=f"Generation {gen.id} ({gen.status.value})"), encoding="utf-8"
+    )
+    if not emit({"generation_id": gen.id, "html": str(path.resolve())}, as_json):
+        console.print(f"report of {gen.id}: {path.resolve()}")
 
 
 @commands.command()
