@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dynembed.errors import ConfigError
@@ -85,6 +85,16 @@ class AlarmThresholds(BaseModel):
     stream_iterator_age_ms: float = 60_000.0
 
 
+class IamCaller(BaseModel):
+    """What one IAM role (or user) calling the search API through IAM auth searches as."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    principals: tuple[str, ...] = Field(min_length=1)
+    """ACL principals, exactly as the index stores them."""
+    tenant: str | None = None
+
+
 NAMES = ResourceNames()
 KEYS = KeySchema()
 TUNING = Tuning()
@@ -117,6 +127,19 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     eval_dir: str = ""
     """Folder holding golden sets (queries.jsonl + qrels.tsv) for rebuild evaluation."""
+    # Search behind the HTTP API: which verified claims make the caller's principals (identity.py).
+    identity_user_claim: str = "sub"
+    """JWT claim holding the user id."""
+    identity_groups_claim: str = "cognito:groups"
+    """JWT claim holding the groups (a list, or a "[a b]" / "a,b" / "a b" string); "" for none."""
+    identity_tenant_claim: str = "custom:tenant"
+    """JWT claim holding the tenant; "" for none (then tenant isolation refuses every search)."""
+    identity_user_prefix: str = ""
+    """Prepended to the user id to make its ACL principal (e.g. "user:"); "" = the plain value."""
+    identity_group_prefix: str = ""
+    """Prepended to each group to make its ACL principal (e.g. "group:"); "" = the plain value."""
+    identity_iam_callers: dict[str, IamCaller] = Field(default_factory=dict)
+    """IAM-authorised callers: IAM role (or user) ARN -> the principals and tenant it searches as."""
 
 
 @lru_cache(maxsize=1)
