@@ -116,6 +116,7 @@ class DynembedStack(Stack):
             jobs_dlq=self.ingest.jobs_dlq,
             stream_failures_queue=self.ingest.stream_failures_queue,
             classify=self.ingest.classify,
+            functions=self.functions.functions,
             state_machine=self.workflow.state_machine,
             audit_rate_minutes=config.audit_rate_minutes,
             alarm_email=config.alarm_email,

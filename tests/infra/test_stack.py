@@ -19,6 +19,7 @@ from tests.infra.conftest import (
     EXISTING_STREAM_ARN,
     EXISTING_TABLE,
     EXISTING_TABLE_KEY_ARN,
+    REPO_ROOT,
     VPC,
     Synth,
 )
@@ -529,7 +530,11 @@ ALARMS = [
     ),
     ("stream-iterator-age", "AWS/Lambda", "IteratorAge", THRESHOLDS.stream_iterator_age_ms),
     ("rebuild-failed", "AWS/States", "ExecutionsFailed", 0),
+    ("missing-documents", NAMES.metrics_namespace, METRICS.missing_documents, THRESHOLDS.missing_documents),
+    ("access-lag-p95", NAMES.metrics_namespace, METRICS.access_lag, THRESHOLDS.access_lag_p95_s),
+    *((f"{name}-errors", "AWS/Lambda", "Errors", THRESHOLDS.function_errors) for name in ALL_FUNCTIONS),
 ]
+BREACHING_WHEN_SILENT = ("orphaned-vectors", "stale-documents", "missing-documents", "freshness-lag-p95")
 
 
 @pytest.mark.parametrize(("slug", "namespace", "metric", "threshold"), ALARMS)
@@ -548,6 +553,51 @@ def test_alarm_watches_its_metric_and_notifies_the_topic(
             "AlarmActions": [{"Ref": topic}],
         },
     )
+
+
+def _alarm(synth: Synth, slug: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{NAMES.service}-{slug}"
+    ]
+    return alarm
+
+
+def test_every_alarm_is_tested_and_points_at_its_runbook_entry(synth: Synth) -> None:
+    names = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
+    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in ALARMS}
+    runbook = (REPO_ROOT / "docs" / "operations.md").read_text()
+    for slug, *_ in ALARMS:
+        assert f"({slug})" in _alarm(synth, slug)["AlarmDescription"]
+        assert f"| `{slug}` |" in runbook, f"docs/operations.md has no runbook row for {slug}"
+
+
+@pytest.mark.parametrize("slug", BREACHING_WHEN_SILENT)
+def test_audit_and_freshness_alarms_treat_silence_as_breaching(synth: Synth, slug: str) -> None:
+    # An audit that stopped running, or a pipeline that stopped indexing, publishes nothing.
+    assert _alarm(synth, slug)["TreatMissingData"] == "breaching"
+
+
+def test_audit_alarms_span_two_audit_periods(synth: Synth) -> None:
+    # One audit period may hold no datapoint (a run's end drifting across the boundary): two may not.
+    for slug in ("orphaned-vectors", "stale-documents", "missing-documents"):
+        alarm = _alarm(synth, slug)
+        assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3600, 2, 2)
+
+
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
+def test_each_function_has_an_errors_alarm(synth: Synth, name: str) -> None:
+    alarm = _alarm(synth, f"{name}-errors")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": synth.function_id(name)}}]
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
+    assert alarm["TreatMissingData"] == "notBreaching"  # not invoked: no errors
+
+
+def test_access_lag_alarm_is_p95_of_the_classify_metric(synth: Synth) -> None:
+    alarm = _alarm(synth, "access-lag-p95")
+    assert alarm["ExtendedStatistic"] == "p95"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": NAMES.service}]
 
 
 def test_domain_metrics_carry_the_service_dimension_and_freshness_is_p95(synth: Synth) -> None:

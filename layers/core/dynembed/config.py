@@ -83,6 +83,11 @@ class AlarmThresholds(BaseModel):
     stale_documents: float = 10.0
     embedding_failures: float = 0.0
     stream_iterator_age_ms: float = 60_000.0
+    missing_documents: float = 0.0
+    access_lag_p95_s: float = 60.0
+    """Source write of an ACL/tenant change -> the patch applied to the index (p95)."""
+    function_errors: float = 0.0
+    """Errors of any one Lambda function in five minutes."""
 
 
 class IamCaller(BaseModel):
@@ -172,6 +177,8 @@ class MetricNames(BaseModel):
     orphaned_vectors: str = "OrphanedVectors"
     stale_documents: str = "StaleDocuments"
     missing_documents: str = "MissingDocuments"
+    access_lag: str = "AccessLagSeconds"
+    """Source write of an ACL/tenant change -> access patch applied to the index (classify)."""
     eval_ndcg: str = "EvalNdcgAt10"
     eval_recall: str = "EvalRecallAt10"
     eval_mrr: str = "EvalMrrAt10"
