@@ -156,7 +156,8 @@ class ChunkIndex:
     def grant(self, fn: DynembedFunction, access: IndexAccess) -> None:
         self.grant_role(fn.role, access)
 
-    def grant_role(self, role: iam.IRole, access: IndexAccess) -> None:
+    def grant_role(self, role: iam.IRole, access: IndexAccess, reason: str | None = None) -> None:
+        """Grant ``access``; ``reason`` replaces the wildcard acknowledgements' default reason."""
         for statement in index_statements(access, self.domain_arn):
             role.add_to_principal_policy(statement.policy_statement())
             if statement.effect is not iam.Effect.ALLOW:
@@ -164,7 +165,7 @@ class ChunkIndex:
             for resource in statement.resources:
                 if "*" in resource:
                     nag.acknowledge(
-                        role, "IAM5", statement.reason, nag.wildcard_resource(self._scope, resource)
+                        role, "IAM5", reason or statement.reason, nag.wildcard_resource(self._scope, resource)
                     )
         self.grants.append((role, access))
 
@@ -210,8 +211,12 @@ class Search(Construct):
             )
             self.domain = self._domain(key, config, placement, self.admin_role)
             self.index = ChunkIndex(self, f"https://{self.domain.domain_endpoint}", domain_arn)
-            # The domain's master user needs every path (security plugin APIs included).
-            self.index.grant_role(self.admin_role, IndexAccess.ADMIN)
+            self.index.grant_role(
+                self.admin_role,
+                IndexAccess.ADMIN,
+                reason="the domain's master user needs every path of the one dynembed domain "
+                "(security plugin APIs)",
+            )
         # search: the active generation (registry), the query embedding, the k-NN query.
         self.function = functions.create(self, "search", timeout_s=SEARCH_TIMEOUT_S, memory_mb=1024)
         data.registry_table.grant_read_data(self.function.role)
