@@ -1,5 +1,8 @@
 """audit: scheduled; source vs ledger vs index → OrphanedVectors, StaleDocuments,
-MissingDocuments, freshness lag; optionally enqueues repairs."""
+MissingDocuments, freshness lag; optionally enqueues repairs.
+
+Read-only on the index: a repair only enqueues reconcile jobs (stale and missing docs). Stray
+chunks are reported, never deleted from here (docs/operations.md, orphaned-vectors)."""
 
 from typing import Any
 
@@ -19,9 +22,15 @@ def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None 
     report = svc.audit(
         queue=svc.queue,
         repair=bool(event.get("repair", False)),
+        delete_orphans=False,
         sample=float(event.get("sample", 1.0)),
         time_budget_s=budget_s,
     )
     publish(report, metrics)
     logger.info("audit", extra={**report.totals(), "complete": report.complete})
+    if event.get("repair") and report.totals()["orphaned_vectors"]:
+        logger.warning(
+            "audit: orphaned chunks left in place (this function may not write the index)",
+            extra={"examples": [g.examples.get("orphaned", []) for g in report.generations]},
+        )
     return report.to_dict()

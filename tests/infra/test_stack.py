@@ -11,6 +11,7 @@ from aws_cdk.assertions import Capture, Match
 from dynembed.adapters.dynamodb import EmbeddingCacheModel, HeldJobModel, LedgerModel, RegistryModel
 from dynembed.core.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
 from dynembed.core.schema import SCHEMA_ENV, SourceSchema
+from dynembed_infra import nag
 from dynembed_infra.layer import RUNTIME
 from tests.infra.conftest import (
     EXISTING_DOMAIN_ARN,
@@ -18,6 +19,7 @@ from tests.infra.conftest import (
     EXISTING_STREAM_ARN,
     EXISTING_TABLE,
     EXISTING_TABLE_KEY_ARN,
+    REPO_ROOT,
     VPC,
     Synth,
 )
@@ -38,8 +40,9 @@ def _resources(statement: dict[str, Any]) -> list[Any]:
     return resource if isinstance(resource, list) else [resource]
 
 
-def _role_actions(synth: Synth, name: str) -> set[str]:
-    return set().union(*(_actions(s) for s in synth.statements_of_role(synth.role_id_of_function(name))))
+def _role_actions(synth: Synth, name: str, effect: str | None = None) -> set[str]:
+    statements = synth.statements_of_role(synth.role_id_of_function(name))
+    return set().union(*(_actions(s) for s in statements if effect in (None, s["Effect"])))
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -242,12 +245,55 @@ def test_bedrock_invoke_is_scoped_to_the_configured_foundation_models(synth: Syn
     assert granted_to == {"sync", "search", "workflow"}
 
 
+def _flat(resource: Any) -> str:
+    """A resolved ARN as text: ``arn:<AWS::Partition>:es:...`` (cdk-nag's rendering)."""
+    return nag.flatten_reference(resource)
+
+
+def _es_allows(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """OpenSearch verb -> the domain paths (after ``domain/dynembed/``) it is allowed on."""
+    allowed: dict[str, set[str]] = {}
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        for action in _actions(statement):
+            if action.startswith("es:"):
+                paths = {_flat(r).split(":domain/dynembed/", 1)[1] for r in _resources(statement)}
+                allowed.setdefault(action, set()).update(paths)
+    return allowed
+
+
+READ_APIS = {f"dynembed-chunks*/{api}" for api in ("_search", "_msearch", "_count", "_mget")}
+SINGLE_DOC_WRITES = {"*/_doc/*", "*/_create/*", "*/_update/*"}
+
+
 @pytest.mark.parametrize("name", ["search", "audit"])
 def test_readers_cannot_write_tables_or_the_index(synth: Synth, name: str) -> None:
-    actions = _role_actions(synth, name)
-    assert not actions & WRITE_ACTIONS
-    assert not actions & {"es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch"}
-    assert "es:ESHttpPost" in actions  # _search is a POST; FGAC keeps it read-only
+    # GIVEN the search or audit role
+    statements = synth.statements_of_role(synth.role_id_of_function(name))
+    allowed = _es_allows(statements)
+    # THEN it writes no table and holds no PUT or PATCH anywhere on the domain
+    assert not _role_actions(synth, name, effect="Allow") & WRITE_ACTIONS
+    assert not allowed.keys() & {"es:ESHttpPut", "es:ESHttpPatch"}
+    # AND reads with GET/HEAD; POSTs only to the read APIs (audit: plus _refresh and the scroll)
+    assert allowed["es:ESHttpGet"] == allowed["es:ESHttpHead"] == {"*"}
+    extra_posts = {"dynembed-chunks*/_refresh", "_search/scroll"} if name == "audit" else set()
+    assert allowed["es:ESHttpPost"] == READ_APIS | extra_posts
+    # AND DELETE only releases the audit's scroll context (search has none)
+    assert allowed.get("es:ESHttpDelete", set()) == ({"_search/scroll"} if name == "audit" else set())
+    # AND single-document writes, whose ids could end in /_search, are explicitly denied
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+    assert len(denies) == 1
+    assert _actions(denies[0]) == {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch"}
+    assert {_flat(r).split(":domain/dynembed/", 1)[1] for r in _resources(denies[0])} == SINGLE_DOC_WRITES
+
+
+@pytest.mark.parametrize(("name", "verbs"), [("classify", 5), ("sync", 5), ("workflow", 6)])
+def test_only_the_writers_get_write_verbs_on_the_domain(synth: Synth, name: str, verbs: int) -> None:
+    allowed = _es_allows(synth.statements_of_role(synth.role_id_of_function(name)))
+    assert {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"} <= allowed.keys()
+    assert len(allowed) == verbs
+    assert all(paths == {"*"} for paths in allowed.values())
 
 
 def test_drain_touches_neither_the_index_nor_the_source(synth: Synth) -> None:
@@ -262,8 +308,10 @@ def test_opensearch_grants_cover_only_the_domain_paths(synth: Synth) -> None:
     for name in ALL_FUNCTIONS:
         for statement in synth.statements_of_role(synth.role_id_of_function(name)):
             if any(a.startswith("es:") for a in _actions(statement)):
-                assert len(_resources(statement)) == 1
-                assert json.dumps(_resources(statement)[0]).endswith(':domain/dynembed/*"]]}')
+                for resource in _resources(statement):
+                    assert _flat(resource).startswith(
+                        "arn:<AWS::Partition>:es:<AWS::Region>:<AWS::AccountId>:domain/dynembed/"
+                    ), (name, resource)
 
 
 # ---- OpenSearch --------------------------------------------------------------------------------
@@ -295,13 +343,37 @@ def test_domain_encrypts_enforces_tls12_and_uses_fine_grained_access(synth: Synt
     )
 
 
-def test_domain_policy_names_exactly_the_granted_roles(synth: Synth) -> None:
+def test_domain_policy_grants_each_role_exactly_its_iam_statements(synth: Synth) -> None:
+    # GIVEN the domain's resource policy
     (domain,) = synth.of_type("AWS::OpenSearchService::Domain").values()
-    (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
-    principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
+    statements = domain["Properties"]["AccessPolicies"]["Statement"]
+    assert "*" not in json.dumps([s["Principal"] for s in statements])
+
+    def by_role(role_id: str) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in s.items() if k != "Principal"}
+            for s in statements
+            if {"Fn::GetAtt": [role_id, "Arn"]} in _as_list(s["Principal"]["AWS"])
+        ]
+
+    # THEN it names exactly the granted roles and the admin role
+    named = {p["Fn::GetAtt"][0] for s in statements for p in _as_list(s["Principal"]["AWS"])}
     expected = {synth.role_id_of_function(n) for n in ("classify", "sync", "search", "audit", "workflow")}
-    assert principals == expected | {synth.logical_id(synth.stack.search.admin_role)}
-    assert "*" not in json.dumps(statement["Principal"])
+    assert named == expected | {synth.logical_id(synth.stack.search.admin_role)}
+    # AND grants each function role just what its IAM policy grants on the domain
+    for name in ("classify", "sync", "search", "audit", "workflow"):
+        role_id = synth.role_id_of_function(name)
+        in_domain = _es_allows(by_role(role_id))
+        assert in_domain == _es_allows(synth.statements_of_role(role_id)), name
+    # AND the readers get no write verb there either, and the same explicit deny
+    for name in ("search", "audit"):
+        granted = by_role(synth.role_id_of_function(name))
+        assert not _es_allows(granted).keys() & {"es:ESHttpPut", "es:ESHttpPatch"}
+        assert [s["Effect"] for s in granted].count("Deny") == 1
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_vpc_variant_puts_the_domain_and_its_callers_in_the_vpc(vpc_synth: Synth) -> None:
@@ -458,7 +530,11 @@ ALARMS = [
     ),
     ("stream-iterator-age", "AWS/Lambda", "IteratorAge", THRESHOLDS.stream_iterator_age_ms),
     ("rebuild-failed", "AWS/States", "ExecutionsFailed", 0),
+    ("missing-documents", NAMES.metrics_namespace, METRICS.missing_documents, THRESHOLDS.missing_documents),
+    ("access-lag-p95", NAMES.metrics_namespace, METRICS.access_lag, THRESHOLDS.access_lag_p95_s),
+    *((f"{name}-errors", "AWS/Lambda", "Errors", THRESHOLDS.function_errors) for name in ALL_FUNCTIONS),
 ]
+BREACHING_WHEN_SILENT = ("orphaned-vectors", "stale-documents", "missing-documents", "freshness-lag-p95")
 
 
 @pytest.mark.parametrize(("slug", "namespace", "metric", "threshold"), ALARMS)
@@ -477,6 +553,51 @@ def test_alarm_watches_its_metric_and_notifies_the_topic(
             "AlarmActions": [{"Ref": topic}],
         },
     )
+
+
+def _alarm(synth: Synth, slug: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{NAMES.service}-{slug}"
+    ]
+    return alarm
+
+
+def test_every_alarm_is_tested_and_points_at_its_runbook_entry(synth: Synth) -> None:
+    names = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
+    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in ALARMS}
+    runbook = (REPO_ROOT / "docs" / "operations.md").read_text()
+    for slug, *_ in ALARMS:
+        assert f"({slug})" in _alarm(synth, slug)["AlarmDescription"]
+        assert f"| `{slug}` |" in runbook, f"docs/operations.md has no runbook row for {slug}"
+
+
+@pytest.mark.parametrize("slug", BREACHING_WHEN_SILENT)
+def test_audit_and_freshness_alarms_treat_silence_as_breaching(synth: Synth, slug: str) -> None:
+    # An audit that stopped running, or a pipeline that stopped indexing, publishes nothing.
+    assert _alarm(synth, slug)["TreatMissingData"] == "breaching"
+
+
+def test_audit_alarms_span_two_audit_periods(synth: Synth) -> None:
+    # One audit period may hold no datapoint (a run's end drifting across the boundary): two may not.
+    for slug in ("orphaned-vectors", "stale-documents", "missing-documents"):
+        alarm = _alarm(synth, slug)
+        assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3600, 2, 2)
+
+
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
+def test_each_function_has_an_errors_alarm(synth: Synth, name: str) -> None:
+    alarm = _alarm(synth, f"{name}-errors")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": synth.function_id(name)}}]
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
+    assert alarm["TreatMissingData"] == "notBreaching"  # not invoked: no errors
+
+
+def test_access_lag_alarm_is_p95_of_the_classify_metric(synth: Synth) -> None:
+    alarm = _alarm(synth, "access-lag-p95")
+    assert alarm["ExtendedStatistic"] == "p95"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": NAMES.service}]
 
 
 def test_domain_metrics_carry_the_service_dimension_and_freshness_is_p95(synth: Synth) -> None:

@@ -115,6 +115,7 @@ class Services:
         from dynembed.query.search import search
 
         options.setdefault("public_principal", self.schema.public_principal)
+        options.setdefault("tenant_isolation", self.schema.tenant_isolation)
         return search(
             text,
             principal,

@@ -74,12 +74,14 @@ def run_audit(
     index: ChunkIndex,
     queue: JobQueue | None = None,
     repair: bool = False,
+    delete_orphans: bool | None = None,  # None: as ``repair``; the deployed audit (read-only) passes False
     sample: float = 1.0,
     time_budget_s: float = 600.0,
     telemetry: Telemetry | None = None,
     clock: Callable[[], float] = time.time,
     max_examples: int = 5,
 ) -> AuditReport:
+    delete_orphans = repair if delete_orphans is None else delete_orphans
     started = clock()
     deadline = started + time_budget_s
     scan = live_documents(
@@ -133,7 +135,7 @@ def run_audit(
                 continue
             if updated_at is not None:
                 audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
-        if repair and strays:
+        if repair and delete_orphans and strays:
             deleted = index.delete_chunks(
                 gen.index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dynembed.core.errors import ConfigError
@@ -83,6 +83,21 @@ class AlarmThresholds(BaseModel):
     stale_documents: float = 10.0
     embedding_failures: float = 0.0
     stream_iterator_age_ms: float = 60_000.0
+    missing_documents: float = 0.0
+    access_lag_p95_s: float = 60.0
+    """Source write of an ACL/tenant change -> the patch applied to the index (p95)."""
+    function_errors: float = 0.0
+    """Errors of any one Lambda function in five minutes."""
+
+
+class IamCaller(BaseModel):
+    """What one IAM role (or user) calling the search API through IAM auth searches as."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    principals: tuple[str, ...] = Field(min_length=1)
+    """ACL principals, exactly as the index stores them."""
+    tenant: str | None = None
 
 
 NAMES = ResourceNames()
@@ -117,6 +132,19 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     eval_dir: str = ""
     """Folder holding golden sets (queries.jsonl + qrels.tsv) for rebuild evaluation."""
+    # Search behind the HTTP API: which verified claims make the caller's principals (identity.py).
+    identity_user_claim: str = "sub"
+    """JWT claim holding the user id."""
+    identity_groups_claim: str = "cognito:groups"
+    """JWT claim holding the groups (a list, or a "[a b]" / "a,b" / "a b" string); "" for none."""
+    identity_tenant_claim: str = "custom:tenant"
+    """JWT claim holding the tenant; "" for none (then tenant isolation refuses every search)."""
+    identity_user_prefix: str = ""
+    """Prepended to the user id to make its ACL principal (e.g. "user:"); "" = the plain value."""
+    identity_group_prefix: str = ""
+    """Prepended to each group to make its ACL principal (e.g. "group:"); "" = the plain value."""
+    identity_iam_callers: dict[str, IamCaller] = Field(default_factory=dict)
+    """IAM-authorised callers: IAM role (or user) ARN -> the principals and tenant it searches as."""
 
 
 @lru_cache(maxsize=1)
@@ -149,6 +177,8 @@ class MetricNames(BaseModel):
     orphaned_vectors: str = "OrphanedVectors"
     stale_documents: str = "StaleDocuments"
     missing_documents: str = "MissingDocuments"
+    access_lag: str = "AccessLagSeconds"
+    """Source write of an ACL/tenant change -> access patch applied to the index (classify)."""
     eval_ndcg: str = "EvalNdcgAt10"
     eval_recall: str = "EvalRecallAt10"
     eval_mrr: str = "EvalMrrAt10"

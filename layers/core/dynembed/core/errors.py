@@ -50,3 +50,8 @@ class VersionConflictError(DynembedError):
 
 class EmbeddingError(DynembedError):
     """The embedding provider failed for a non-transient reason."""
+
+
+class AccessDeniedError(DynembedError):
+    """The caller's verified identity does not allow the request: no principal could be
+    established, or tenant isolation requires a tenant it does not carry. Never retried."""

@@ -79,6 +79,8 @@ class SourceSchema(BaseModel):
     access_attributes: tuple[str, ...] = ("acl",)
     """Principals (groups/users) allowed to read the doc; a change is patched at once."""
     tenant_attribute: str | None = "tenant"
+    tenant_isolation: bool = False
+    """The tenant is a security boundary for search too: a search without a tenant is refused."""
     source_type_attribute: str | None = None
     public_principal: str = "public"
     """An ACL entry that lets every principal read the doc."""
@@ -118,6 +120,8 @@ class SourceSchema(BaseModel):
             claim(attr, "access_attributes")
         if len(set(self.content_attributes)) != len(self.content_attributes):
             raise ValueError("content_attributes has duplicates")
+        if self.tenant_isolation and not self.tenant_attribute:
+            raise ValueError("tenant_isolation needs a tenant_attribute")
         return self
 
     # ---- reading items -------------------------------------------------------------------

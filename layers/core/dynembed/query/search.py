@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynembed.core.errors import ModelMismatchError, UnknownGenerationError
+from dynembed.core.errors import AccessDeniedError, ModelMismatchError, UnknownGenerationError
 from dynembed.core.models import Generation, ModelSpec
 from dynembed.core.ports import ChunkIndex, Embedder, Registry
 from dynembed.index.filters import access_filter
@@ -63,7 +63,10 @@ def search(
     tenant: str | None = None,
     generation: str | None = None,
     public_principal: str = "public",
+    tenant_isolation: bool = False,
 ) -> SearchResponse:
+    if tenant_isolation and not tenant:
+        raise AccessDeniedError("tenant isolation is on: a search must name its tenant (none was given)")
     if not text.strip():
         raise ValueError("search text is empty")
     if not 1 <= k <= 1000:
