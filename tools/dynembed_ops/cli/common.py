@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dynembed.core.errors import DynembedError
 
@@ -30,7 +31,7 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (DynembedError, ValueError, FileNotFoundError) as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")  # a value like [x] is text, not markup
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -51,8 +52,6 @@ def connect() -> Any:
 
     StackInfo.load().apply()
     return services()
-
-
 
 
 class CommandSet:

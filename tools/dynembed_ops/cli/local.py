@@ -110,8 +110,12 @@ def load(
     acl: Annotated[list[str] | None, typer.Option(help="ACL for docs that carry none (repeat)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Load a JSONL corpus into the source table of the running stack. Docs without an access
-    attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
+    """Load a JSONL corpus into the source table of the running stack. Every line is checked
+    first: with any bad line, all of them are listed and nothing is written. Docs without an
+    access attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
+    from dataclasses import asdict
+
+    from dynembed_ops.source_app import CorpusError
 
     svc = connect()
     defaults = (
@@ -119,7 +123,13 @@ def load(
         if svc.schema.access_attributes
         else {}
     )
-    count = source_app_for(svc).load(path, defaults)
+    try:
+        count = source_app_for(svc).load(path, defaults)
+    except CorpusError as exc:
+        if not as_json:
+            raise
+        emit({"loaded": 0, "bad_lines": exc.bad_lines, "problems": [asdict(p) for p in exc.problems]}, True)
+        raise typer.Exit(1) from None
     if not emit({"loaded": count}, as_json):
         console.print(f"loaded {count} documents into {svc.settings.source_table}")
 
@@ -202,5 +212,3 @@ def models(as_json: JsonFlag = False) -> None:
     for m in infos:
         table.add_row(m.id, m.provider, str(m.dimension), "yes" if m.installed else "no", m.description)
     console.print(table)
-
-

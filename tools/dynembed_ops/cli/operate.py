@@ -135,11 +135,17 @@ def audit(
 @friendly
 def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
     """Reconcile one doc again in every write target, rewriting every chunk."""
+    from dynembed.core.errors import UnknownDocumentError
     from dynembed.core.models import ReconcileJob
 
     svc = connect()
     item = svc.source.get_item(doc_id)
-    version = svc.schema.version_of(item, doc_id) if item else 0
+    if item is None:
+        raise UnknownDocumentError(
+            f"no doc {doc_id!r} in the source table (chunks left in an index by a deleted doc are "
+            "removed by `dynembed audit --repair`)"
+        )
+    version = svc.schema.version_of(item, doc_id)
     outcome = svc.reconciler().reconcile(
         [ReconcileJob(doc_id=doc_id, min_source_version=version, reason="reprocess", force=True)]
     )[0]
