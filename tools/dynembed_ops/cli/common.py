@@ -17,7 +17,7 @@ from dynembed.core.errors import DynembedError
 
 # Wide enough for the demo's tables when output goes to a file or CI log (rich assumes 80).
 console = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line in logs, however long
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
