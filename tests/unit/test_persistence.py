@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from dynembed.core.errors import ConfigError
 from dynembed.core.schema import SourceSchema
-from dynembed_ops.local.persistence import DataDir, SourceJournal, _client_item, key_of
+from dynembed_ops.local.persistence import DataDir, SourceJournal, _client_item, journal_pump, key_of
 
 pytestmark = pytest.mark.unit
 
 
-def _record(event: str, doc_id: str, image: dict[str, Any] | None = None) -> dict[str, Any]:
-    change: dict[str, Any] = {"Keys": {"doc_id": {"S": doc_id}}}
+def _record(event: str, doc_id: str, image: dict[str, Any] | None = None, seq: int = 0) -> dict[str, Any]:
+    change: dict[str, Any] = {"Keys": {"doc_id": {"S": doc_id}}, "SequenceNumber": f"{seq:05d}"}
     if image is not None:
         change["NewImage"] = image
     return {"eventName": event, "dynamodb": change}
@@ -171,3 +171,36 @@ def test_binary_values_go_back_to_the_client_as_bytes() -> None:
         "blob": {"B": raw},
         "nested": {"M": {"parts": {"L": [{"BS": [raw]}, {"S": "t"}]}}},
     }
+
+
+class OneShardStream:
+    """Serves the given records once, from one shard (what the pump reads)."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def describe_stream(self, StreamArn: str) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [{"ShardId": "s1"}]}}
+
+    def get_shard_iterator(self, **_: Any) -> dict[str, Any]:
+        return {"ShardIterator": "it"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        served, self.records = self.records, []
+        return {"Records": served, "NextShardIterator": "it"}
+
+
+def test_a_journal_that_cannot_be_written_is_retried_never_dropped(tmp_path: Path) -> None:
+    # GIVEN the journal's folder is missing (a file stands where it should be)
+    blocked = tmp_path / "data"
+    blocked.write_text("not a folder")
+    records = [_record("INSERT", d, _image(d, 1), seq=n) for n, d in enumerate("abc")]
+    pump = journal_pump(OneShardStream(records), "arn", SourceJournal(blocked / "source.jsonl"), "us-east-1")
+    # WHEN the pump runs many rounds, THEN nothing is settled (nor sent anywhere)
+    assert all(pump.step() == 0 for _ in range(50))
+    assert pump.stats.sent_to_failure_destination == 0
+    # and once the folder is back, every record reaches the journal
+    blocked.unlink()
+    blocked.mkdir()
+    assert pump.step() == 3
+    assert list(DataDir(blocked).read_source().items) == [_key("a"), _key("b"), _key("c")]

@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from typing import IO, Any
 
 from dynembed.core.errors import ConfigError
 from dynembed.core.schema import SourceSchema
+from dynembed_ops.local.pumps import StreamPump
 
 FORMAT = 1
 Typed = dict[str, Any]
@@ -209,6 +211,20 @@ class SourceJournal:
                 os.fsync(handle.fileno())
             self.written += len(lines)
         return {"batchItemFailures": []}
+
+
+def journal_pump(streams: Any, stream_arn: str, journal: SourceJournal, region: str) -> StreamPump:
+    """A second consumer of the source stream, feeding the journal. A batch that cannot be
+    written (disk full, folder gone) is retried every round until it can: never dropped."""
+    return StreamPump(
+        streams=streams,
+        sqs=None,
+        stream_arn=stream_arn,
+        invoke=journal,
+        max_retries=sys.maxsize,
+        bisect_on_error=False,
+        region=region,
+    )
 
 
 def registry_rows(ddb: Any, table: str) -> list[Typed]:

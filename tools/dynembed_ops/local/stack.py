@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -26,7 +25,7 @@ from dynembed.core.schema import SourceSchema
 from dynembed.wiring import Services, reset_services
 from dynembed_ops import paths
 from dynembed_ops.local.lambda_runtime import invoke
-from dynembed_ops.local.persistence import DataDir, SourceJournal, put_items, registry_rows
+from dynembed_ops.local.persistence import DataDir, SourceJournal, journal_pump, put_items, registry_rows
 from dynembed_ops.local.pumps import SqsPump, StreamPump
 
 REGION = "us-east-1"
@@ -367,14 +366,9 @@ class LocalStack:
         if active is not None:
             svc.index.swap_alias(svc.settings.index_alias, active.index_name, None)
         put_items(ddb, NAMES.source_table, list(replay.items.values()))
-        self.journal_pump = StreamPump(
-            streams=self.client("dynamodbstreams"),
-            sqs=None,
-            stream_arn=self.info.stream_arn,
-            invoke=SourceJournal(self.data.source_journal, echoes=replay.items),
-            max_retries=sys.maxsize,  # retried until the disk takes it: a journal line is never dropped
-            bisect_on_error=False,
-            region=REGION,
+        journal = SourceJournal(self.data.source_journal, echoes=replay.items)
+        self.journal_pump = journal_pump(
+            self.client("dynamodbstreams"), self.info.stream_arn, journal, REGION
         )
         self.persist()
         return Restored(
