@@ -30,36 +30,82 @@ def queue_depth(sqs: Any, url: str) -> QueueDepth:
 
 def peek_dead_letters(sqs: Any, url: str, limit: int = 100) -> list[dict[str, Any]]:
     """Dead-lettered jobs with their reason; they become visible again right away (a peek)."""
-    out: list[dict[str, Any]] = []
-    handles: list[str] = []
-    while len(out) < limit:
-        response = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            MessageAttributeNames=["All"],
-            AttributeNames=["All"],
-            WaitTimeSeconds=0,
+    out = []
+    for message in _peek(sqs, url, limit):
+        attributes = message.get("MessageAttributes") or {}
+        body = _json(message["Body"])
+        out.append(
+            {
+                "message_id": message["MessageId"],
+                "doc_id": body.get("doc_id") if isinstance(body, dict) else None,
+                "reason": (attributes.get("reason") or {}).get(
+                    "StringValue", "exhausted retries (no reason recorded)"
+                ),
+                "attempts": (attributes.get("attempts") or {}).get("StringValue"),
+                "body": body,
+            }
         )
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            handles.append(message["ReceiptHandle"])
-            attributes = message.get("MessageAttributes") or {}
-            body = _json(message["Body"])
-            out.append(
-                {
-                    "message_id": message["MessageId"],
-                    "doc_id": body.get("doc_id") if isinstance(body, dict) else None,
-                    "reason": (attributes.get("reason") or {}).get(
-                        "StringValue", "exhausted retries (no reason recorded)"
-                    ),
-                    "attempts": (attributes.get("attempts") or {}).get("StringValue"),
-                    "body": body,
-                }
+    return out
+
+
+def peek_stream_failures(sqs: Any, url: str, limit: int = 100) -> list[dict[str, Any]]:
+    """What the stream-failures queue holds, with reasons, without consuming it: malformed
+    records classify parked (doc, reason, the record) and batches the event source gave up on
+    (Lambda's on-failure record: condition, error, the batch's sequence range)."""
+    return [
+        {"message_id": message["MessageId"], **describe_stream_failure(_json(message["Body"]))}
+        for message in _peek(sqs, url, limit)
+    ]
+
+
+def describe_stream_failure(body: Any) -> dict[str, Any]:
+    """One stream-failures message in a person's terms: which doc or records, and why."""
+    if not isinstance(body, dict):
+        return {"kind": "unknown", "doc_id": None, "reason": f"unreadable message: {str(body)[:200]}"}
+    if "DDBStreamBatchInfo" in body or "requestContext" in body:
+        batch = body.get("DDBStreamBatchInfo") or {}
+        request, response = body.get("requestContext") or {}, body.get("responseContext") or {}
+        why = response.get("reason") or response.get("functionError") or "function error"
+        return {
+            "kind": "batch",
+            "doc_id": None,
+            "reason": f"{request.get('condition', 'RetryAttemptsExhausted')} after "
+            f"{request.get('approximateInvokeCount', '?')} attempts: {why}",
+            "records": batch.get("batchSize"),
+            "sequence_range": [batch.get("startSequenceNumber"), batch.get("endSequenceNumber")],
+        }
+    record = body.get("record")
+    record = record if isinstance(record, dict) else {}
+    return {
+        "kind": "record",
+        "doc_id": body.get("doc_id"),
+        "reason": str(body.get("reason") or "no reason recorded"),
+        "event": record.get("eventName"),
+        "sequence": (record.get("dynamodb") or {}).get("SequenceNumber"),
+    }
+
+
+def _peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` messages, each made visible again at once (nothing consumed)."""
+    out: list[dict[str, Any]] = []
+    try:
+        while len(out) < limit:
+            response = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, limit - len(out)),
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+                WaitTimeSeconds=0,
             )
-    for handle in handles:
-        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+            messages = response.get("Messages", [])
+            if not messages:
+                break
+            out += messages
+    finally:
+        for message in out:
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
     return out
 
 
@@ -85,7 +131,11 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str) -> int:
 
 
 def alarms(
-    freshness_s: list[float], jobs: QueueDepth, dlq: QueueDepth, audit_totals: dict[str, float] | None
+    freshness_s: list[float],
+    jobs: QueueDepth,
+    dlq: QueueDepth,
+    audit_totals: dict[str, float] | None,
+    stream_failures: QueueDepth | None = None,
 ) -> list[dict[str, Any]]:
     """The stack's alarms, evaluated locally on the same thresholds (moto never evaluates them)."""
     p95 = percentile(freshness_s, 95)
@@ -93,6 +143,9 @@ def alarms(
         ("FreshnessLagP95", p95, THRESHOLDS.freshness_p95_s),
         ("DeadLetterQueueNotEmpty", float(dlq.visible + dlq.in_flight), THRESHOLDS.dlq_messages),
     ]
+    if stream_failures is not None:  # the stack's "stream records parked" alarm
+        parked = float(stream_failures.visible + stream_failures.in_flight)
+        rows.append(("StreamFailuresNotEmpty", parked, THRESHOLDS.dlq_messages))
     if audit_totals is not None:
         rows += [
             ("OrphanedVectors", audit_totals.get("orphaned_vectors", 0.0), THRESHOLDS.orphaned_vectors),
