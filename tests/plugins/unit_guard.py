@@ -6,7 +6,9 @@ fails the test even when the code under test catches the error (it is recorded a
 after the phase), so "it fell back quietly" cannot hide a network call.
 
 Also switches coverage's dynamic context to ``unit`` or ``other`` per test, so one full run
-yields the unit tier's own coverage (``coverage report --contexts=unit``; see the Makefile).
+yields the unit tier's own coverage (``coverage report --contexts='^(unit)?$'``; see the
+Makefile). Start-up (the empty context) and collection count as unit: a ``pytest -m unit`` run
+goes through them too.
 """
 
 from __future__ import annotations
@@ -104,8 +106,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return (yield from _guarded(item))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _switch_context("unit")
+
+
 def _coverage_context(item: pytest.Item) -> None:
+    _switch_context("unit" if item.get_closest_marker("unit") else "other")
+
+
+def _switch_context(name: str) -> None:
     coverage = sys.modules.get("coverage")
     current = coverage.Coverage.current() if coverage is not None else None
     if current is not None:
-        current.switch_context("unit" if item.get_closest_marker("unit") else "other")
+        current.switch_context(name)
