@@ -187,3 +187,25 @@ def index(request: pytest.FixtureRequest) -> Iterator[IndexUnderTest]:
     yield IndexUnderTest(
         OpenSearchChunkIndex(client, knn_mode="exact", sleep=lambda s: None), unique_name, True
     )
+
+
+@dataclass
+class ProgressUnderTest:
+    store: Any
+    """A ProgressStore (dynembed.rebuild.progress)."""
+    registry: Registry
+
+
+@pytest.fixture(params=[FAKE, DYNAMODB])
+def progress(request: pytest.FixtureRequest) -> ProgressUnderTest:
+    from dynembed.rebuild.progress import RegistryProgressStore
+
+    if request.param == "fake":
+        fake = InMemoryRegistry()
+        return ProgressUnderTest(RegistryProgressStore(fake), fake)
+    from dynembed.adapters.dynamodb import DynamoRegistry
+    from dynembed.rebuild.progress import DynamoProgressStore
+
+    moto = _moto(request)
+    table = moto.table("generation_id")
+    return ProgressUnderTest(DynamoProgressStore(table, moto.client("dynamodb")), DynamoRegistry(table))
