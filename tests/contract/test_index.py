@@ -270,3 +270,14 @@ class TestLifecycleAndAliases:
         # WHEN the same swap is asked again  THEN it is a no-op, not a conflict
         index.index.swap_alias(alias, green.index_name, blue.index_name)
         assert index.index.alias_target(alias) == green.index_name
+
+
+def test_a_write_to_a_missing_index_creates_it_as_opensearch_does(index: IndexUnderTest) -> None:
+    # OpenSearch auto-creates an index on its first write (action.auto_create_index), without
+    # the generation's mapping. dynembed never writes before ensure_index; the fake does the same
+    # so that a bug that does is not hidden by a KeyError only the fake would raise.
+    name = index.name("auto")
+    assert index.index.write_chunks(name, [chunk_doc("a", [1, 0, 0, 0])]) == WriteReport(written=1)
+    assert list(index.index.get_chunks(name, ["a:k0"])) == ["a:k0"]
+    other = index.name("auto")
+    assert index.index.delete_chunks(other, [("a:k0", 1)]) == WriteReport(missing=1)
