@@ -209,3 +209,35 @@ def progress(request: pytest.FixtureRequest) -> ProgressUnderTest:
     moto = _moto(request)
     table = moto.table("generation_id")
     return ProgressUnderTest(DynamoProgressStore(table, moto.client("dynamodb")), DynamoRegistry(table))
+
+
+@dataclass
+class SqsUnderTest:
+    client: Any
+    """The boto3 SQS client surface the flows call directly (send_message, get_queue_attributes)."""
+    url: str
+    bodies: Callable[[], list[tuple[str, dict[str, Any]]]]
+    """What the queue holds: (body, message attributes) per message."""
+
+
+@pytest.fixture(params=[FAKE, SQS])
+def sqs(request: pytest.FixtureRequest) -> SqsUnderTest:
+    from tests.fakes import InMemorySqsClient
+
+    if request.param == "fake":
+        fake, url = InMemorySqsClient(), "https://sqs.test/q"
+        return SqsUnderTest(fake, url, lambda: [(m.body, m.attributes) for m in fake.sent_to(url)])
+    moto = _moto(request)
+    url = moto.queue()
+
+    def peek() -> list[tuple[str, dict[str, Any]]]:
+        messages = (
+            moto.client("sqs")
+            .receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+            )
+            .get("Messages", [])
+        )
+        return [(m["Body"], m.get("MessageAttributes", {})) for m in messages]
+
+    return SqsUnderTest(moto.client("sqs"), url, peek)
