@@ -10,6 +10,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from dynembed.core.config import Settings
 from dynembed.core.models import ChunkerSpec, Generation, ModelSpec, ReconcileJob, chunk_id
 from dynembed.core.ports import Embedder
 from dynembed.core.schema import SourceSchema, TombstoneRule
@@ -28,6 +29,7 @@ from tests.fakes import (
     InMemoryQueue,
     InMemoryRegistry,
     InMemorySource,
+    InMemorySqsClient,
 )
 
 SCHEMA = SourceSchema(
@@ -59,6 +61,11 @@ class Harness:
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
+    held: Any = None
+    """A HeldJobs (batched update policy); None: every content job goes to the queue."""
+    dead_letters: Any = None
+    sqs: InMemorySqsClient = field(default_factory=InMemorySqsClient)
+    settings: Settings | None = None
     deleted_at: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
 
@@ -71,7 +78,8 @@ class Harness:
 
     def services(self) -> Services:
         """The production wiring (``Services``) with this harness's fakes slotted in."""
-        svc = Services(schema=self.schema, telemetry=self.telemetry)
+        settings = self.settings or Settings(index_alias=self.alias, index_prefix=self.index_prefix)
+        svc = Services(settings=settings, schema=self.schema, telemetry=self.telemetry)
         svc.__dict__.update(
             source=self.source,
             ledger=self.ledger,
@@ -79,8 +87,9 @@ class Harness:
             index=self.index,
             cache=self.cache,
             queue=self.queue,
-            held=None,
-            dead_letters=None,
+            held=self.held,
+            dead_letters=self.dead_letters,
+            sqs=self.sqs,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc

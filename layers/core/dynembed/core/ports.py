@@ -81,6 +81,10 @@ class Ledger(Protocol):
 
     def scan(self, generation: str) -> Iterator[LedgerEntry]: ...
 
+    def delete_generation(self, generation: str) -> int:
+        """Remove every entry of one generation (retire); returns how many."""
+        ...
+
 
 class Registry(Protocol):
     """The generation registry."""
@@ -91,9 +95,18 @@ class Registry(Protocol):
 
     def list(self) -> list[Generation]: ...
 
-    def put(self, generation: Generation) -> None: ...
+    def put(self, generation: Generation) -> None:
+        """Store as given (an existing id is overwritten); ``updated_at`` becomes now."""
+        ...
 
-    def update(self, generation_id: str, **changes: Any) -> Generation: ...
+    def create(self, generation: Generation) -> None:
+        """Register a new generation; an existing id is left alone (idempotent on retries)."""
+        ...
+
+    def update(self, generation_id: str, **changes: Any) -> Generation:
+        """Change status, write_target, report or backfill (anything else: ValueError) and bump
+        ``updated_at``; UnknownGenerationError when the id is not registered."""
+        ...
 
 
 @dataclass
@@ -158,6 +171,31 @@ class JobQueue(Protocol):
     def send(self, jobs: Sequence[ReconcileJob]) -> None:
         """Send in batches; raises TransientError if any message could not be sent."""
         ...
+
+
+class HeldJobs(Protocol):
+    """Batched update policy: content jobs held and coalesced per doc until they are due."""
+
+    def hold(self, job: ReconcileJob, max_delay_s: float, now: float | None = None) -> None:
+        """Hold (or coalesce into the doc's held job): the first hold of a doc sets when it is
+        due and its change time; later ones count an edit and keep the newest job."""
+        ...
+
+    def due(self, now: float | None = None, flush_all: bool = False) -> list[tuple[ReconcileJob, int]]:
+        """Held jobs due by ``now`` (every one with ``flush_all``), each with its edit count."""
+        ...
+
+    def count(self) -> int: ...
+
+    def release(self, job: ReconcileJob) -> bool:
+        """Forget a drained job; False (and kept) when a newer edit was held meanwhile."""
+        ...
+
+
+class DeadLetters(Protocol):
+    """Records no retry can fix, with their reason, kept for an operator (I7)."""
+
+    def send(self, body: Mapping[str, Any]) -> None: ...
 
 
 class EmbeddingCache(Protocol):
