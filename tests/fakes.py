@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynembed.core.errors import TransientError, UnknownGenerationError, VersionConflictError
+from dynembed.core.errors import ConfigError, TransientError, UnknownGenerationError, VersionConflictError
 from dynembed.core.models import ChunkDocument, Generation, ReconcileJob
 from dynembed.core.ports import (
+    BlobStore,
     ChunkIndex,
+    DeadLetters,
     EmbeddingCache,
+    HeldJobs,
+    JobDeadLetters,
     JobQueue,
     Ledger,
     LedgerEntry,
+    MetricsSink,
+    MetricUnitName,
     Registry,
     SearchHit,
     SourceReader,
     WriteReport,
 )
 from dynembed.index.exact import FilterEvaluator
+from dynembed.rebuild.progress import BackfillProgress, Mutation, ProgressStore
 
 
 @dataclass
@@ -49,10 +58,6 @@ class InMemorySource:
         page = ids[start : start + limit]
         last = {self.id_attribute: page[-1]} if page and start + limit < len(ids) else None
         return [copy.deepcopy(self.items[d]) for d in page], last
-
-    def iter_all(self) -> Iterator[dict[str, Any]]:
-        for doc_id in sorted(self.items):
-            yield copy.deepcopy(self.items[doc_id])
 
 
 @dataclass
@@ -95,6 +100,12 @@ class InMemoryLedger:
             if gen == generation:
                 yield copy.deepcopy(row)
 
+    def delete_generation(self, generation: str) -> int:
+        doomed = [key for key in self.rows if key[1] == generation]
+        for key in doomed:
+            del self.rows[key]
+        return len(doomed)
+
 
 def _newer(row: LedgerEntry, version: int) -> bool:
     """The ledger holds a newer state: a higher version, or a delete at this very version."""
@@ -117,6 +128,9 @@ class InMemoryRegistry:
 
     def put(self, generation: Generation) -> None:
         self.generations[generation.id] = generation.model_copy(deep=True)
+
+    def create(self, generation: Generation) -> None:
+        self.generations.setdefault(generation.id, generation.model_copy(deep=True))
 
     def update(self, generation_id: str, **changes: Any) -> Generation:
         gen = self.get(generation_id)
@@ -237,9 +251,93 @@ class InMemoryIndex:
 @dataclass
 class InMemoryQueue:
     sent: list[ReconcileJob] = field(default_factory=list)
+    """Jobs not yet taken by a consumer (``Harness.sync`` takes them all)."""
 
     def send(self, jobs: Sequence[ReconcileJob]) -> None:
         self.sent.extend(jobs)
+
+    def depth(self) -> int:
+        return len(self.sent)
+
+
+@dataclass
+class InMemoryHeldJobs:
+    """One held job per doc: the newest job, the first edit's clock, the edit count."""
+
+    held: dict[str, tuple[ReconcileJob, float, int]] = field(default_factory=dict)
+    """doc id -> (newest job with the first edit's source_updated_at, due at, edits)."""
+
+    def hold(self, job: ReconcileJob, max_delay_s: float, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        previous = self.held.get(job.doc_id)
+        if previous is None:
+            first = job.model_copy(update={"source_updated_at": job.source_updated_at or now})
+            self.held[job.doc_id] = (first, now + max_delay_s, 1)
+            return
+        old, due_at, edits = previous
+        newest = job.model_copy(update={"source_updated_at": old.source_updated_at})
+        self.held[job.doc_id] = (newest, due_at, edits + 1)
+
+    def due(self, now: float | None = None, flush_all: bool = False) -> list[tuple[ReconcileJob, int]]:
+        now = time.time() if now is None else now
+        return [
+            (job.model_copy(), edits)
+            for job, due_at, edits in self.held.values()
+            if flush_all or due_at <= now
+        ]
+
+    def count(self) -> int:
+        return len(self.held)
+
+    def release(self, job: ReconcileJob) -> bool:
+        current = self.held.get(job.doc_id)
+        if current is None or current[0].min_source_version > job.min_source_version:
+            return False  # as DynamoDB's conditional delete: gone already, or a newer edit is held
+        del self.held[job.doc_id]
+        return True
+
+
+@dataclass
+class InMemoryDeadLetters:
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def send(self, body: Mapping[str, Any]) -> None:
+        self.sent.append(dict(body))
+
+
+@dataclass
+class InMemoryJobDeadLetters:
+    sent: list[tuple[str, str, int]] = field(default_factory=list)
+    """(message body, reason, attempts)."""
+
+    def send(self, body: str, reason: str, attempts: int) -> None:
+        self.sent.append((body, reason, attempts))
+
+
+@dataclass
+class InMemoryBlobs:
+    """Objects by location; a missing one is a ConfigError, as on S3 or disk."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def read(self, location: str) -> bytes:
+        if location not in self.objects:
+            raise ConfigError(f"cannot read {location}: no such object")
+        return self.objects[location]
+
+    def write(self, location: str, data: bytes, content_type: str = "text/plain") -> str:
+        self.objects[location] = data
+        return location
+
+
+@dataclass
+class RecordingMetricsSink:
+    """Every data point ``Telemetry`` publishes, as (name, value, unit, dimensions)."""
+
+    points: list[tuple[str, float, str, dict[str, str]]] = field(default_factory=list)
+
+    def emit(self, name: str, value: float, unit: MetricUnitName, dimensions: Mapping[str, str]) -> None:
+        self.points.append((name, value, unit, dict(dimensions)))
 
 
 @dataclass
@@ -252,6 +350,25 @@ class InMemoryCache:
     def put_many(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None:
         for h, v in vectors.items():
             self.vectors[(model_id, h)] = list(v)
+
+
+class InMemoryProgressStore:
+    """Backfill progress on a Registry's ``backfill`` field; a lock stands in for DynamoDB's
+    compare-and-set (parallel segments in one process)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def load(self, generation_id: str) -> BackfillProgress | None:
+        return BackfillProgress.from_record(self.registry.get(generation_id).backfill)
+
+    def change(self, generation_id: str, mutate: Mutation) -> BackfillProgress:
+        with self._lock:
+            progress = mutate(self.load(generation_id))
+            self.registry.update(generation_id, backfill=progress.record())
+            return progress
 
 
 class FaultyIndex:
@@ -293,3 +410,9 @@ def _check() -> None:
     _i: ChunkIndex = InMemoryIndex()
     _q: JobQueue = InMemoryQueue()
     _c: EmbeddingCache = InMemoryCache()
+    _h: HeldJobs = InMemoryHeldJobs()
+    _d: DeadLetters = InMemoryDeadLetters()
+    _j: JobDeadLetters = InMemoryJobDeadLetters()
+    _b: BlobStore = InMemoryBlobs()
+    _m: MetricsSink = RecordingMetricsSink()
+    _p: ProgressStore = InMemoryProgressStore(InMemoryRegistry())

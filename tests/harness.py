@@ -22,9 +22,12 @@ from dynembed.sync.ingest import ChangeApplier
 from dynembed.sync.reconcile import Reconciler
 from dynembed.wiring import Services
 from tests.fakes import (
+    InMemoryBlobs,
     InMemoryCache,
+    InMemoryHeldJobs,
     InMemoryIndex,
     InMemoryLedger,
+    InMemoryProgressStore,
     InMemoryQueue,
     InMemoryRegistry,
     InMemorySource,
@@ -79,8 +82,11 @@ class Harness:
             index=self.index,
             cache=self.cache,
             queue=self.queue,
-            held=None,
+            held=InMemoryHeldJobs(),
             dead_letters=None,
+            job_dead_letters=None,
+            progress=InMemoryProgressStore(self.registry),
+            blobs=InMemoryBlobs(),
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc

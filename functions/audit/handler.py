@@ -1,11 +1,11 @@
 """audit: scheduled; source vs ledger vs index → OrphanedVectors, StaleDocuments,
-MissingDocuments, freshness lag; optionally enqueues repairs."""
+MissingDocuments, freshness lag (gauges published by the audit itself, through Telemetry);
+optionally enqueues repairs."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dynembed.audit.run import publish
 from dynembed.core.observability import logger, metrics, tracer
 from dynembed.wiring import Services, services
 
@@ -22,6 +22,5 @@ def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None 
         sample=float(event.get("sample", 1.0)),
         time_budget_s=budget_s,
     )
-    publish(report, metrics)
     logger.info("audit", extra={**report.totals(), "complete": report.complete})
     return report.to_dict()
