@@ -17,6 +17,7 @@ import bisect
 import copy
 import json
 import math
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,13 +38,17 @@ from dynembed.core.errors import (
 )
 from dynembed.core.models import ChunkDocument, Generation, GenerationStatus, ReconcileJob
 from dynembed.core.ports import (
+    BlobStore,
     ChunkIndex,
     DeadLetters,
     EmbeddingCache,
     HeldJobs,
+    JobDeadLetters,
     JobQueue,
     Ledger,
     LedgerEntry,
+    MetricsSink,
+    MetricUnitName,
     Registry,
     SearchHit,
     SourceReader,
@@ -51,6 +56,7 @@ from dynembed.core.ports import (
 )
 from dynembed.index.errors import BulkWriteError, ItemFailure
 from dynembed.index.exact import FilterEvaluator
+from dynembed.rebuild.progress import BackfillProgress, Mutation, ProgressStore
 
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
@@ -97,10 +103,6 @@ class InMemorySource:
         page = ids[start : start + limit]
         last = {self.id_attribute: page[-1]} if page and start + limit < len(ids) else None
         return [as_dynamodb_returns(self.items[d]) for d in page], last
-
-    def iter_all(self) -> Iterator[dict[str, Any]]:
-        for doc_id in sorted(self.items):
-            yield as_dynamodb_returns(self.items[doc_id])
 
 
 @dataclass
@@ -385,9 +387,15 @@ class InMemoryQueue:
     its sender after sending is not changed in the queue."""
 
     sent: list[ReconcileJob] = field(default_factory=list)
+    """Jobs not yet taken by a consumer (``Harness.sync`` takes them all)."""
+    in_flight: int = 0
+    """Jobs a consumer has received but not yet finished (SQS counts them as not visible)."""
 
     def send(self, jobs: Sequence[ReconcileJob]) -> None:
         self.sent.extend(ReconcileJob.model_validate_json(job.model_dump_json()) for job in jobs)
+
+    def depth(self) -> int:
+        return len(self.sent) + self.in_flight
 
 
 @dataclass
@@ -448,6 +456,41 @@ class InMemoryHeldJobs:
 
 
 @dataclass
+class InMemoryJobDeadLetters:
+    sent: list[tuple[str, str, int]] = field(default_factory=list)
+    """(message body, reason, attempts)."""
+
+    def send(self, body: str, reason: str, attempts: int) -> None:
+        self.sent.append((body, reason, attempts))
+
+
+@dataclass
+class InMemoryBlobs:
+    """Objects by location; a missing one is a ConfigError, as on S3 or disk."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def read(self, location: str) -> bytes:
+        if location not in self.objects:
+            raise ConfigError(f"cannot read {location}: no such object")
+        return self.objects[location]
+
+    def write(self, location: str, data: bytes, content_type: str = "text/plain") -> str:
+        self.objects[location] = data
+        return location
+
+
+@dataclass
+class RecordingMetricsSink:
+    """Every data point ``Telemetry`` publishes, as (name, value, unit, dimensions)."""
+
+    points: list[tuple[str, float, str, dict[str, str]]] = field(default_factory=list)
+
+    def emit(self, name: str, value: float, unit: MetricUnitName, dimensions: Mapping[str, str]) -> None:
+        self.points.append((name, value, unit, dict(dimensions)))
+
+
+@dataclass
 class InMemoryCache:
     """Vectors kept as float32, as the adapter stores them."""
 
@@ -494,6 +537,25 @@ class InMemorySqsClient:
         return [m for m in self.messages if m.queue_url == queue_url]
 
 
+class InMemoryProgressStore:
+    """Backfill progress on a Registry's ``backfill`` field; a lock stands in for DynamoDB's
+    compare-and-set (parallel segments in one process)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def load(self, generation_id: str) -> BackfillProgress | None:
+        return BackfillProgress.from_record(self.registry.get(generation_id).backfill)
+
+    def change(self, generation_id: str, mutate: Mutation) -> BackfillProgress:
+        with self._lock:
+            progress = mutate(self.load(generation_id))
+            self.registry.update(generation_id, backfill=progress.record())
+            return progress
+
+
 class FaultyIndex:
     """Wraps a real ChunkIndex with the same fault knobs as InMemoryIndex: ``crash_after`` (the
     next write stores k chunks, then dies) and ``fail_next_writes`` (the next calls raise)."""
@@ -528,15 +590,12 @@ class FaultyIndex:
 # Type-checked against the ports: mypy fails here if a fake or an adapter drifts from its
 # Protocol. Never called.
 def _check() -> None:
-    from dynembed.adapters.dynamodb import (
-        DynamoEmbeddingCache,
-        DynamoHeldJobs,
-        DynamoLedger,
-        DynamoRegistry,
-        DynamoSourceReader,
-    )
-    from dynembed.adapters.sqs import SqsJobQueue
-    from dynembed.wiring import SqsDeadLetters
+    from dynembed.adapters.dynamodb.cache import DynamoEmbeddingCache
+    from dynembed.adapters.dynamodb.held_jobs import DynamoHeldJobs
+    from dynembed.adapters.dynamodb.ledger import DynamoLedger
+    from dynembed.adapters.dynamodb.registry import DynamoProgressStore, DynamoRegistry
+    from dynembed.adapters.dynamodb.source import DynamoSourceReader
+    from dynembed.adapters.sqs import SqsDeadLetters, SqsJobDeadLetters, SqsJobQueue
 
     _s: SourceReader = InMemorySource()
     _l: Ledger = InMemoryLedger()
@@ -546,10 +605,16 @@ def _check() -> None:
     _c: EmbeddingCache = InMemoryCache()
     _h: HeldJobs = InMemoryHeldJobs()
     _d: DeadLetters = InMemoryDeadLetters()
-    _s2: SourceReader = DynamoSourceReader("t", "doc_id")
-    _l2: Ledger = DynamoLedger("t")
-    _r2: Registry = DynamoRegistry("t")
-    _c2: EmbeddingCache = DynamoEmbeddingCache("t")
-    _h2: HeldJobs = DynamoHeldJobs("t")
-    _q2: JobQueue = SqsJobQueue("q")
+    _s2: SourceReader = DynamoSourceReader("t", "doc_id", region="r")
+    _l2: Ledger = DynamoLedger("t", region="r")
+    _r2: Registry = DynamoRegistry("t", region="r")
+    _c2: EmbeddingCache = DynamoEmbeddingCache("t", region="r")
+    _h2: HeldJobs = DynamoHeldJobs("t", region="r")
+    _q2: JobQueue = SqsJobQueue("q", None)
     _d2: DeadLetters = SqsDeadLetters("q", None)
+    _j2: JobDeadLetters = SqsJobDeadLetters("q", None)
+    _p2: ProgressStore = DynamoProgressStore("t", region="r")
+    _j: JobDeadLetters = InMemoryJobDeadLetters()
+    _b: BlobStore = InMemoryBlobs()
+    _m: MetricsSink = RecordingMetricsSink()
+    _p: ProgressStore = InMemoryProgressStore(InMemoryRegistry())

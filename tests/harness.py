@@ -23,9 +23,13 @@ from dynembed.sync.ingest import ChangeApplier
 from dynembed.sync.reconcile import Reconciler
 from dynembed.wiring import Services
 from tests.fakes import (
+    InMemoryBlobs,
     InMemoryCache,
+    InMemoryHeldJobs,
     InMemoryIndex,
+    InMemoryJobDeadLetters,
     InMemoryLedger,
+    InMemoryProgressStore,
     InMemoryQueue,
     InMemoryRegistry,
     InMemorySource,
@@ -61,10 +65,13 @@ class Harness:
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
-    held: Any = None
-    """A HeldJobs (batched update policy); None: every content job goes to the queue."""
+    held: Any = field(default_factory=InMemoryHeldJobs)
+    """The HeldJobs store (used only where the schema's policy is batched)."""
     dead_letters: Any = None
     sqs: InMemorySqsClient = field(default_factory=InMemorySqsClient)
+    blobs: InMemoryBlobs = field(default_factory=InMemoryBlobs)
+    job_dead_letters: InMemoryJobDeadLetters | None = None
+    """Where reconcile jobs go after their last attempt; None: no DLQ, every failure is retried."""
     settings: Settings | None = None
     deleted_at: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
@@ -90,6 +97,9 @@ class Harness:
             held=self.held,
             dead_letters=self.dead_letters,
             sqs=self.sqs,
+            job_dead_letters=self.job_dead_letters,
+            progress=InMemoryProgressStore(self.registry),
+            blobs=self.blobs,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc

@@ -175,6 +175,7 @@ class DynembedStack(Stack):
             "knn_mode": "native",
             "region": Aws.REGION,
             "eval_dir": self.config.eval_dir,
+            "reports_dir": self.workflow.reports_location,
             **self._identity_settings(),
         }
 

@@ -32,6 +32,7 @@ from tests.fakes import (
     InMemoryHeldJobs,
     InMemoryIndex,
     InMemoryLedger,
+    InMemoryProgressStore,
     InMemoryQueue,
     InMemoryRegistry,
     InMemorySource,
@@ -52,36 +53,40 @@ def _moto(request: pytest.FixtureRequest) -> Any:
 def ledger(request: pytest.FixtureRequest) -> Ledger:
     if request.param == "fake":
         return InMemoryLedger()
-    from dynembed.adapters.dynamodb import DynamoLedger
+    from dynembed.adapters.dynamodb.ledger import DynamoLedger
 
-    return DynamoLedger(_moto(request).table("doc_id", "generation"))
+    moto = _moto(request)
+    return DynamoLedger(moto.table("doc_id", "generation"), region=moto.region)
 
 
 @pytest.fixture(params=[FAKE, DYNAMODB])
 def registry(request: pytest.FixtureRequest) -> Registry:
     if request.param == "fake":
         return InMemoryRegistry()
-    from dynembed.adapters.dynamodb import DynamoRegistry
+    from dynembed.adapters.dynamodb.registry import DynamoRegistry
 
-    return DynamoRegistry(_moto(request).table("generation_id"))
+    moto = _moto(request)
+    return DynamoRegistry(moto.table("generation_id"), region=moto.region)
 
 
 @pytest.fixture(params=[FAKE, DYNAMODB])
 def cache(request: pytest.FixtureRequest) -> EmbeddingCache:
     if request.param == "fake":
         return InMemoryCache()
-    from dynembed.adapters.dynamodb import DynamoEmbeddingCache
+    from dynembed.adapters.dynamodb.cache import DynamoEmbeddingCache
 
-    return DynamoEmbeddingCache(_moto(request).table("cache_key"))
+    moto = _moto(request)
+    return DynamoEmbeddingCache(moto.table("cache_key"), region=moto.region)
 
 
 @pytest.fixture(params=[FAKE, DYNAMODB])
 def held(request: pytest.FixtureRequest) -> HeldJobs:
     if request.param == "fake":
         return InMemoryHeldJobs()
-    from dynembed.adapters.dynamodb import DynamoHeldJobs
+    from dynembed.adapters.dynamodb.held_jobs import DynamoHeldJobs
 
-    return DynamoHeldJobs(_moto(request).table("doc_id"))
+    moto = _moto(request)
+    return DynamoHeldJobs(moto.table("doc_id"), region=moto.region)
 
 
 @dataclass
@@ -104,12 +109,12 @@ def source(request: pytest.FixtureRequest) -> SourceTable:
         )
     import boto3
 
-    from dynembed.adapters.dynamodb import DynamoSourceReader
+    from dynembed.adapters.dynamodb.source import DynamoSourceReader
 
     moto = _moto(request)
     table = boto3.resource("dynamodb", region_name=moto.region).Table(moto.table("doc_id"))
     return SourceTable(
-        DynamoSourceReader(table.name, "doc_id"),
+        DynamoSourceReader(table.name, "doc_id", region=moto.region),
         put=lambda item: table.put_item(Item=_decimals(item)),
         delete=lambda doc_id: table.delete_item(Key={"doc_id": doc_id}) and None,
     )
@@ -155,7 +160,7 @@ def dead_letters(request: pytest.FixtureRequest) -> DeadLettersUnderTest:
         return DeadLettersUnderTest(fake, lambda: list(fake.bodies))
     import json
 
-    from dynembed.wiring import SqsDeadLetters
+    from dynembed.adapters.sqs import SqsDeadLetters
 
     moto = _moto(request)
     url = moto.queue()
@@ -198,17 +203,16 @@ class ProgressUnderTest:
 
 @pytest.fixture(params=[FAKE, DYNAMODB])
 def progress(request: pytest.FixtureRequest) -> ProgressUnderTest:
-    from dynembed.rebuild.progress import RegistryProgressStore
-
     if request.param == "fake":
         fake = InMemoryRegistry()
-        return ProgressUnderTest(RegistryProgressStore(fake), fake)
-    from dynembed.adapters.dynamodb import DynamoRegistry
-    from dynembed.rebuild.progress import DynamoProgressStore
+        return ProgressUnderTest(InMemoryProgressStore(fake), fake)
+    from dynembed.adapters.dynamodb.registry import DynamoProgressStore, DynamoRegistry
 
     moto = _moto(request)
     table = moto.table("generation_id")
-    return ProgressUnderTest(DynamoProgressStore(table, moto.client("dynamodb")), DynamoRegistry(table))
+    return ProgressUnderTest(
+        DynamoProgressStore(table, region=moto.region), DynamoRegistry(table, region=moto.region)
+    )
 
 
 @dataclass

@@ -56,10 +56,11 @@ def _aws() -> MotoAws:
 class LedgerLockstep(RuleBasedStateMachine):
     @initialize()
     def tables(self) -> None:
-        from dynembed.adapters.dynamodb import DynamoLedger
+        from dynembed.adapters.dynamodb.ledger import DynamoLedger
 
         self.fake = InMemoryLedger()
-        self.real = DynamoLedger(_aws().table("doc_id", "generation"))
+        aws = _aws()
+        self.real = DynamoLedger(aws.table("doc_id", "generation"), region=aws.region)
 
     def both(self, method: str, *args: Any) -> None:
         a = outcome(lambda: getattr(self.fake, method)(*args))
@@ -119,10 +120,11 @@ class LedgerLockstep(RuleBasedStateMachine):
 class HeldJobsLockstep(RuleBasedStateMachine):
     @initialize()
     def tables(self) -> None:
-        from dynembed.adapters.dynamodb import DynamoHeldJobs
+        from dynembed.adapters.dynamodb.held_jobs import DynamoHeldJobs
 
         self.fake = InMemoryHeldJobs()
-        self.real = DynamoHeldJobs(_aws().table("doc_id"))
+        aws = _aws()
+        self.real = DynamoHeldJobs(aws.table("doc_id"), region=aws.region)
         self.now = 1000.0
 
     @rule(

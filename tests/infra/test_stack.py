@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Capture, Match
 
-from dynembed.adapters.dynamodb import EmbeddingCacheModel, HeldJobModel, LedgerModel, RegistryModel
-from dynembed.core.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
+from dynembed.adapters.dynamodb.cache import EmbeddingCacheModel
+from dynembed.adapters.dynamodb.held_jobs import HeldJobModel
+from dynembed.adapters.dynamodb.ledger import LedgerModel
+from dynembed.adapters.dynamodb.registry import RegistryModel
+from dynembed.core.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings, load_settings
 from dynembed.core.schema import SCHEMA_ENV, SourceSchema
 from dynembed_infra import nag
 from dynembed_infra.layer import RUNTIME
+from dynembed_infra.nag import flatten_reference
 from tests.infra.conftest import (
     EXISTING_DOMAIN_ARN,
     EXISTING_ENDPOINT,
@@ -89,7 +94,7 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
         (NAMES.ledger_table, KEYS.ledger_hash, KEYS.ledger_range, LedgerModel),
         (NAMES.registry_table, KEYS.registry_hash, None, RegistryModel),
         (NAMES.embedding_cache_table, KEYS.cache_hash, None, EmbeddingCacheModel),
-        (NAMES.held_jobs_table, "doc_id", None, HeldJobModel),
+        (NAMES.held_jobs_table, KEYS.held_jobs_hash, None, HeldJobModel),
     ],
 )
 def test_owned_tables_use_the_key_schema_the_adapters_use(
@@ -206,9 +211,38 @@ def test_function_runtime_layer_tracing_logs_and_environment(synth: Synth, name:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == NAMES.metrics_namespace
     assert env["LOG_LEVEL"] == "INFO"
     assert SourceSchema.from_mapping(json.loads(env[SCHEMA_ENV])) == SourceSchema()
-    missing = [f for f in Settings.model_fields if f"DYNEMBED_{f.upper()}" not in env]
+    missing = [f for f in Settings.deployed_fields() if Settings.variable(f) not in env]
     assert not missing, f"{name} lacks DYNEMBED_* for {missing}"
     assert env["DYNEMBED_OPENSEARCH_AUTH"] == "sigv4"
+
+
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
+def test_each_function_environment_passes_the_cold_start_check(
+    synth: Synth, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function's environment as deployed (references flattened to placeholder text)
+    props = synth.resources[synth.function_id(name)]["Properties"]
+    env = {
+        k: v if isinstance(v, str) else flatten_reference(v)
+        for k, v in props["Environment"]["Variables"].items()
+    }
+    for variable in [v for v in os.environ if v.startswith("DYNEMBED_") or v.startswith("AWS_")]:
+        monkeypatch.delenv(variable)
+    for variable, value in {**env, "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"]}.items():
+        monkeypatch.setenv(variable, value)
+    # WHEN the settings are read as at a cold start in Lambda
+    load_settings.cache_clear()
+    try:
+        settings = load_settings()
+    finally:
+        load_settings.cache_clear()
+    # THEN every required value is there: reports on S3, OpenSearch signed, the stack's schema
+    assert settings.in_lambda
+    assert settings.reports_dir is not None and settings.reports_dir.startswith("s3://")
+    assert settings.reports_dir.endswith("/reports")
+    assert (settings.opensearch_auth, settings.knn_mode) == ("sigv4", "native")
+    assert settings.source_schema is not None
+    assert SourceSchema.from_json(settings.source_schema) == SourceSchema()
 
 
 def test_function_timeouts_come_from_tuning(synth: Synth) -> None:
@@ -469,29 +503,57 @@ def test_state_machine_may_invoke_the_workflow_function_only(synth: Synth) -> No
     ]
 
 
-def test_only_the_workflow_publishes_metrics_and_only_in_the_dynembed_namespace(synth: Synth) -> None:
+def test_no_function_calls_put_metric_data(synth: Synth) -> None:
+    # Every metric, evaluation scores by generation included, is EMF in the function's logs.
     for name in ALL_FUNCTIONS:
         statements = synth.statements_of_role(synth.role_id_of_function(name))
-        put = [s for s in statements if "cloudwatch:PutMetricData" in _actions(s)]
+        assert not [s for s in statements if "cloudwatch:PutMetricData" in _actions(s)], name
+
+
+def test_evaluation_reports_go_to_a_private_encrypted_bucket_the_workflow_only_writes(synth: Synth) -> None:
+    # GIVEN the reports bucket
+    ((bucket_id, bucket),) = synth.of_type("AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+    # THEN it is KMS-encrypted with dynembed's key, blocks public access and is retained
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["BucketKeyEnabled"] is True
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["DeletionPolicy"] == "Retain"
+    # AND its policy refuses any request without TLS
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in synth.of_type("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert denies and denies[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # AND only the workflow may touch it, and only to put reports under reports/
+    for name in ALL_FUNCTIONS:
+        statements = synth.statements_of_role(synth.role_id_of_function(name))
+        s3_actions = {a for s in statements for a in _actions(s) if a.startswith("s3:")}
         if name != "workflow":
-            assert not put, name  # the others publish EMF through their logs
+            assert not s3_actions, name
             continue
-        assert put == [
-            {
-                "Action": "cloudwatch:PutMetricData",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": NAMES.metrics_namespace}},
-                "Effect": "Allow",
-                "Resource": "*",
-            }
+        writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+        assert [json.dumps(r) for s in writes for r in _resources(s)] == [
+            json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/reports/*"]]})
         ]
 
 
 def test_workflow_reads_golden_sets_only_under_the_configured_prefixes(vpc_synth: Synth) -> None:
     statements = vpc_synth.statements_of_role(vpc_synth.role_id_of_function("workflow"))
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
-    reads = sorted(json.dumps(r) for s in s3_statements for r in _resources(s))
-    assert all(_actions(s) == {"s3:GetObject"} for s in s3_statements)
-    assert len(reads) == 2
+    # The reports bucket's write is checked above; every other S3 statement is a read.
+    read_statements = [s for s in s3_statements if _actions(s) != {"s3:PutObject"}]
+    reads = sorted(json.dumps(r) for s in read_statements for r in _resources(s))
+    assert all(_actions(s) == {"s3:GetObject"} for s in read_statements)
+    assert len(read_statements) == len(s3_statements) - 1 and len(reads) == 2
     assert ":s3:::golden-sets/python-faq*" in reads[0]
     assert ":s3:::team-evals/*" in reads[1]
 

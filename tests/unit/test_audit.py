@@ -12,7 +12,9 @@ import pytest
 from dynembed.audit.run import AuditReport, publish
 from dynembed.core.config import METRICS
 from dynembed.core.models import ChunkDocument, GenerationStatus
+from dynembed.core.telemetry import Telemetry
 from dynembed.rebuild.generations import create, new_generation
+from tests.fakes import RecordingMetricsSink
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit
@@ -164,19 +166,12 @@ def test_totals_reach_telemetry_and_the_metrics_sink() -> None:
     report = audit(h)
     assert h.telemetry.get(METRICS.orphaned_vectors) == 1
 
-    class Sink:
-        def __init__(self) -> None:
-            self.values: dict[str, float] = {}
-
-        def add_metric(self, name: str, unit: Any, value: float) -> None:
-            self.values[name] = value
-
-    sink = Sink()
-    publish(report, sink)
+    sink = RecordingMetricsSink()
+    publish(report, Telemetry(sink=sink))
     # Zero gauges are published too, so an alarm clears once the drift is gone.
-    assert sink.values == {
+    assert {name: value for name, value, _unit, _dims in sink.points} == {
         METRICS.orphaned_vectors: 1,
         METRICS.stale_documents: 0,
         METRICS.missing_documents: 0,
-        "AuditFreshnessLagSeconds": 0.0,
+        METRICS.audit_freshness_lag: 0.0,
     }

@@ -16,7 +16,7 @@ from dynembed.core.models import ReconcileJob
 from dynembed.core.schema import SourceSchema, TombstoneRule, UpdateMode, UpdatePolicy
 from dynembed.sync.drain import drain_held_jobs
 from dynembed.sync.pipeline import process_job_batch, process_stream_batch
-from tests.fakes import InMemoryDeadLetters, InMemoryHeldJobs
+from tests.fakes import InMemoryDeadLetters, InMemoryHeldJobs, InMemoryJobDeadLetters
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit
@@ -27,11 +27,16 @@ CLEAN = {"orphaned": [], "missing": [], "stale": [], "duplicates": []}
 
 
 def harness(**options: Any) -> Harness:
-    h = Harness(**options)
+    h = Harness(job_dead_letters=InMemoryJobDeadLetters(), **options)
     h.settings = Settings(
         index_alias=h.alias, index_prefix=h.index_prefix, jobs_dlq_url=DLQ, max_receive_count=3
     )
     return h
+
+
+def dead_jobs(h: Harness) -> list[tuple[str, str, int]]:
+    assert h.job_dead_letters is not None
+    return h.job_dead_letters.sent
 
 
 def stream_event(h: Harness) -> dict[str, Any]:
@@ -196,9 +201,8 @@ def test_a_malformed_job_goes_to_the_dlq_with_its_reason() -> None:
     response = process_job_batch(event, h.services())
     # THEN the good job is indexed; the bad one is dead-lettered at once (it can never succeed)
     assert failures(response) == []
-    [letter] = h.sqs.sent_to(DLQ)
-    assert letter.body == event["Records"][1]["body"]
-    reason = letter.attributes["reason"]["StringValue"]
+    [(body, reason, _attempts)] = dead_jobs(h)
+    assert body == event["Records"][1]["body"]
     assert reason.startswith("MalformedRecordError:") and "invalid reconcile job" in reason
     assert h.differences() == CLEAN
 
@@ -207,7 +211,7 @@ def test_a_body_that_is_not_json_is_dead_lettered_too() -> None:
     h = harness()
     response = process_job_batch({"Records": [sqs_record("not json", "m0")]}, h.services())
     assert failures(response) == []
-    assert [m.body for m in h.sqs.sent_to(DLQ)] == ["not json"]
+    assert [body for body, _reason, _attempts in dead_jobs(h)] == ["not json"]
 
 
 def test_a_transient_failure_is_retried_then_dead_lettered_on_the_last_attempt() -> None:
@@ -218,16 +222,16 @@ def test_a_transient_failure_is_retried_then_dead_lettered_on_the_last_attempt()
     # WHEN it fails on its first attempt  THEN it is reported for redelivery, not dead-lettered
     h.index.fail_next_writes.append(TransientError("index throttled"))
     assert failures(process_job_batch(job_event(jobs, attempt=1), h.services())) == ["m0"]
-    assert h.sqs.sent_to(DLQ) == []
+    assert dead_jobs(h) == []
     # WHEN it fails on its last allowed attempt (max_receive_count=3)
     h.index.fail_next_writes.append(TransientError("index throttled"))
     response = process_job_batch(job_event(jobs, attempt=3), h.services())
     # THEN it goes to the DLQ with its reason and attempt count, and is done
     assert failures(response) == []
-    [letter] = h.sqs.sent_to(DLQ)
-    assert json.loads(letter.body)["doc_id"] == "d1"
-    assert "index throttled" in letter.attributes["reason"]["StringValue"]
-    assert letter.attributes["attempts"]["StringValue"] == "3"
+    [(body, reason, attempts)] = dead_jobs(h)
+    assert json.loads(body)["doc_id"] == "d1"
+    assert "index throttled" in reason
+    assert attempts == 3
 
 
 def test_without_a_dlq_every_failure_is_reported() -> None:

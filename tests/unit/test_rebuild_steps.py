@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-from dynembed.core.config import Settings
 from dynembed.core.errors import ConfigError, DynembedError, UnknownGenerationError
 from dynembed.core.models import GenerationStatus, ReconcileJob
 from dynembed.core.schema import SourceSchema, UpdateMode, UpdatePolicy
 from dynembed.rebuild import evaluate, steps
-from dynembed.rebuild.progress import progress_store
 from tests.fakes import InMemoryHeldJobs
 from tests.harness import SCHEMA, Harness, paragraphs
 
@@ -45,12 +43,11 @@ def golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, float]]]:
-    """CloudWatch is the Evaluate step's one AWS call: a recording stand-in takes it."""
+    """What the Evaluate step publishes, by generation."""
     calls: list[tuple[str, dict[str, float]]] = []
 
-    def record(report: Any, generation_id: str, settings: Settings) -> bool:
+    def record(report: Any, generation_id: str, telemetry: Any) -> None:
         calls.append((generation_id, report.cloudwatch_metrics()))
-        return True
 
     monkeypatch.setattr(evaluate, "publish_metrics", record)
     return calls
@@ -128,7 +125,7 @@ def test_register_creates_the_candidate_and_a_rerun_resumes_it(golden: dict[str,
     # WHEN it runs again (a retried or resumed run)  THEN it resumes: same progress, one more run
     again = step(h, "register", config)
     assert again["resumed"] is True
-    progress = progress_store(h.services()).load("cand")
+    progress = h.services().progress.load("cand")
     assert progress is not None and progress.runs == 2
 
 
@@ -182,7 +179,7 @@ def test_backfill_indexes_every_doc_page_by_page_and_records_progress(golden: di
     cand = h.registry.get("cand")
     assert {e.doc_id for e in h.ledger.scan("cand")} == set(DOCS)
     assert h.differences(cand) == {"orphaned": [], "missing": [], "stale": [], "duplicates": []}
-    progress = progress_store(h.services()).load("cand")
+    progress = h.services().progress.load("cand")
     assert progress is not None and progress.done and progress.total("docs") == len(DOCS)
     assert progress.finished_at is not None
 
@@ -192,7 +189,7 @@ def test_backfill_skips_a_malformed_doc_and_records_it(golden: dict[str, str]) -
     h.source.items["bad"] = {"doc_id": "bad", "version": "seven", "body": "x", "acl": ["public"]}
     config = validated(h, golden, backfill_segments=1, page_size=10)
     build(h, config)
-    progress = progress_store(h.services()).load("cand")
+    progress = h.services().progress.load("cand")
     assert progress is not None and progress.failed_docs == ["bad"]
     assert {e.doc_id for e in h.ledger.scan("cand")} == set(DOCS)
 
@@ -262,15 +259,12 @@ def test_catchup_waits_for_queued_jobs_and_excuses_held_docs(golden: dict[str, s
     )
     held = InMemoryHeldJobs()
     h = serving(schema, held=held)
-    h.settings = Settings(
-        index_alias=h.alias, index_prefix=h.index_prefix, jobs_queue_url="https://sqs.test/jobs"
-    )
     config = validated(h, golden)
     build(h, config)
     h.write("ml", body=paragraphs("gradient", "tensor", "batch"), tenant="globex")
     h.classify()
     assert held.count() == 1 and h.queue.sent == []
-    h.sqs.in_flight["https://sqs.test/jobs"] = 2
+    h.queue.in_flight = 2
     # WHEN CatchUp checks  THEN the held doc is not waited for, the queued jobs are
     status = step(h, "catchup_status", config, checks=0)
     assert (status["held_docs"], status["docs_behind"], status["pending_jobs"], status["caught_up"]) == (
@@ -279,7 +273,7 @@ def test_catchup_waits_for_queued_jobs_and_excuses_held_docs(golden: dict[str, s
         2,
         False,
     )
-    h.sqs.in_flight.clear()
+    h.queue.in_flight = 0
     assert step(h, "catchup_status", config, checks=1)["caught_up"] is True
 
 
@@ -307,7 +301,7 @@ def test_evaluate_passes_an_equal_candidate_and_promote_swaps_the_alias_I6(
     assert result["passed"] is True, result["reasons"]
     assert all(result["probes"].values()) and result["baseline_generation"] == "g1"
     assert result["coverage"] == {"indexed": 4, "source": 4}
-    assert Path(result["report_path"]).read_text().strip()
+    assert h.services().blobs.read(result["report_location"]).strip()
     assert h.registry.get("cand").status is GenerationStatus.EVALUATING
     assert h.registry.get("cand").report["gate_passed"] is True  # type: ignore[index]
     assert [g for g, _ in published] == ["cand"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
 from tests.plugins.unit_guard import NetworkInUnitTestError, _blocked
 
 pytestmark = pytest.mark.unit
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_tcp_connection_is_refused_and_recorded() -> None:
@@ -41,8 +44,12 @@ def test_the_guard_is_undone_after_use() -> None:
     assert socket.socket.connect is before
 
 
-def test_a_unit_test_that_swallows_the_refusal_still_fails(pytester: pytest.Pytester) -> None:
-    # GIVEN unit tests that reach for the network or moto, one hiding the error
+def test_a_unit_test_that_swallows_the_refusal_still_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN unit tests that reach for the network or moto, one hiding the error (the subprocess
+    # imports the guard from this checkout, whatever PYTHONPATH the run was started with)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     pytester.makeconftest('pytest_plugins = ["tests.plugins.unit_guard"]')
     pytester.makepyfile(
         """

@@ -33,6 +33,7 @@ SETTINGS = Settings(
     source_table="S",
     jobs_queue_url="https://sqs.test/jobs",
     stream_failures_queue_url="https://sqs.test/failures",
+    opensearch_endpoint="https://search.test",
 )
 
 
@@ -40,14 +41,12 @@ SETTINGS = Settings(
 
 
 def test_services_bind_each_adapter_to_its_configured_resource() -> None:
-    from dynembed.adapters.dynamodb import (
-        DynamoEmbeddingCache,
-        DynamoHeldJobs,
-        DynamoLedger,
-        DynamoRegistry,
-        DynamoSourceReader,
-    )
-    from dynembed.adapters.sqs import SqsJobQueue
+    from dynembed.adapters.dynamodb.cache import DynamoEmbeddingCache
+    from dynembed.adapters.dynamodb.held_jobs import DynamoHeldJobs
+    from dynembed.adapters.dynamodb.ledger import DynamoLedger
+    from dynembed.adapters.dynamodb.registry import DynamoRegistry
+    from dynembed.adapters.dynamodb.source import DynamoSourceReader
+    from dynembed.adapters.sqs import SqsDeadLetters, SqsJobQueue
     from dynembed.index.opensearch import OpenSearchChunkIndex
 
     svc = wiring.Services(settings=SETTINGS, schema=SourceSchema(id_attribute="pk"))
@@ -57,7 +56,7 @@ def test_services_bind_each_adapter_to_its_configured_resource() -> None:
     assert isinstance(svc.held, DynamoHeldJobs) and svc.held.model.Meta.table_name == "H"
     assert isinstance(svc.source, DynamoSourceReader) and svc.source.id_attribute == "pk"
     assert isinstance(svc.queue, SqsJobQueue) and svc.queue.queue_url == SETTINGS.jobs_queue_url
-    assert isinstance(svc.dead_letters, wiring.SqsDeadLetters)
+    assert isinstance(svc.dead_letters, SqsDeadLetters)
     assert isinstance(svc.index, OpenSearchChunkIndex) and svc.index.knn_mode == "native"
     # Built once per process (Lambda cold start).
     assert svc.ledger is svc.ledger
@@ -89,15 +88,6 @@ def test_the_process_wide_services_are_built_once_and_reset_on_demand(
         assert wiring.services() is replacement
     finally:
         wiring.reset_services()
-
-
-def test_metrics_go_to_powertools_inside_lambda_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
-    assert wiring._metrics_sink() is None
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "dynembed-sync")
-    from dynembed.core.observability import metrics
-
-    assert wiring._metrics_sink() is metrics
 
 
 # ---- the index mapping ------------------------------------------------------------------------------
@@ -186,13 +176,6 @@ def test_a_broken_golden_set_names_the_eval_field(tmp_path: Path) -> None:
         evaluate.load_eval_set(config, Settings())
 
 
-def test_reports_go_where_the_environment_says(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("DYNEMBED_REPORTS_DIR", raising=False)
-    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
-    assert evaluate.reports_dir() == Path("reports")
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "dynembed-workflow")
-    assert evaluate.reports_dir() == Path("/tmp/dynembed-reports")
-    monkeypatch.setenv("DYNEMBED_REPORTS_DIR", str(tmp_path))
-    assert evaluate.reports_dir() == tmp_path
+def test_a_golden_set_is_named_after_its_folder() -> None:
     assert evaluate._set_name("s3://bucket/sets/faq/queries.jsonl") == "faq"
     assert evaluate._set_name("queries.jsonl") == "golden"

@@ -269,5 +269,9 @@ def _dynamo_value(value: Any) -> Any:
 
 
 def source_app_for(svc: Services) -> SourceApp:
-    """The source-app simulator, writing through ``svc``'s source table."""
-    return SourceApp(svc.source.table, svc.schema)
+    """The source-app simulator, writing to ``svc``'s source table (as an application would,
+    with its own client: the source port only reads)."""
+    import boto3
+
+    table = boto3.resource("dynamodb", region_name=svc.settings.region).Table(svc.settings.source_table)
+    return SourceApp(table, svc.schema)

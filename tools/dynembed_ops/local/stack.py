@@ -108,8 +108,18 @@ class StackInfo:
             "AWS_REGION": self.region,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "DYNEMBED_REGION": self.region,
+            "DYNEMBED_SOURCE_TABLE": NAMES.source_table,
+            "DYNEMBED_LEDGER_TABLE": NAMES.ledger_table,
+            "DYNEMBED_REGISTRY_TABLE": NAMES.registry_table,
+            "DYNEMBED_EMBEDDING_CACHE_TABLE": NAMES.embedding_cache_table,
+            "DYNEMBED_HELD_JOBS_TABLE": NAMES.held_jobs_table,
+            "DYNEMBED_INDEX_ALIAS": NAMES.index_alias,
+            "DYNEMBED_INDEX_PREFIX": NAMES.index_prefix,
             "DYNEMBED_OPENSEARCH_ENDPOINT": self.opensearch_url,
+            "DYNEMBED_OPENSEARCH_AUTH": "none",
             "DYNEMBED_KNN_MODE": "exact",
+            # Evaluation reports outlive the run, beside the stack's state (an override wins).
+            "DYNEMBED_REPORTS_DIR": os.environ.get("DYNEMBED_REPORTS_DIR") or str((state_dir_for_up() / "reports").resolve()),
             "DYNEMBED_JOBS_QUEUE_URL": self.jobs_queue_url,
             "DYNEMBED_JOBS_DLQ_URL": self.jobs_dlq_url,
             "DYNEMBED_STREAM_FAILURES_QUEUE_URL": self.stream_failures_queue_url,
@@ -280,7 +290,7 @@ class LocalStack:
             (NAMES.ledger_table, KEYS.ledger_hash, KEYS.ledger_range),
             (NAMES.registry_table, KEYS.registry_hash, None),
             (NAMES.embedding_cache_table, KEYS.cache_hash, None),
-            (NAMES.held_jobs_table, "doc_id", None),
+            (NAMES.held_jobs_table, KEYS.held_jobs_hash, None),
         ]:
             keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
             attrs = [{"AttributeName": hash_key, "AttributeType": "S"}]

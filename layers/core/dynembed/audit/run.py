@@ -166,26 +166,18 @@ def run_audit(
         seconds=round(clock() - started, 3),
     )
     if telemetry is not None:
-        totals = report.totals()
-        telemetry.count(METRICS.orphaned_vectors, totals["orphaned_vectors"])
-        telemetry.count(METRICS.stale_documents, totals["stale_documents"])
-        telemetry.count(METRICS.missing_documents, totals["missing_documents"])
+        publish(report, telemetry)
     return report
 
 
-def publish(report: AuditReport, metrics: Any) -> None:
-    """Gauges for the alarms (zero included, so an alarm clears when the drift is gone)."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
+def publish(report: AuditReport, telemetry: Telemetry) -> None:
+    """Gauges for the alarms, once per audit (zero included, so an alarm clears when the drift
+    is gone)."""
     totals = report.totals()
-    metrics.add_metric(name=METRICS.orphaned_vectors, unit=MetricUnit.Count, value=totals["orphaned_vectors"])
-    metrics.add_metric(name=METRICS.stale_documents, unit=MetricUnit.Count, value=totals["stale_documents"])
-    metrics.add_metric(
-        name=METRICS.missing_documents, unit=MetricUnit.Count, value=totals["missing_documents"]
-    )
-    metrics.add_metric(
-        name="AuditFreshnessLagSeconds", unit=MetricUnit.Seconds, value=totals["freshness_lag_s"]
-    )
+    telemetry.gauge(METRICS.orphaned_vectors, totals["orphaned_vectors"])
+    telemetry.gauge(METRICS.stale_documents, totals["stale_documents"])
+    telemetry.gauge(METRICS.missing_documents, totals["missing_documents"])
+    telemetry.gauge(METRICS.audit_freshness_lag, totals["freshness_lag_s"], "Seconds")
 
 
 def _example(audit: GenerationAudit, kind: str, value: str, limit: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from dynembed.core.models import ChunkDocument, Generation, ModelSpec, ReconcileJob
 
@@ -40,7 +40,8 @@ class SourceReader(Protocol):
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of a parallel scan; returns (items, LastEvaluatedKey or None)."""
+        """One page of a parallel scan; returns (items, the next page's start key, JSON-safe,
+        or None after the last page)."""
         ...
 
 
@@ -172,30 +173,53 @@ class JobQueue(Protocol):
         """Send in batches; raises TransientError if any message could not be sent."""
         ...
 
+    def depth(self) -> int:
+        """Jobs waiting, delayed or in flight (approximate, as SQS counts them)."""
+        ...
+
 
 class HeldJobs(Protocol):
-    """Batched update policy: content jobs held and coalesced per doc until they are due."""
+    """Batched update policy: jobs held and coalesced per doc until the drain sends them."""
 
     def hold(self, job: ReconcileJob, max_delay_s: float, now: float | None = None) -> None:
-        """Hold (or coalesce into the doc's held job): the first hold of a doc sets when it is
-        due and its change time; later ones count an edit and keep the newest job."""
+        """Hold ``job``; the first edit of a doc sets its due time, later ones only replace the job."""
         ...
 
     def due(self, now: float | None = None, flush_all: bool = False) -> list[tuple[ReconcileJob, int]]:
-        """Held jobs due by ``now`` (every one with ``flush_all``), each with its edit count."""
+        """Jobs due by ``now`` (every held one with ``flush_all``), each with its edit count."""
         ...
 
     def count(self) -> int: ...
 
     def release(self, job: ReconcileJob) -> bool:
-        """Forget a drained job; False (and kept) when a newer edit was held meanwhile."""
+        """Forget a drained job, unless a newer edit arrived meanwhile (False: it stays held)."""
         ...
 
 
 class DeadLetters(Protocol):
-    """Records no retry can fix, with their reason, kept for an operator (I7)."""
+    """Malformed stream records, with their reason: retrying cannot fix them (I7)."""
 
     def send(self, body: Mapping[str, Any]) -> None: ...
+
+
+class JobDeadLetters(Protocol):
+    """Reconcile jobs that failed their last allowed attempt, or can never succeed (I7)."""
+
+    def send(self, body: str, reason: str, attempts: int) -> None:
+        """Keep the job's message ``body`` with why it failed and after how many attempts."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Whole objects by location: an ``s3://bucket/key`` URI or a local file path."""
+
+    def read(self, location: str) -> bytes:
+        """ConfigError when it is missing or unreadable; TransientError when worth retrying."""
+        ...
+
+    def write(self, location: str, data: bytes, content_type: str = "text/plain") -> str:
+        """Store ``data``; returns the location as it can be found again (an absolute path)."""
+        ...
 
 
 class EmbeddingCache(Protocol):
@@ -206,7 +230,18 @@ class EmbeddingCache(Protocol):
     def put_many(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
 
 
-class MetricsSink(Protocol):
-    """Compatible with Powertools ``Metrics.add_metric``."""
+MetricUnitName = Literal["Count", "Seconds", "Milliseconds", "None"]
 
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+class MetricsSink(Protocol):
+    """Where ``Telemetry`` publishes beyond the process: CloudWatch (EMF) in Lambda."""
+
+    def emit(self, name: str, value: float, unit: MetricUnitName, dimensions: Mapping[str, str]) -> None:
+        """One data point; ``dimensions`` come on top of ``service``."""
+        ...
+
+
+class ApprovalChannel(Protocol):
+    """Answers a workflow task that waits for a token (the Step Functions client fits)."""
+
+    def send_task_success(self, *, taskToken: str, output: str) -> object: ...

@@ -7,7 +7,6 @@ environment variable (inline JSON); invalid config fails at load with the field 
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dynembed.core.errors import ConfigError
 
 SCHEMA_ENV = "DYNEMBED_SOURCE_SCHEMA"
-SCHEMA_FILE_ENV = "DYNEMBED_SOURCE_SCHEMA_FILE"
 
 
 class VersionKind(StrEnum):
@@ -182,9 +180,6 @@ class SourceSchema(BaseModel):
         value = item.get(self.source_type_attribute)
         return None if value is None else str(value)
 
-    def policy_for(self, item: dict[str, Any]) -> UpdatePolicy:
-        return self.policy_named(self.tenant_of(item), self.source_type_of(item))
-
     def policy_named(self, tenant: str | None, source_type: str | None) -> UpdatePolicy:
         """The tenant's policy wins over the source type's; else the default."""
         if tenant is not None and f"tenant:{tenant}" in self.policies:
@@ -248,17 +243,15 @@ class SourceSchema(BaseModel):
         return cls.from_mapping(data, origin=f"source schema {path}")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> SourceSchema:
-        env = os.environ if environ is None else environ
-        if env.get(SCHEMA_ENV):
-            try:
-                data = json.loads(env[SCHEMA_ENV])
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{SCHEMA_ENV} is not valid JSON: {exc}") from exc
-            return cls.from_mapping(data, origin=SCHEMA_ENV)
-        if env.get(SCHEMA_FILE_ENV):
-            return cls.from_file(env[SCHEMA_FILE_ENV])
-        return cls()
+    def from_json(cls, text: str, origin: str = SCHEMA_ENV) -> SourceSchema:
+        """The schema as ``DYNEMBED_SOURCE_SCHEMA`` carries it (read through ``Settings``)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{origin} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{origin} must hold an object")
+        return cls.from_mapping(data, origin=origin)
 
     def to_env_value(self) -> str:
         return self.model_dump_json(exclude_defaults=False)

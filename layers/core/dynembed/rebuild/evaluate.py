@@ -5,24 +5,26 @@ Probes: deleted docs are absent (no indexed doc is missing from the source, incl
 doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
 are found by their own text, at their current version); a principal with no groups sees public
 chunks only; coverage (every live doc with content is indexed). The report is stored on the
-generation, written as Markdown, and its metrics go to CloudWatch with a ``generation``
-dimension; the workflow only carries a small summary.
+generation and as Markdown under ``DYNEMBED_REPORTS_DIR`` (S3 in AWS, the local stack's state
+folder locally; the registry keeps that location), and its metrics go through ``Telemetry``
+with a ``generation`` dimension; the workflow only carries a small summary.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dynembed.core.config import NAMES, Settings
-from dynembed.core.errors import ConfigError, DynembedError, TransientError
+from dynembed.core.config import METRICS, Settings
+from dynembed.core.errors import ConfigError, DynembedError
 from dynembed.core.models import Generation, GenerationStatus, chunk_id
 from dynembed.core.observability import logger
+from dynembed.core.ports import BlobStore
 from dynembed.core.source_scan import LiveDoc, live_documents
+from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import (
     GoldenSet,
     compare,
@@ -34,12 +36,14 @@ from dynembed.quality.evaluation import (
 )
 from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
 from dynembed.rebuild import generations
-from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
-from dynembed.rebuild.progress import progress_store
+from dynembed.rebuild.inputs import EvalSetInput, RebuildInput
+
+if TYPE_CHECKING:
+    from dynembed.wiring import Services
 
 MAX_REPORT_BYTES = 350_000
 """DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
-(the Markdown file keeps them all)."""
+(the Markdown report keeps them all)."""
 NEWEST_EDITS_PROBED = 5
 RESTRICTED_QUERIES_PROBED = 5
 NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
@@ -54,8 +58,9 @@ PROBES = (
 # ---- golden sets ---------------------------------------------------------------------------------
 
 
-def load_eval_set(config: RebuildInput, settings: Settings) -> GoldenSet:
-    """The golden set the input names (bundled paths or s3:// URIs), or DYNEMBED_EVAL_DIR's."""
+def load_eval_set(config: RebuildInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
+    """The golden set the input names (bundled paths or s3:// URIs, read through ``blobs``), or
+    DYNEMBED_EVAL_DIR's."""
     chosen = config.eval
     if chosen is None:
         if not settings.eval_dir:
@@ -64,8 +69,8 @@ def load_eval_set(config: RebuildInput, settings: Settings) -> GoldenSet:
         chosen = EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
     if chosen.queries.startswith("s3://") or chosen.qrels.startswith("s3://"):
         folder = Path(tempfile.mkdtemp(prefix="dynembed-eval-"))
-        queries = _local_copy(chosen.queries, "queries", folder, settings)
-        qrels = _local_copy(chosen.qrels, "qrels", folder, settings)
+        queries = _local_copy(chosen.queries, "queries", folder, settings, blobs)
+        qrels = _local_copy(chosen.qrels, "qrels", folder, settings, blobs)
         name = _set_name(chosen.queries)
     else:
         queries = _resolve(chosen.queries, "queries", settings)
@@ -98,29 +103,16 @@ def _resolve(location: str, field: str, settings: Settings) -> Path:
     raise ConfigError(f"eval.{field}: file not found: {location} (looked in {looked})")
 
 
-def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> Path:
+def _local_copy(location: str, field: str, folder: Path, settings: Settings, blobs: BlobStore | None) -> Path:
     if not location.startswith("s3://"):
         return _resolve(location, field, settings)
-    match = S3_URI.match(location)
-    if match is None:
-        raise ConfigError(f"eval.{field}: {location!r} is not an s3://bucket/key URI")
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    if blobs is None:
+        raise ConfigError(f"eval.{field}: {location} is on S3 and no object store was given")
     try:
-        body = (
-            boto3.client("s3", region_name=settings.region)
-            .get_object(Bucket=match["bucket"], Key=match["key"])["Body"]
-            .read()
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
-            raise TransientError(f"eval.{field}: {location}: {code}") from exc
-        raise ConfigError(f"eval.{field}: cannot read {location}: {code or exc}") from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"eval.{field}: cannot read {location}: {exc}") from exc
-    target = folder / Path(match["key"]).name
+        body = blobs.read(location)
+    except ConfigError as exc:
+        raise ConfigError(f"eval.{field}: {exc}") from exc
+    target = folder / Path(location).name
     target.write_bytes(body)
     return target
 
@@ -128,13 +120,13 @@ def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> 
 # ---- the step ------------------------------------------------------------------------------------------
 
 
-def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     gen_id = str(config.generation_id)
     candidate = svc.registry.get(gen_id)
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
         raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
     candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
-    golden = load_eval_set(config, svc.settings)
+    golden = load_eval_set(config, svc.settings, svc.blobs)
     active = generations.find_active(svc.registry)
     if active is not None and active.id == candidate.id:
         raise DynembedError(f"generation {gen_id} is already active")
@@ -153,7 +145,7 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         baseline_result = evaluate_run(baseline_run, golden, k=config.k)
     comparison = compare(candidate_result, baseline_result)
 
-    progress = progress_store(svc).load(gen_id)
+    progress = svc.progress.load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
     live = live_documents(svc.schema, svc.source).docs
     indexed = {
@@ -178,12 +170,11 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
             computed=progress.total("computed") if progress else 0,
         ),
     )
-    report_path = write_markdown(report, gen_id)
-    published = publish_metrics(report, gen_id, svc.settings)
+    report_location = store_markdown(report, gen_id, svc)
+    publish_metrics(report, gen_id, svc.telemetry)
     stored = _registry_copy(report)
     stored.update(
-        report_path=str(report_path),
-        metrics_published=published,
+        report_location=report_location,
         probe_details=probe_details,
         backfill={
             "docs": progress.total("docs") if progress else 0,
@@ -223,12 +214,13 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
-        "report_path": str(report_path),
-        "metrics_published": published,
+        "report_location": report_location,
     }
 
 
-def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:
+def _doc_search(
+    svc: Services, gen: Generation, principal: Sequence[str], k: int
+) -> Callable[[str], list[str]]:
     def run(text: str) -> list[str]:
         response = svc.search(text, list(principal), k=k, generation=gen.id)
         return [r.doc_id for r in response.results]
@@ -240,7 +232,7 @@ def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> 
 
 
 def run_probes(
-    svc: Any,
+    svc: Services,
     candidate: Generation,
     golden: GoldenSet,
     live: dict[str, LiveDoc],
@@ -275,7 +267,7 @@ def run_probes(
     return probes, details
 
 
-def _deleted_doc_ids(svc: Any, candidate: Generation) -> set[str]:
+def _deleted_doc_ids(svc: Services, candidate: Generation) -> set[str]:
     """Docs some write target's ledger holds as deleted (the candidate's and the active's)."""
     ids: set[str] = set()
     for gen in svc.registry.list():
@@ -284,9 +276,7 @@ def _deleted_doc_ids(svc: Any, candidate: Generation) -> set[str]:
     return ids
 
 
-def _newest_edits(
-    svc: Any, candidate: Generation, live: dict[str, LiveDoc], k: int
-) -> tuple[int, int]:
+def _newest_edits(svc: Services, candidate: Generation, live: dict[str, LiveDoc], k: int) -> tuple[int, int]:
     schema = svc.schema
     newest = sorted(
         ((updated, doc_id) for doc_id, (_v, updated, has_content) in live.items() if has_content and updated),
@@ -313,7 +303,7 @@ def _newest_edits(
     return found, probed
 
 
-def _restricted_leaks(svc: Any, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
+def _restricted_leaks(svc: Services, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
     public = svc.schema.public_principal
     leaks: list[str] = []
     for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
@@ -333,21 +323,13 @@ def _restricted_leaks(svc: Any, candidate: Generation, golden: GoldenSet, k: int
 # ---- outputs -------------------------------------------------------------------------------------------
 
 
-def reports_dir() -> Path:
-    """DYNEMBED_REPORTS_DIR; in Lambda /tmp (the only writable place); else ./reports."""
-    if os.environ.get("DYNEMBED_REPORTS_DIR"):
-        return Path(os.environ["DYNEMBED_REPORTS_DIR"])
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return Path("/tmp/dynembed-reports")
-    return Path("reports")
-
-
-def write_markdown(report: EvaluationReport, generation_id: str) -> Path:
-    folder = reports_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{generation_id}.md"
-    path.write_text(report.to_markdown(), encoding="utf-8")
-    return path.resolve()
+def store_markdown(report: EvaluationReport, generation_id: str, svc: Services) -> str:
+    """The Markdown report under DYNEMBED_REPORTS_DIR; returns where it can be read again
+    (an s3:// URI or an absolute path), which the registry keeps."""
+    folder = svc.settings.require("reports_dir").rstrip("/")
+    return svc.blobs.write(
+        f"{folder}/{generation_id}.md", report.to_markdown().encode("utf-8"), "text/markdown; charset=utf-8"
+    )
 
 
 def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
@@ -364,40 +346,12 @@ def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
     return record
 
 
-def publish_metrics(report: EvaluationReport, generation_id: str, settings: Settings) -> bool:
-    """Quality by generation, graphable in CloudWatch. A failure to publish is logged, not fatal:
-    the gate already decided on the numbers."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    dimensions = [{"Name": "service", "Value": NAMES.service}, {"Name": "generation", "Value": generation_id}]
-    data: list[dict[str, Any]] = [
-        {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "None"}
-        for name, value in report.cloudwatch_metrics().items()
-    ]
+def publish_metrics(report: EvaluationReport, generation_id: str, telemetry: Telemetry) -> None:
+    """Quality by generation, graphable in CloudWatch (EMF in Lambda, like every other metric)."""
+    dimensions = {"generation": generation_id}
+    for name, value in report.cloudwatch_metrics().items():
+        telemetry.gauge(name, float(value), "None", dimensions)
     if report.latency_ms is not None:
-        data.append(
-            {
-                "MetricName": "EvalLatencyP95",
-                "Dimensions": dimensions,
-                "Value": report.latency_ms.p95,
-                "Unit": "Milliseconds",
-            }
-        )
+        telemetry.gauge(METRICS.eval_latency_p95, report.latency_ms.p95, "Milliseconds", dimensions)
     if report.coverage is not None:
-        data.append(
-            {
-                "MetricName": "EvalCoverage",
-                "Dimensions": dimensions,
-                "Value": report.coverage.ratio,
-                "Unit": "None",
-            }
-        )
-    try:
-        boto3.client("cloudwatch", region_name=settings.region).put_metric_data(
-            Namespace=NAMES.metrics_namespace, MetricData=data
-        )
-    except (BotoCoreError, ClientError) as exc:
-        logger.warning("evaluation metrics not published", generation=generation_id, error=str(exc))
-        return False
-    return True
+        telemetry.gauge(METRICS.eval_coverage, report.coverage.ratio, "None", dimensions)
