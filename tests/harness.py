@@ -25,8 +25,10 @@ from tests.fakes import (
     InMemoryCache,
     InMemoryIndex,
     InMemoryLedger,
+    InMemoryQuerySamples,
     InMemoryQueue,
     InMemoryRegistry,
+    InMemoryShadowQueue,
     InMemorySource,
 )
 
@@ -56,6 +58,10 @@ class Harness:
     queue: InMemoryQueue = field(default_factory=InMemoryQueue)
     cache: InMemoryCache | None = field(default_factory=InMemoryCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    samples: InMemoryQuerySamples = field(default_factory=InMemoryQuerySamples)
+    shadow_queue: InMemoryShadowQueue = field(default_factory=InMemoryShadowQueue)
+    signals: Any = None
+    """A ``QuerySignals`` for the search flow (None: live searches are not observed)."""
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
@@ -81,6 +87,9 @@ class Harness:
             queue=self.queue,
             held=None,
             dead_letters=None,
+            query_samples=self.samples,
+            shadow_queue=self.shadow_queue,
+            query_signals=self.signals,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc

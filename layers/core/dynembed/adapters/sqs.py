@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from dynembed.core.errors import TransientError
 from dynembed.core.models import ReconcileJob
+from dynembed.core.samples import ShadowJob
 
 _SQS_BATCH = 10
 
@@ -33,3 +34,17 @@ class SqsJobQueue:
             if failed:
                 docs = ", ".join(batch[int(f["Id"])].doc_id for f in failed)
                 raise TransientError(f"SQS refused jobs for {docs}: {failed[0].get('Message', failed[0])}")
+
+
+class SqsShadowQueue:
+    """Shadow searches of a rebuild's candidate (``ShadowJob`` messages)."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self.client = client or boto3.client("sqs")
+
+    def send(self, job: ShadowJob) -> None:
+        try:
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=job.model_dump_json())
+        except ClientError as exc:
+            raise TransientError(f"cannot send a shadow search to {self.queue_url}: {exc}") from exc
