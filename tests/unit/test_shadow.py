@@ -172,3 +172,17 @@ def test_a_minimum_overlap_without_enough_shadow_traffic_fails_closed() -> None:
     decision = gate(_passing_comparison(), {}, GatePolicy(min_shadow_overlap=0.5), shadow=few)  # type: ignore[arg-type]
     assert decision.reasons == ["shadow: 3 live queries compared, 20 needed for min_shadow_overlap"]
     assert not gate(_passing_comparison(), {}, GatePolicy(min_shadow_overlap=0.5)).passed  # type: ignore[arg-type]
+
+
+def test_nothing_is_compared_while_the_candidates_backfill_runs() -> None:
+    # GIVEN a candidate whose backfill has segments left (its index is half filled)
+    from dynembed.rebuild.progress import BackfillProgress
+
+    h, svc = _two_generations()
+    h.registry.update("g2", backfill=BackfillProgress.fresh(2, 10).record())
+    job = _job(svc, "alpha beta w1")
+    # WHEN a shadow job arrives
+    load_handler("shadow")(_sqs_event(job.model_dump_json()), LocalLambdaContext("dynembed-shadow"), svc=svc)
+    # THEN it is skipped: the comparison would only measure how much is not indexed yet
+    assert h.samples.compared == []
+    assert h.telemetry.get("ShadowJobsSkipped") == 1

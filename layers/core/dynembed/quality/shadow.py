@@ -22,6 +22,7 @@ from dynembed.core.models import GenerationStatus
 from dynembed.core.ports import QuerySampleStore, Registry
 from dynembed.core.samples import QueryText, ShadowComparison, ShadowJob
 from dynembed.quality.overlap import DEFAULT_P, overlap_at_k, rbo
+from dynembed.rebuild.progress import BackfillProgress
 
 OVERLAP_K = 10
 DISAGREEMENTS = 10
@@ -40,10 +41,14 @@ def run_shadow(
     keep_text: bool,
     clock: Callable[[], float] = time.time,
 ) -> ShadowComparison | None:
-    """Compare one live query's answers; None when the candidate is no longer being built
-    (promoted, rejected or retired since the job was queued: nothing left to decide on)."""
+    """Compare one live query's answers; None when there is nothing to compare yet or any more:
+    the candidate's backfill is still running (a half-filled index would only show how much is
+    missing), or it was promoted, rejected or retired since the job was queued."""
     candidate = registry.get(job.candidate)
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
+        return None
+    progress = BackfillProgress.from_record(candidate.backfill)
+    if progress is not None and not progress.done:
         return None
     docs, top_score, hits = search(job)
     comparison = ShadowComparison(
