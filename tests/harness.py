@@ -30,8 +30,10 @@ from tests.fakes import (
     InMemoryJobDeadLetters,
     InMemoryLedger,
     InMemoryProgressStore,
+    InMemoryQuerySamples,
     InMemoryQueue,
     InMemoryRegistry,
+    InMemoryShadowQueue,
     InMemorySource,
     InMemorySqsClient,
 )
@@ -62,6 +64,10 @@ class Harness:
     queue: InMemoryQueue = field(default_factory=InMemoryQueue)
     cache: InMemoryCache | None = field(default_factory=InMemoryCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    samples: InMemoryQuerySamples = field(default_factory=InMemoryQuerySamples)
+    shadow_queue: InMemoryShadowQueue = field(default_factory=InMemoryShadowQueue)
+    signals: Any = None
+    """A ``QuerySignals`` for the search flow (None: live searches are not observed)."""
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
@@ -100,6 +106,9 @@ class Harness:
             job_dead_letters=self.job_dead_letters,
             progress=InMemoryProgressStore(self.registry),
             blobs=self.blobs,
+            query_samples=self.samples,
+            shadow_queue=self.shadow_queue,
+            query_signals=self.signals,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc

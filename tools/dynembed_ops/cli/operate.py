@@ -40,6 +40,7 @@ def status(as_json: JsonFlag = False) -> None:
     lags = [g.freshness_lag_s for g in audit.generations]
     telemetry = _up_telemetry()
     freshness = telemetry.get("freshness_s", [])
+    signals = _live_signals(svc)
     data = {
         "generations": [
             {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
@@ -54,7 +55,8 @@ def status(as_json: JsonFlag = False) -> None:
         "held_jobs": svc.held.count(),
         "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
-        "alarms": alarms(freshness, jobs, dlq, audit.totals(), stream_failures=parked),
+        "alarms": alarms(freshness, jobs, dlq, audit.totals(), stream_failures=parked, signals=signals),
+        "live_signals": signals.model_dump(exclude={"least_covered"}) if signals else None,
         "freshness_p50_s": percentile(freshness, 50),
         "freshness_p95_s": percentile(freshness, 95),
         "counters": telemetry.get("counters", {}),
@@ -105,6 +107,21 @@ def _reason_rows(table: Table, messages: list[dict[str, Any]]) -> None:
         table.add_row(f"  {escape(what)}", escape(str(message["reason"])[:160]))
     if len(messages) > STATUS_REASONS:
         table.add_row("  ...", f"{len(messages) - STATUS_REASONS} more: dynembed dlq")
+
+
+def _live_signals(svc: Any, window_s: float = 900.0) -> Any:
+    """The serving generation's signals over the alarms' window (three 5-minute periods)."""
+    import time
+
+    from dynembed.core.errors import UnknownGenerationError
+    from dynembed.quality.signals import signal_summary
+    from dynembed.query.search import resolve_generation
+
+    try:
+        gen = resolve_generation(svc.registry, svc.index, svc.settings.index_alias, None)
+    except UnknownGenerationError:
+        return None
+    return signal_summary(svc.query_samples, gen.id, since=time.time() - window_s)
 
 
 def _up_telemetry() -> dict[str, Any]:

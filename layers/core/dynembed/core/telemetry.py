@@ -7,22 +7,34 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from typing import Any
 
 from dynembed.core.config import METRICS
 from dynembed.core.ports import MetricsSink, MetricUnitName
 
+MAX_VALUES = 10_000
+"""Values kept in memory per observed metric (the newest)."""
+RECENT_DOCS = 256
+RECENT_EVENTS_PER_DOC = 6
+"""The ring of recent decisions: this many docs (least recently touched dropped first), this
+many events each. Small on purpose: it is written to the local stack's telemetry file."""
+
 
 class Telemetry:
-    """Counters by (metric, dimensions), last gauge values, and freshness samples. ``sink`` is
-    None in tests and local mode, where EMF lines would only be noise."""
+    """Counters by (metric, dimensions), last gauge values, freshness samples, observed values
+    (latencies, rates) and a small ring of each doc's recent decisions. ``sink`` is None in tests
+    and local mode, where EMF lines would only be noise."""
 
     def __init__(self, sink: MetricsSink | None = None) -> None:
         self.sink = sink
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float] = {}
         self.freshness_s: list[float] = []
+        self.values: dict[str, deque[float]] = {}
+        self.recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def count(self, name: str, value: float = 1, dimension: tuple[str, str] | None = None) -> None:
@@ -59,6 +71,45 @@ class Telemetry:
         if self.sink is not None:
             self.sink.emit(METRICS.freshness_lag, lag, "Seconds", {})
 
+    def observe(self, name: str, value: float, unit: MetricUnitName = "None") -> None:
+        """One value of a metric whose statistics matter (p95, Average)."""
+        _check(name)
+        with self._lock:
+            self.values.setdefault(name, deque(maxlen=MAX_VALUES)).append(float(value))
+        if self.sink is not None:
+            self.sink.emit(name, float(value), unit, {})
+
+    def note(
+        self,
+        doc_id: str,
+        event: str,
+        *,
+        version: int | None = None,
+        lag_s: float | None = None,
+        generation: str | None = None,
+        detail: str = "",
+        at: float | None = None,
+    ) -> None:
+        """Remember what just happened to a doc (a decision, an index write) for `explain`."""
+        record = {
+            "event": event,
+            "at": time.time() if at is None else at,
+            "version": version,
+            "lag_s": None if lag_s is None else round(max(0.0, lag_s), 3),
+            "generation": generation,
+            "detail": detail,
+        }
+        with self._lock:
+            ring = self.recent.pop(doc_id, None) or deque(maxlen=RECENT_EVENTS_PER_DOC)
+            ring.append(record)
+            self.recent[doc_id] = ring
+            while len(self.recent) > RECENT_DOCS:
+                self.recent.popitem(last=False)
+
+    def recent_for(self, doc_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.recent.get(doc_id, ()))
+
     def get(self, name: str) -> float:
         """A counter, or else a gauge, by key (``Name`` or ``Name[dim=value,...]``)."""
         with self._lock:
@@ -70,6 +121,8 @@ class Telemetry:
                 "counters": dict(self.counters),
                 "gauges": dict(self.gauges),
                 "freshness_s": list(self.freshness_s),
+                "values": {name: list(v) for name, v in self.values.items()},
+                "recent": {doc: list(events) for doc, events in self.recent.items()},
             }
 
     def reset(self) -> None:
@@ -77,6 +130,8 @@ class Telemetry:
             self.counters.clear()
             self.gauges.clear()
             self.freshness_s.clear()
+            self.values.clear()
+            self.recent.clear()
 
 
 def _check(name: str) -> None:

@@ -35,7 +35,9 @@ from dynembed.quality.evaluation import (
     run_golden_set,
 )
 from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.quality.shadow import shadow_summary
 from dynembed.rebuild import generations
+from dynembed.rebuild.calibrate import calibration_fields
 from dynembed.rebuild.inputs import EvalSetInput, RebuildInput
 
 if TYPE_CHECKING:
@@ -135,8 +137,9 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         if gen is not None:
             svc.index.refresh(gen.index_name)
 
+    tops: dict[str, tuple[str, float]] = {}
     candidate_run, latencies = run_golden_set(
-        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k)
+        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k, tops)
     )
     candidate_result = evaluate_run(candidate_run, golden, k=config.k)
     baseline_result = None
@@ -152,7 +155,8 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
     }
     probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
-    decision = gate(comparison, probes, config.gate)
+    shadow = shadow_summary(svc.query_samples, gen_id) if getattr(svc, "query_samples", None) else None
+    decision = gate(comparison, probes, config.gate, shadow=shadow)
     wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
     report = EvaluationReport.build(
         golden=golden,
@@ -169,6 +173,7 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             reused=progress.total("reused") if progress else 0,
             computed=progress.total("computed") if progress else 0,
         ),
+        shadow=shadow.report() if shadow is not None else None,
     )
     report_location = store_markdown(report, gen_id, svc)
     publish_metrics(report, gen_id, svc.telemetry)
@@ -182,6 +187,7 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             "failed_docs": sorted(failed_docs)[:20],
         },
     )
+    stored.update(calibration_fields(svc, candidate, golden, tops))
     previous = candidate.report or {}
     if previous.get("failed_reason"):
         stored["previous_failure"] = previous["failed_reason"]
@@ -211,6 +217,9 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         if report.latency_ms
         else None,
         "embeddings": report.embeddings.model_dump() if report.embeddings else None,
+        "shadow": {k: (report.shadow or {}).get(k) for k in ("queries", "overlap@10", "rbo")}
+        if report.shadow
+        else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
@@ -219,10 +228,18 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
 
 
 def _doc_search(
-    svc: Services, gen: Generation, principal: Sequence[str], k: int
+    svc: Services,
+    gen: Generation,
+    principal: Sequence[str],
+    k: int,
+    tops: dict[str, tuple[str, float]] | None = None,
 ) -> Callable[[str], list[str]]:
+    """Doc ids of each query's chunk hits; ``tops`` (if given) collects each top hit (calibration)."""
+
     def run(text: str) -> list[str]:
         response = svc.search(text, list(principal), k=k, generation=gen.id)
+        if tops is not None and response.results:
+            tops[text] = (response.results[0].doc_id, response.results[0].score)
         return [r.doc_id for r in response.results]
 
     return run

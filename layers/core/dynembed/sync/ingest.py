@@ -106,6 +106,14 @@ class ChangeApplier:
                         source_type=decision.source_type,
                     )
                 )
+        updated = decision.source_updated_at
+        self.telemetry.note(
+            decision.doc_id,
+            f"decision {decision.kind.value}",
+            version=decision.source_version,
+            lag_s=None if updated is None else self.clock() - updated,
+            detail=decision.reason,
+        )
 
     def write_targets(self) -> list[Generation]:
         if self._targets is None:

@@ -371,6 +371,14 @@ class Reconciler:
             return
         if plan.source_updated_at is not None:
             self.telemetry.freshness(now - plan.source_updated_at)
+        self.telemetry.note(
+            doc_id,
+            "indexed",
+            version=plan.version,
+            lag_s=None if plan.source_updated_at is None else now - plan.source_updated_at,
+            generation=gen.id,
+            detail=f"{len(plan.to_embed)} chunks embedded, {len(plan.obsolete)} removed",
+        )
 
     def _clean_after_lost_race(self, plan: Plan) -> None:
         winner = self.ledger.get(plan.job.doc_id, plan.generation.id)
@@ -410,6 +418,8 @@ class Reconciler:
             )
         except VersionConflictError:
             self.telemetry.count(METRICS.version_conflicts)
+            return
+        self.telemetry.note(doc_id, "deleted", version=plan.version, generation=gen.id)
 
     def _document(self, plan: Plan, chunk: Chunk, vector: Sequence[float], now: float) -> ChunkDocument:
         gen = plan.generation
