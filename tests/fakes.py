@@ -243,6 +243,16 @@ class InMemoryQueue:
 
 
 @dataclass
+class InMemoryDeadLetters:
+    """The stream-failures queue: malformed records with their reason."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def send(self, body: Mapping[str, Any]) -> None:
+        self.sent.append(dict(body))
+
+
+@dataclass
 class InMemoryCache:
     vectors: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -23,6 +24,7 @@ from dynembed.sync.reconcile import Reconciler
 from dynembed.wiring import Services
 from tests.fakes import (
     InMemoryCache,
+    InMemoryDeadLetters,
     InMemoryIndex,
     InMemoryLedger,
     InMemoryQueue,
@@ -57,9 +59,12 @@ class Harness:
     cache: InMemoryCache | None = field(default_factory=InMemoryCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
+    dead_letters: InMemoryDeadLetters = field(default_factory=InMemoryDeadLetters)
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
-    deleted_at: dict[str, int] = field(default_factory=dict)
+    high: dict[str, int] = field(default_factory=dict)
+    """Per doc, the highest valid version ever written (deletes included): a well-behaved app
+    keeps counting from there."""
     _seq: int = 0
 
     def __post_init__(self) -> None:
@@ -80,7 +85,7 @@ class Harness:
             cache=self.cache,
             queue=self.queue,
             held=None,
-            dead_letters=None,
+            dead_letters=self.dead_letters,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc
@@ -98,18 +103,26 @@ class Harness:
     # ---- the source app --------------------------------------------------------------------------
     def write(self, doc_id: str, **attrs: Any) -> dict[str, Any]:
         """Put a new version of a doc (attributes not given keep their old value)."""
-        old = self.source.items.get(doc_id)
         # A well-behaved source app: versions keep rising across deletes and re-creation.
-        version = max(int(old["version"]) if old else 0, self.deleted_at.get(doc_id, 0)) + 1
-        new = {**(old or {"acl": ["public"], "title": doc_id}), **attrs, "doc_id": doc_id, "version": version}
-        new["updated_at"] = time.time()
+        return self.put(doc_id, {**attrs, "version": self.high.get(doc_id, 0) + 1})
+
+    def put(self, doc_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Put exactly these attributes over the current item (a ``None`` value removes one), as
+        a source app that may go back in version or write wrongly typed attributes would."""
+        old = self.source.items.get(doc_id)
+        new = {**(old or {"acl": ["public"], "title": doc_id}), **attrs, "doc_id": doc_id}
+        new = {k: v for k, v in new.items() if v is not None}
+        if "updated_at" not in attrs:  # {"updated_at": None}: an app that does not stamp its writes
+            new["updated_at"] = time.time()
+        version = new.get("version")
+        if isinstance(version, int | Decimal) and not isinstance(version, bool) and 0 <= version < 2**61:
+            self.high[doc_id] = max(self.high.get(doc_id, 0), int(version))
         self.source.items[doc_id] = new
         self._record("MODIFY" if old else "INSERT", old, new)
         return new
 
     def remove(self, doc_id: str) -> None:
         old = self.source.items.pop(doc_id)
-        self.deleted_at[doc_id] = int(old["version"])
         self._record("REMOVE", old, None)
 
     def _record(self, event_name: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -174,6 +187,15 @@ class Harness:
             for cid, src in self.index.iter_chunks(name, fields)
         }
 
+    def readable_by(self, principal: str, generation: Generation | None = None) -> set[str]:
+        """Docs with at least one chunk ``principal`` may read (named in its ACL, or public)."""
+        public = self.schema.public_principal
+        return {
+            c["doc_id"]
+            for c in self.indexed(generation).values()
+            if {principal, public} & set(c["acl"] or [])
+        }
+
     def expected(self, generation: Generation | None = None) -> dict[str, dict[str, Any]]:
         """The oracle: what the index must hold for the current source, computed from scratch."""
         gen = generation or self.generation
@@ -215,8 +237,6 @@ class Harness:
 
 
 def _decimals(item: dict[str, Any]) -> dict[str, Any]:
-    from decimal import Decimal
-
     return {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in item.items()}
 
 

@@ -136,6 +136,9 @@ class MetricNames(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     freshness_lag: str = "FreshnessLagSeconds"
+    """Source change (``updated_at``, else the stream record's time) → chunks written."""
+    access_lag: str = "AccessLagSeconds"
+    """Source change → its access patch applied to every write target (classify)."""
     embeddings_computed: str = "EmbeddingsComputed"
     embeddings_skipped: str = "EmbeddingsSkipped"
     embedded_characters: str = "EmbeddedCharacters"
@@ -146,6 +149,10 @@ class MetricNames(BaseModel):
     decisions: str = "Decisions"
     """With dimension ``kind`` (skip/metadata/access/content/delete)."""
     malformed_records: str = "MalformedRecords"
+    """Stream records classify could not read (dead-lettered with their reason)."""
+    malformed_items: str = "MalformedItems"
+    """Source items that break the schema's attribute rules: their chunks are hidden, and the
+    audit publishes the count it found as a gauge."""
     orphaned_vectors: str = "OrphanedVectors"
     stale_documents: str = "StaleDocuments"
     missing_documents: str = "MissingDocuments"

@@ -18,6 +18,7 @@ class Telemetry:
         self.sink = sink
         self.counters: dict[str, float] = {}
         self.freshness_s: list[float] = []
+        self.access_lag_s: list[float] = []
         self._lock = threading.Lock()
 
     def count(self, name: str, value: float = 1, dimension: tuple[str, str] | None = None) -> None:
@@ -42,25 +43,38 @@ class Telemetry:
                     metric.add_dimension(name=dimension[0], value=dimension[1])
 
     def freshness(self, lag_seconds: float) -> None:
+        """Source change → its chunks written (``FreshnessLagSeconds``)."""
+        self._seconds(METRICS.freshness_lag, lag_seconds, self.freshness_s)
+
+    def access_lag(self, lag_seconds: float) -> None:
+        """Source change → its access patch applied in every write target (``AccessLagSeconds``)."""
+        self._seconds(METRICS.access_lag, lag_seconds, self.access_lag_s)
+
+    def _seconds(self, name: str, lag_seconds: float, samples: list[float]) -> None:
         lag = max(0.0, lag_seconds)
         with self._lock:
-            self.freshness_s.append(lag)
+            samples.append(lag)
         if self.sink is not None:
             from aws_lambda_powertools.metrics import MetricUnit
 
-            self.sink.add_metric(name=METRICS.freshness_lag, unit=MetricUnit.Seconds, value=lag)
+            self.sink.add_metric(name=name, unit=MetricUnit.Seconds, value=lag)
 
     def get(self, name: str) -> float:
         return self.counters.get(name, 0)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"counters": dict(self.counters), "freshness_s": list(self.freshness_s)}
+            return {
+                "counters": dict(self.counters),
+                "freshness_s": list(self.freshness_s),
+                "access_lag_s": list(self.access_lag_s),
+            }
 
     def reset(self) -> None:
         with self._lock:
             self.counters.clear()
             self.freshness_s.clear()
+            self.access_lag_s.clear()
 
 
 def percentile(samples: list[float], q: float) -> float | None:
