@@ -5,6 +5,7 @@ tests drive it; integration tests drive the same code on moto + osmem."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -181,7 +182,16 @@ class Harness:
         if isinstance(self.index, InMemoryIndex):
             return dict(self.index.indices[name])
         self.index.refresh(name)  # a real index: read it back
-        fields = ["doc_id", "chunk_key", "text", "acl", "metadata", "content_hash", "source_version"]
+        fields = [
+            "doc_id",
+            "chunk_key",
+            "text",
+            "acl",
+            "tenant",
+            "metadata",
+            "content_hash",
+            "source_version",
+        ]
         return {
             cid: {**src, "metadata": src.get("metadata") or {}}
             for cid, src in self.index.iter_chunks(name, fields)
@@ -196,11 +206,16 @@ class Harness:
             if {principal, public} & set(c["acl"] or [])
         }
 
-    def expected(self, generation: Generation | None = None) -> dict[str, dict[str, Any]]:
-        """The oracle: what the index must hold for the current source, computed from scratch."""
+    def expected(
+        self, generation: Generation | None = None, exclude: Collection[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """The oracle: what the index must hold for the current source, computed from scratch.
+        Malformed items hold nothing (their chunks are hidden); ``exclude`` leaves docs out."""
         gen = generation or self.generation
         out: dict[str, dict[str, Any]] = {}
         for doc_id, item in self.source.items.items():
+            if doc_id in exclude or self.schema.problems(item):
+                continue
             if self.schema.tombstone and self.schema.tombstone.is_tombstoned(item):
                 continue
             for chunk in chunker_for(gen.chunker).chunk(self.schema.content_of(item)):
@@ -212,8 +227,11 @@ class Harness:
                 }
         return out
 
-    def differences(self, generation: Generation | None = None) -> dict[str, list[str]]:
-        got, want = self.indexed(generation), self.expected(generation)
+    def differences(
+        self, generation: Generation | None = None, exclude: Collection[str] = ()
+    ) -> dict[str, list[str]]:
+        got = {cid: c for cid, c in self.indexed(generation).items() if c["doc_id"] not in exclude}
+        want = self.expected(generation, exclude)
         wrong = [
             cid
             for cid in set(got) & set(want)
@@ -234,6 +252,30 @@ class Harness:
                 f"{d}:{h}" for (d, h), n in have.items() if n > need.get((d, h), 0) and n > 1
             ),
         }
+
+    def access_violations(self, docs: set[str] | None = None) -> list[str]:
+        """The access oracle: every indexed chunk (of ``docs``, default all) whose doc's current
+        source item does not grant each principal that may read the chunk: the item is gone,
+        tombstoned or malformed, or the chunk names a principal (or a tenant) it does not."""
+        public = self.schema.public_principal
+        wrong = []
+        for cid, chunk in self.indexed().items():
+            doc_id = chunk["doc_id"]
+            if docs is not None and doc_id not in docs:
+                continue
+            item = self.source.items.get(doc_id)
+            if item is None or self.schema.problems(item):
+                wrong.append(f"{cid}: served though its item is {'gone' if item is None else 'malformed'}")
+                continue
+            if self.schema.tombstone and self.schema.tombstone.is_tombstoned(item):
+                wrong.append(f"{cid}: served though its item is tombstoned")
+                continue
+            granted, readers = set(self.schema.acl_of(item)), set(chunk["acl"] or [])
+            if public not in granted and (public in readers or not readers <= granted):
+                wrong.append(f"{cid}: readable by {sorted(readers - granted)}, granted {sorted(granted)}")
+            if (chunk.get("tenant") or None) != self.schema.tenant_of(item):
+                wrong.append(f"{cid}: tenant {chunk.get('tenant')!r}, item's {self.schema.tenant_of(item)!r}")
+        return wrong
 
 
 def _decimals(item: dict[str, Any]) -> dict[str, Any]:

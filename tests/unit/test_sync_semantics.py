@@ -454,3 +454,35 @@ def test_access_lag_is_measured_when_an_access_patch_is_applied() -> None:
     h.classify()
     assert len(h.telemetry.access_lag_s) == 1
     assert 0 <= h.telemetry.access_lag_s[0] < 60
+
+
+def test_text_a_source_went_back_to_is_indexed_by_the_next_access_change() -> None:
+    # GIVEN v2 indexed, then the source goes back to v1's text (same ACL: nothing to hide)
+    h = Harness()
+    h.write("d1", body=NINE)
+    h.write("d1", body=paragraphs("newer", "text"))
+    h.run()
+    h.put("d1", {"version": 1, "body": NINE})
+    h.run()
+    # WHEN the next write (v3) changes only the ACL: v1 → v3 shows no content change
+    h.write("d1", acl=["public", "staff"])
+    h.run()
+    # THEN the patch notices the index holds other text than the current item and reconciles
+    assert h.differences() == CLEAN
+
+
+def test_delete_removes_chunks_a_patch_moved_above_the_ledger_I3() -> None:
+    # GIVEN v1 indexed, then v2 changes body and ACL: the patch moves the chunks to v2 at once,
+    # while the ledger stays at v1 until the content job runs
+    h = Harness()
+    h.write("d1", body=NINE, acl=["alice", "bob"])
+    h.run()
+    h.write("d1", body=NINE + "\n\nmore", acl=["alice"])
+    h.classify()  # the content job is not run
+    # WHEN the app writes without a version and then deletes the item
+    h.put("d1", {"version": None})
+    h.remove("d1")
+    h.classify()
+    # THEN nothing of the doc is left, although the delete's version is unknown and the
+    # ledger's (v1) is below the chunks' (v2)
+    assert h.indexed() == {}

@@ -183,13 +183,13 @@ class ChangeApplier:
                 )
                 patched += report.written
                 self.telemetry.count(METRICS.version_conflicts, report.conflicts)
-            self._advance_ledger(item, gen, entry, version, attrs)
+            reindex |= self._advance_ledger(item, gen, entry, version, attrs)
         if reindex:
             self.pending_jobs.append(
                 ReconcileJob(
                     doc_id=doc_id,
                     min_source_version=version,
-                    reason="re-index: live again above the version it was deleted or hidden at",
+                    reason="re-index: the indexed content is not the current item's",
                     source_updated_at=changed_at,
                     enqueued_at=self.clock(),
                     tenant=attrs["tenant"],
@@ -203,14 +203,17 @@ class ChangeApplier:
 
     def _advance_ledger(
         self, item: dict[str, Any], gen: Generation, entry: LedgerEntry, version: int, attrs: dict[str, Any]
-    ) -> None:
+    ) -> bool:
         """When the indexed content is already this version's (same chunk keys), the patch
-        brought the doc fully up to date: record it, so audits and redeliveries agree."""
+        brought the doc fully up to date: record it, so audits and redeliveries agree. Returns
+        True when the indexed content is *not* the current item's and needs a reconcile: a
+        content change (its own job follows; the two coalesce), or text a source that went
+        back restored, which no content job would ever bring otherwise."""
         if entry.state != "committed" or entry.pending_keys or entry.source_version >= version:
-            return
+            return False
         keys = [c.key for c in chunker_for(gen.chunker).chunk(self.schema.content_of(item))]
         if keys != list(entry.chunk_keys):
-            return  # content changed too: its reconcile job will commit the version
+            return True
         try:
             self.ledger.commit(
                 LedgerEntry(
@@ -226,6 +229,7 @@ class ChangeApplier:
             )
         except VersionConflictError:
             self.telemetry.count(METRICS.version_conflicts)
+        return False
 
     def delete(self, doc_id: str, version: int | None) -> int:
         """Remove every chunk of the doc from every write target, now, whatever version its

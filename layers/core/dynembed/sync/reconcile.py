@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynembed.core.config import METRICS
-from dynembed.core.errors import DynembedError, MalformedRecordError, TransientError, VersionConflictError
+from dynembed.core.errors import DynembedError, MalformedRecordError, VersionConflictError
 from dynembed.core.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
 from dynembed.core.ports import (
     ChunkIndex,
@@ -204,10 +204,10 @@ class Reconciler:
 
         version = state.version
         if version < job.min_source_version:
-            # A consistent read older than the change that caused the job: the source is lagging.
-            raise TransientError(
-                f"doc {job.doc_id!r}: source holds version {version} < job version {job.min_source_version}"
-            )
+            # A consistent read older than the change that caused the job: the source went back
+            # (the stream's own older-version record re-applies access). Converge to what the
+            # source holds now; the ledger and external versions refuse anything below the index.
+            self.telemetry.count("SourceWentBack")
         if entry is not None and entry.state == "deleted" and stored >= version:
             # Re-created (or gone back) with a version that does not rise past the delete: the
             # index would refuse every write (external versions), so say so instead of skipping.
