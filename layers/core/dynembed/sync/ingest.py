@@ -148,7 +148,7 @@ class ChangeApplier:
                 reindex |= version > entry.source_version and bool(self.schema.content_of(item))
                 continue
             ids = [chunk_id(doc_id, k) for k in sorted(set(entry.chunk_keys) | set(entry.pending_keys))]
-            stored = self.index.get_chunks(gen.index_name, ids, exclude=("embedding",))
+            stored = self.index.get_chunks(gen.index_name, ids)
             if kind is ChangeKind.ACCESS:
                 blocked = [
                     cid
@@ -176,8 +176,7 @@ class ChangeApplier:
             # A stored version at or above this one refuses the patch: do not even send it.
             self.telemetry.count(METRICS.version_conflicts, len(stored) - len(writable))
             if writable:
-                vectors = self.index.get_chunks(gen.index_name, writable)
-                docs = [_with_attrs(vectors[cid], attrs, version) for cid in writable if cid in vectors]
+                docs = [_with_attrs(stored[cid], attrs, version) for cid in writable]
                 report = self.index.write_chunks(
                     gen.index_name, docs, [external_version(version, WriteRank.PATCH)] * len(docs)
                 )
