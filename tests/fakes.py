@@ -410,6 +410,11 @@ class InMemoryDeadLetters:
     def send(self, body: Mapping[str, Any]) -> None:
         self.bodies.append(json.loads(json.dumps(body, default=str)))
 
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """The stream-failures queue's messages, oldest first (malformed records with their reason)."""
+        return self.bodies
+
 
 @dataclass
 class HeldRow:

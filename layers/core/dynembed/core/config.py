@@ -300,6 +300,9 @@ class MetricNames(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     freshness_lag: str = "FreshnessLagSeconds"
+    """Source change (``updated_at``, else the stream record's time) → chunks written."""
+    access_lag: str = "AccessLagSeconds"
+    """Source change → its access patch applied to every write target (classify)."""
     embeddings_computed: str = "EmbeddingsComputed"
     embeddings_skipped: str = "EmbeddingsSkipped"
     embedded_characters: str = "EmbeddedCharacters"
@@ -320,11 +323,14 @@ class MetricNames(BaseModel):
     """Chunks hidden because access changed without a version bump."""
     deletes: str = "Deletes"
     stale_deletes_skipped: str = "StaleDeletesSkipped"
+    source_went_back: str = "SourceWentBack"
+    """A reconcile found the source at a lower version than its job: it converged to the source."""
+    malformed_items: str = "MalformedItems"
+    """Source items that break the schema's attribute rules: their chunks are hidden, and the
+    audit publishes the count it found as a gauge."""
     orphaned_vectors: str = "OrphanedVectors"
     stale_documents: str = "StaleDocuments"
     missing_documents: str = "MissingDocuments"
-    access_lag: str = "AccessLagSeconds"
-    """Source write of an ACL/tenant change -> access patch applied to the index (classify)."""
     audit_freshness_lag: str = "AuditFreshnessLagSeconds"
     eval_ndcg: str = "EvalNdcgAt10"
     eval_recall: str = "EvalRecallAt10"

@@ -33,6 +33,7 @@ class Telemetry:
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float] = {}
         self.freshness_s: list[float] = []
+        self.access_lag_s: list[float] = []
         self.values: dict[str, deque[float]] = {}
         self.recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -65,11 +66,19 @@ class Telemetry:
             self.sink.emit(name, value, unit, dims)
 
     def freshness(self, lag_seconds: float) -> None:
+        """Source change → its chunks written (``FreshnessLagSeconds``)."""
+        self._seconds(METRICS.freshness_lag, lag_seconds, self.freshness_s)
+
+    def access_lag(self, lag_seconds: float) -> None:
+        """Source change → its access patch applied in every write target (``AccessLagSeconds``)."""
+        self._seconds(METRICS.access_lag, lag_seconds, self.access_lag_s)
+
+    def _seconds(self, name: str, lag_seconds: float, samples: list[float]) -> None:
         lag = max(0.0, lag_seconds)
         with self._lock:
-            self.freshness_s.append(lag)
+            samples.append(lag)
         if self.sink is not None:
-            self.sink.emit(METRICS.freshness_lag, lag, "Seconds", {})
+            self.sink.emit(name, lag, "Seconds", {})
 
     def observe(self, name: str, value: float, unit: MetricUnitName = "None") -> None:
         """One value of a metric whose statistics matter (p95, Average)."""
@@ -121,6 +130,7 @@ class Telemetry:
                 "counters": dict(self.counters),
                 "gauges": dict(self.gauges),
                 "freshness_s": list(self.freshness_s),
+                "access_lag_s": list(self.access_lag_s),
                 "values": {name: list(v) for name, v in self.values.items()},
                 "recent": {doc: list(events) for doc, events in self.recent.items()},
             }
@@ -130,6 +140,7 @@ class Telemetry:
             self.counters.clear()
             self.gauges.clear()
             self.freshness_s.clear()
+            self.access_lag_s.clear()
             self.values.clear()
             self.recent.clear()
 

@@ -150,7 +150,8 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
 
     progress = svc.progress.load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
-    live = live_documents(svc.schema, svc.source).docs
+    scan = live_documents(svc.schema, svc.source)
+    live = scan.docs
     indexed = {
         str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
     }
@@ -186,6 +187,8 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             "runs": progress.runs if progress else 0,
             "failed_docs": sorted(failed_docs)[:20],
         },
+        # Not indexed and not counted as missing: their chunks must not be served at all.
+        malformed_items={"count": len(scan.malformed), "examples": scan.malformed[:10]},
     )
     stored.update(calibration_fields(svc, candidate, golden, tops))
     previous = candidate.report or {}
@@ -266,9 +269,9 @@ def run_probes(
     probes["deleted_docs_absent"] = not strays
     details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
 
-    found, probed = _newest_edits(svc, candidate, live, k)
+    found, probed, newest = _newest_edits(svc, candidate, live, k)
     probes["newest_edits_retrievable"] = found == probed
-    details["newest_edits_retrievable"] = {"probed": probed, "found": found}
+    details["newest_edits_retrievable"] = newest
 
     leaks = _restricted_leaks(svc, candidate, golden, k)
     probes["restricted_principal_public_only"] = not leaks
@@ -293,31 +296,66 @@ def _deleted_doc_ids(svc: Services, candidate: Generation) -> set[str]:
     return ids
 
 
-def _newest_edits(svc: Services, candidate: Generation, live: dict[str, LiveDoc], k: int) -> tuple[int, int]:
+def _newest_edits(
+    svc: Services, candidate: Generation, live: dict[str, LiveDoc], k: int
+) -> tuple[int, int, dict[str, Any]]:
+    """Search for the most recently edited docs by their own text, as their own readers. The
+    edit time is the item's ``updated_at``, else the change time the ledger recorded (the stream
+    record's). Docs nobody may read (an empty ACL) and items that turned malformed are skipped
+    and listed: there is no principal to search as."""
     schema = svc.schema
+    changed_at = _ledger_change_times(svc, candidate)
     newest = sorted(
-        ((updated, doc_id) for doc_id, (_v, updated, has_content) in live.items() if has_content and updated),
+        (
+            (updated or changed_at.get(doc_id), doc_id)
+            for doc_id, (_v, updated, has_content) in live.items()
+            if has_content and (updated or changed_at.get(doc_id))
+        ),
         reverse=True,
     )
     found = probed = 0
+    nobody: list[str] = []
+    malformed: list[str] = []
     for _, doc_id in newest:
         if probed == NEWEST_EDITS_PROBED:
             break
         item = svc.source.get_item(doc_id)
-        if item is None:
+        state = schema.state_of(item, doc_id)
+        if state.kind == "malformed":
+            malformed.append(doc_id)
             continue
+        if state.kind != "live" or item is None:
+            continue  # deleted since the scan
         acl = schema.acl_of(item)
         if not acl:
-            continue  # nobody may read it: nothing to retrieve
-        version = schema.version_of(item, doc_id)
+            nobody.append(doc_id)
+            continue
         text = " ".join(t for _, t in schema.content_of(item))[:500]
         probed += 1
         response = svc.search(
             text, acl, k=k, generation=candidate.id, public_principal=schema.public_principal
         )
-        if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
+        if any(r.doc_id == doc_id and r.source_version == state.version for r in response.results):
             found += 1
-    return found, probed
+    detail: dict[str, Any] = {"probed": probed, "found": found}
+    if nobody:
+        detail["skipped_nobody_may_read"] = nobody[:10]
+    if malformed:
+        detail["skipped_malformed"] = malformed[:10]
+    if not probed:
+        detail["note"] = "no recently edited doc has a reader: nothing probed"
+    return found, probed, detail
+
+
+def _ledger_change_times(svc: Any, candidate: Generation) -> dict[str, float]:
+    """doc → the latest change time the candidate's or the active generation's ledger holds."""
+    times: dict[str, float] = {}
+    for gen in svc.registry.list():
+        if gen.id == candidate.id or gen.status is GenerationStatus.ACTIVE:
+            for entry in svc.ledger.scan(gen.id):
+                if entry.source_updated_at is not None:
+                    times[entry.doc_id] = max(times.get(entry.doc_id, 0.0), entry.source_updated_at)
+    return times
 
 
 def _restricted_leaks(svc: Services, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
