@@ -1,5 +1,7 @@
-"""Query flow: embed the text with the serving generation's model, k-NN with the access filter
-inside the query, return chunks with their provenance (DESIGN.md flow 3, invariant I1)."""
+"""Query flow: embed the text with the serving generation's model, retrieve as the generation
+says (k-NN, or hybrid BM25 + k-NN) with the access filter inside every sub-query, return chunks
+with their provenance and the generation's calibrated score threshold (DESIGN.md flow 3,
+invariant I1)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from typing import Any
 
 from dynembed.core.errors import ModelMismatchError, UnknownGenerationError
 from dynembed.core.models import Generation, ModelSpec
-from dynembed.core.ports import ChunkIndex, Embedder, Registry
+from dynembed.core.ports import ChunkIndex, Embedder, IndexSearch, Registry
 from dynembed.index.filters import access_filter
+from dynembed.index.mapping import search_pipeline_name
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class SearchResult:
     model_id: str
     tenant: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    below_threshold: bool | None = None
+    """True when the score is under the generation's threshold (None: no threshold)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,11 @@ class SearchResponse:
     index: str
     model_id: str
     results: list[SearchResult]
+    threshold: float | None = None
+    """The generation's calibrated minimum score: a top hit below it is unlikely to be relevant.
+    Scores are only comparable within one generation, so an app's cut-off should follow this."""
+    retrieval: str = "vector"
+    precision: str = "float32"
 
 
 def resolve_generation(
@@ -83,7 +93,8 @@ def search(
     query_filter = access_filter(principal, tenant, public_principal=public_principal, extra=filters)
     # With a named generation, search its own index; else the alias (what production serves).
     target = gen.index_name if generation else alias
-    hits = index.knn_search(target, vector, k, query_filter)
+    hits = index.search(target, index_search_for(gen, vector, text, k, query_filter))
+    threshold = gen.threshold.value if gen.threshold is not None else None
     results = []
     for hit in hits:
         src = hit.source
@@ -103,10 +114,33 @@ def search(
                 model_id=src["model_id"],
                 tenant=src.get("tenant"),
                 metadata=src.get("metadata") or {},
+                below_threshold=None if threshold is None else hit.score < threshold,
             )
         )
     return SearchResponse(
-        generation=gen.id, index=gen.index_name, model_id=gen.model.model_id, results=results
+        generation=gen.id,
+        index=gen.index_name,
+        model_id=gen.model.model_id,
+        results=results,
+        threshold=threshold,
+        retrieval=gen.retrieval.describe(),
+        precision=gen.vectors.describe(),
+    )
+
+
+def index_search_for(
+    gen: Generation, vector: Sequence[float], text: str, k: int, query_filter: Mapping[str, Any]
+) -> IndexSearch:
+    """The index request for one query against ``gen``: its retrieval and vector settings."""
+    return IndexSearch(
+        vector=vector,
+        k=k,
+        filter=query_filter,
+        text=text,
+        retrieval=gen.retrieval,
+        vectors=gen.vectors,
+        quantizer=gen.quantizer,
+        pipeline=search_pipeline_name(gen),
     )
 
 
