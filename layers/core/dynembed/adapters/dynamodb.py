@@ -30,7 +30,17 @@ from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, Updat
 from pynamodb.models import Model
 
 from dynembed.core.errors import TransientError, UnknownGenerationError, VersionConflictError
-from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, ModelSpec, ReconcileJob
+from dynembed.core.models import (
+    ChunkerSpec,
+    Generation,
+    GenerationStatus,
+    ModelSpec,
+    QuantizerState,
+    ReconcileJob,
+    RetrievalSpec,
+    ScoreThreshold,
+    VectorSpec,
+)
 from dynembed.core.ports import LedgerEntry
 
 _THROTTLING = {
@@ -84,7 +94,9 @@ class LedgerModel(Model):
 
 
 class RegistryModel(Model):
-    """One generation: model, chunker, status, write-target flag, evaluation report."""
+    """One generation: model, chunker, retrieval and vector settings, status, write-target flag,
+    evaluation report, trained quantizer and calibrated score threshold. Rows written before a
+    field existed read back with its default (vector retrieval, float32)."""
 
     class Meta:
         table_name = "dynembed-registry"
@@ -93,6 +105,10 @@ class RegistryModel(Model):
     index_name = UnicodeAttribute()
     model = UnicodeAttribute()  # ModelSpec JSON
     chunker = UnicodeAttribute()  # ChunkerSpec JSON
+    retrieval = UnicodeAttribute(null=True)  # RetrievalSpec JSON
+    vectors = UnicodeAttribute(null=True)  # VectorSpec JSON
+    quantizer = UnicodeAttribute(null=True)  # QuantizerState JSON
+    threshold = UnicodeAttribute(null=True)  # ScoreThreshold JSON
     schema_version = NumberAttribute(default=1)
     status = UnicodeAttribute()
     write_target = BooleanAttribute(default=False)
@@ -291,6 +307,10 @@ class DynamoRegistry:
             index_name=generation.index_name,
             model=generation.model.model_dump_json(),
             chunker=generation.chunker.model_dump_json(),
+            retrieval=generation.retrieval.model_dump_json(),
+            vectors=generation.vectors.model_dump_json(),
+            quantizer=generation.quantizer.model_dump_json() if generation.quantizer else None,
+            threshold=generation.threshold.model_dump_json() if generation.threshold else None,
             schema_version=generation.schema_version,
             status=generation.status.value,
             write_target=generation.write_target,
@@ -323,6 +343,9 @@ class DynamoRegistry:
                 actions.append(self.model.report.set(json.dumps(value)))
             elif name == "backfill":
                 actions.append(self.model.backfill.set(json.dumps(value)))
+            elif name in ("quantizer", "threshold"):
+                attribute = getattr(self.model, name)
+                actions.append(attribute.remove() if value is None else attribute.set(_json_of(value)))
             else:
                 raise ValueError(f"registry field {name!r} cannot be updated")
         try:
@@ -340,12 +363,20 @@ class DynamoRegistry:
         return next((g for g in self.list() if g.status is GenerationStatus.ACTIVE), None)
 
 
+def _json_of(value: Any) -> str:
+    return value.model_dump_json() if hasattr(value, "model_dump_json") else json.dumps(value)
+
+
 def _to_generation(row: RegistryModel) -> Generation:
     return Generation(
         id=row.generation_id,
         index_name=row.index_name,
         model=ModelSpec.model_validate_json(row.model),
         chunker=ChunkerSpec.model_validate_json(row.chunker),
+        retrieval=RetrievalSpec.model_validate_json(row.retrieval) if row.retrieval else RetrievalSpec(),
+        vectors=VectorSpec.model_validate_json(row.vectors) if row.vectors else VectorSpec(),
+        quantizer=QuantizerState.model_validate_json(row.quantizer) if row.quantizer else None,
+        threshold=ScoreThreshold.model_validate_json(row.threshold) if row.threshold else None,
         schema_version=int(row.schema_version or 1),
         status=GenerationStatus(row.status),
         write_target=bool(row.write_target),

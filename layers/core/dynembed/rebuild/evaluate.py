@@ -1,6 +1,11 @@
 """The Evaluate step: the candidate against the active generation on the same golden set,
 both searched by explicit generation id, plus probes that metrics alone would miss.
 
+Before searching, a candidate whose precision needs training (byte, binary) gets its quantizer
+trained on a sample of its own vectors and stored, so local exact scoring quantizes as the
+engine does. The golden-set run also calibrates the candidate's score threshold, measures both
+generations' search latency, and the report sizes both indices with the engine's formula.
+
 Probes: deleted docs are absent (no indexed doc is missing from the source, including every
 doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
 are found by their own text, at their current version); a principal with no groups sees public
@@ -14,25 +19,33 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dynembed.core.config import NAMES, Settings
 from dynembed.core.errors import ConfigError, DynembedError, TransientError
-from dynembed.core.models import Generation, GenerationStatus, chunk_id
+from dynembed.core.models import Generation, GenerationStatus, VectorPrecision, chunk_id
 from dynembed.core.observability import logger
 from dynembed.core.source_scan import LiveDoc, live_documents
+from dynembed.index import quantize
+from dynembed.index.mapping import EMBEDDING_FIELD
+from dynembed.index.scoring import prepare_vectors
+from dynembed.index.sizing import size_index
 from dynembed.quality.evaluation import (
     GoldenSet,
+    calibrate_threshold,
     compare,
     evaluate_run,
     gate,
     latency_summary,
     load_golden_set,
     run_golden_set,
+    top_hits,
 )
-from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport, IndexProfile, LatencyStats
 from dynembed.rebuild import generations
 from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
 from dynembed.rebuild.progress import progress_store
@@ -142,23 +155,34 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
+    candidate = train_quantizer(svc, candidate)
 
-    candidate_run, latencies = run_golden_set(
-        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k)
-    )
+    candidate_search = _ScoredSearch(svc, candidate, config.eval_principal, chunks_k)
+    candidate_run, latencies = run_golden_set(golden, candidate_search)
     candidate_result = evaluate_run(candidate_run, golden, k=config.k)
+    threshold = calibrate_threshold(top_hits(candidate_search.runs(golden), golden), config.threshold)
+    svc.registry.update(gen_id, threshold=threshold)
     baseline_result = None
+    baseline_latencies: list[float] = []
     if active is not None:
-        baseline_run, _ = run_golden_set(golden, _doc_search(svc, active, config.eval_principal, chunks_k))
+        baseline_search = _ScoredSearch(svc, active, config.eval_principal, chunks_k)
+        baseline_run, baseline_latencies = run_golden_set(golden, baseline_search)
         baseline_result = evaluate_run(baseline_run, golden, k=config.k)
+        if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
+            base_threshold = calibrate_threshold(
+                top_hits(baseline_search.runs(golden), golden), config.threshold
+            )
+            if base_threshold is not None:
+                svc.registry.update(active.id, threshold=base_threshold)
     comparison = compare(candidate_result, baseline_result)
 
     progress = progress_store(svc).load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
     live = live_documents(svc.schema, svc.source).docs
-    indexed = {
+    chunk_docs = [
         str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
-    }
+    ]
+    indexed = set(chunk_docs)
     probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
     decision = gate(comparison, probes, config.gate)
     wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
@@ -177,6 +201,11 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
             reused=progress.total("reused") if progress else 0,
             computed=progress.total("computed") if progress else 0,
         ),
+        candidate_index=index_profile(candidate, len(chunk_docs), latencies),
+        baseline_index=index_profile(active, _chunk_count(svc, active), baseline_latencies)
+        if active is not None
+        else None,
+        threshold=threshold,
     )
     report_path = write_markdown(report, gen_id)
     published = publish_metrics(report, gen_id, svc.settings)
@@ -220,6 +249,11 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         if report.latency_ms
         else None,
         "embeddings": report.embeddings.model_dump() if report.embeddings else None,
+        "retrieval": candidate.retrieval.describe(),
+        "precision": candidate.vectors.describe(),
+        "index": _profile_summary(report.candidate_index),
+        "baseline_index": _profile_summary(report.baseline_index),
+        "threshold": round(threshold.value, 6) if threshold is not None else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
@@ -228,12 +262,78 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
     }
 
 
-def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:
-    def run(text: str) -> list[str]:
-        response = svc.search(text, list(principal), k=k, generation=gen.id)
+class _ScoredSearch:
+    """A golden-set search over one generation that also keeps each query's hits with their
+    scores (the threshold is calibrated from them), in the order the queries ran."""
+
+    def __init__(self, svc: Any, gen: Generation, principal: Sequence[str], k: int) -> None:
+        self.svc, self.gen, self.principal, self.k = svc, gen, list(principal), k
+        self.calls: list[list[tuple[str, float]]] = []
+
+    def __call__(self, text: str) -> list[str]:
+        response = self.svc.search(text, self.principal, k=self.k, generation=self.gen.id)
+        self.calls.append([(r.doc_id, r.score) for r in response.results])
         return [r.doc_id for r in response.results]
 
-    return run
+    def runs(self, golden: GoldenSet) -> dict[str, list[tuple[str, float]]]:
+        """Per judged query (``run_golden_set`` runs them in this order)."""
+        return dict(zip(golden.judged_query_ids, self.calls, strict=True))
+
+
+# ---- quantizer, sizing ---------------------------------------------------------------------------------
+
+
+def train_quantizer(svc: Any, gen: Generation) -> Generation:
+    """Train the generation's quantizer on a sample of its vectors when its precision needs one
+    (byte ranges, binary thresholds) and none is stored yet; store it and return the generation."""
+    needs = gen.vectors.precision
+    if needs not in (VectorPrecision.BYTE, VectorPrecision.BINARY):
+        return gen
+    if gen.quantizer is not None and gen.quantizer.precision is needs:
+        return gen
+    rows: list[list[float]] = []
+    for _, fields in svc.index.iter_chunks(gen.index_name, [EMBEDDING_FIELD]):
+        vector = fields.get(EMBEDDING_FIELD)
+        if vector:
+            rows.append(vector)
+        if len(rows) >= quantize.SAMPLE_SIZE:
+            break
+    if not rows:
+        return gen
+    matrix = prepare_vectors(np.asarray(rows, dtype=np.float32), gen.model.space.value)
+    state = quantize.train(needs, matrix)
+    logger.info("quantizer trained", generation=gen.id, precision=needs.value, vectors=len(rows))
+    return svc.registry.update(gen.id, quantizer=state)
+
+
+def index_profile(gen: Generation, vectors: int, latencies_ms: Sequence[float]) -> IndexProfile:
+    sizing = size_index(gen.vectors, gen.model.dimension, vectors)
+    return IndexProfile(
+        vectors=vectors,
+        dimension=gen.model.dimension,
+        memory_per_vector_bytes=sizing.memory_per_vector,
+        index_memory_bytes=sizing.index_memory,
+        disk_per_vector_bytes=sizing.disk_per_vector,
+        latency_ms=LatencyStats(**latency_summary(latencies_ms), samples=len(latencies_ms))
+        if latencies_ms
+        else None,
+    )
+
+
+def _chunk_count(svc: Any, gen: Generation) -> int:
+    return sum(1 for _ in svc.index.iter_chunks(gen.index_name, []))
+
+
+def _profile_summary(profile: IndexProfile | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    latency = profile.latency_ms
+    return {
+        "vectors": profile.vectors,
+        "memory_per_vector_bytes": round(profile.memory_per_vector_bytes, 1),
+        "index_memory_bytes": round(profile.index_memory_bytes),
+        "latency_ms": {"p50": round(latency.p50, 2), "p95": round(latency.p95, 2)} if latency else None,
+    }
 
 
 # ---- probes --------------------------------------------------------------------------------------------
@@ -284,9 +384,7 @@ def _deleted_doc_ids(svc: Any, candidate: Generation) -> set[str]:
     return ids
 
 
-def _newest_edits(
-    svc: Any, candidate: Generation, live: dict[str, LiveDoc], k: int
-) -> tuple[int, int]:
+def _newest_edits(svc: Any, candidate: Generation, live: dict[str, LiveDoc], k: int) -> tuple[int, int]:
     schema = svc.schema
     newest = sorted(
         ((updated, doc_id) for doc_id, (_v, updated, has_content) in live.items() if has_content and updated),
