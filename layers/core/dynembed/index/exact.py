@@ -153,7 +153,11 @@ class VectorTable:
         filter_query: Mapping[str, Any] | None,
         spec: VectorSpec = _FULL_PRECISION,
         state: QuantizerState | None = None,
+        *,
+        copy_sources: bool = True,
     ) -> list[SearchHit]:
+        """Top-k rows under the filter. ``copy_sources=False`` hands out the snapshot's own
+        sources (read-only: fusion candidates, copied by whoever returns them)."""
         if len(vector) != self.dimension:
             raise ModelMismatchError(
                 f"query vector has {len(vector)} dimensions; index {self.index} holds {self.dimension}"
@@ -163,9 +167,12 @@ class VectorTable:
             return []
         query = np.asarray(vector, dtype=np.float32)
         return [
-            SearchHit(id=self.ids[row], score=score, source=copy.deepcopy(self.sources[row]))
+            SearchHit(id=self.ids[row], score=score, source=self._source(row, copy_sources))
             for row, score in self.scorer(spec, state).top(query, mask, k)
         ]
+
+    def _source(self, row: int, copied: bool) -> dict[str, Any]:
+        return copy.deepcopy(self.sources[row]) if copied else self.sources[row]
 
     def bm25(self) -> Bm25Index | None:
         if self._bm25 is None and self.terms is not None and self.vocabulary is not None:
@@ -175,7 +182,12 @@ class VectorTable:
         return self._bm25
 
     def lexical_scored(
-        self, query_terms: Sequence[str], k: int, filter_query: Mapping[str, Any] | None
+        self,
+        query_terms: Sequence[str],
+        k: int,
+        filter_query: Mapping[str, Any] | None,
+        *,
+        copy_sources: bool = True,
     ) -> list[SearchHit]:
         """BM25 top-k among rows that match a term and the filter (a ``match`` in ``bool.filter``)."""
         bm25 = self.bm25()
@@ -184,7 +196,7 @@ class VectorTable:
         scores = bm25.scores(query_terms)
         mask = self.evaluator.mask(filter_query) & (scores > 0)
         return [
-            SearchHit(id=self.ids[row], score=float(scores[row]), source=copy.deepcopy(self.sources[row]))
+            SearchHit(id=self.ids[row], score=float(scores[row]), source=self._source(row, copy_sources))
             for row in top_rows(scores, mask, k)
         ]
 
@@ -274,15 +286,17 @@ class ExactKnnCache:
         quantizer: QuantizerState | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The two sub-queries of a hybrid search, (lexical, vector), each its top ``depth``
-        under the filter, from the same snapshot of the index."""
+        under the filter, from the same snapshot of the index. Their sources are the snapshot's
+        own: copy the hits you return (``fuse`` keeps only k of 2 x depth)."""
         if depth <= 0:
             raise ValueError(f"depth must be positive, got {depth}")
         lexical: list[SearchHit] = []
         nearest: list[SearchHit] = []
         for table in self.tables(index):
             self._ensure_terms(table)
-            lexical.extend(table.lexical_scored(self._analyze(table.index, text), depth, filter_query))
-            nearest.extend(table.scored(vector, depth, filter_query, vectors, quantizer))
+            terms = self._analyze(table.index, text)
+            lexical.extend(table.lexical_scored(terms, depth, filter_query, copy_sources=False))
+            nearest.extend(table.scored(vector, depth, filter_query, vectors, quantizer, copy_sources=False))
         return _merged(lexical, depth), _merged(nearest, depth)
 
     def _ensure_terms(self, table: VectorTable) -> None:

@@ -3,6 +3,7 @@ locally): index lifecycle, versioned bulk writes, reads, k-NN search and atomic 
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -393,7 +394,8 @@ class OpenSearchChunkIndex:
                 vectors=request.vectors,
                 quantizer=request.quantizer,
             )
-            return fuse_for(request.retrieval, lexical, nearest, request.k)
+            fused = fuse_for(request.retrieval, lexical, nearest, request.k)
+            return [SearchHit(h.id, h.score, copy.deepcopy(h.source)) for h in fused]
         if request.retrieval.hybrid:
             body = hybrid_query(str(request.text), request.vector, request.depth, request.filter, oversample)
             params = {"search_pipeline": request.pipeline} if request.pipeline else None
