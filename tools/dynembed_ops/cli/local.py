@@ -29,15 +29,44 @@ def demo(
     no_edits: Annotated[bool, typer.Option("--no-edits", help="Skip the edit replay")] = False,
     max_commits: Annotated[int, typer.Option(help="Edit commits to replay")] = 20,
     baseline_model: Annotated[str, typer.Option(help="Model of the first generation")] = "static-64",
-    candidate_model: Annotated[str, typer.Option(help="Model to rebuild to ('none' to skip)")] = "minilm",
+    candidate_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model to rebuild to ('none' to skip; default minilm, or the baseline's model "
+            "when only --candidate-retrieval/--candidate-precision change)"
+        ),
+    ] = None,
+    candidate_retrieval: Annotated[
+        str | None, typer.Option(help="The candidate's retrieval: vector or hybrid")
+    ] = None,
+    candidate_fusion: Annotated[str | None, typer.Option(help="Hybrid candidate: linear or rrf")] = None,
+    candidate_lexical_weight: Annotated[
+        float | None, typer.Option(help="Hybrid candidate: weight of BM25")
+    ] = None,
+    candidate_precision: Annotated[
+        str | None, typer.Option(help="The candidate's vectors: float32, float16, byte or binary")
+    ] = None,
+    candidate_oversample: Annotated[
+        float | None, typer.Option(help="Quantized candidate: rescoring oversample factor")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here")] = None,
 ) -> None:
     """Run the whole pipeline locally on real data and print a summary."""
     from dynembed_ops import paths
-    from dynembed_ops.demo.run import DemoOptions, run_demo
+    from dynembed_ops.demo.run import DemoOptions, candidate_settings, run_demo
 
     if (queries is None) != (qrels is None):
         raise ValueError("--queries and --qrels go together")
+    retrieval, vectors = candidate_settings(
+        candidate_retrieval,
+        candidate_fusion,
+        candidate_lexical_weight,
+        candidate_precision,
+        candidate_oversample,
+    )
+    changes_settings = retrieval.hybrid or vectors.quantized
+    if candidate_model is None:
+        candidate_model = baseline_model if changes_settings else "minilm"
     options = DemoOptions(
         corpus=corpus or paths.FAQ_CORPUS,
         queries=queries or paths.FAQ_QUERIES,
@@ -46,6 +75,8 @@ def demo(
         max_commits=max_commits,
         baseline_model=baseline_model,
         candidate_model=None if candidate_model.lower() == "none" else candidate_model,
+        candidate_retrieval=retrieval,
+        candidate_vectors=vectors,
         json_out=json_out,
     )
     summary = run_demo(options, console)
