@@ -340,6 +340,10 @@ def _show(svc: Any, generation_id: str, as_json: bool) -> None:
     console.print(
         f"[bold]{gen.id}[/]  {gen.status.value}  model {gen.model.model_id}  chunker {gen.chunker.version}"
     )
+    threshold = f"{gen.threshold.value:.4f} ({gen.threshold.method})" if gen.threshold else "not calibrated"
+    console.print(
+        f"retrieval {gen.retrieval.describe()}  vectors {gen.vectors.describe()}  score threshold {threshold}"
+    )
     report = gen.report or {}
     for key in ("rejected_reason", "failed_reason", "previous_failure"):
         if report.get(key):

@@ -199,20 +199,24 @@ def search_cmd(
     tenant: Annotated[str | None, typer.Option()] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """k-NN search as a principal; the access filter sits inside the query."""
+    """Search as a principal (k-NN or hybrid, as the generation says); the access filter sits
+    inside every sub-query. Hits under the generation's score threshold are marked."""
     from dataclasses import asdict
 
     svc = connect()
     response = svc.search(text, principal, k=k, tenant=tenant, generation=generation)
     if emit(asdict(response), as_json):
         return
-    table = Table(title=f"{len(response.results)} results from {response.generation} ({response.model_id})")
+    threshold = "" if response.threshold is None else f", threshold {response.threshold:.3f}"
+    table = Table(
+        title=f"{len(response.results)} results from {response.generation} ({response.model_id},"
+        f" {response.retrieval}, {response.precision}{threshold})"
+    )
     for col in ("score", "doc", "v", "chunk", "text"):
         table.add_column(col)
     for r in response.results:
-        table.add_row(
-            f"{r.score:.3f}", r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " ")
-        )
+        score = f"{r.score:.3f}" + (" (below)" if r.below_threshold else "")
+        table.add_row(score, r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " "))
     console.print(table)
 
 

@@ -87,7 +87,7 @@ def run_rebuild_part(state: DemoState) -> None:
         alias_after=alias_after,
         evaluation_baseline={
             **_metrics(baseline.model.name, evaluation["baseline"], evaluation["k"]),
-            **_settings(baseline, evaluation.get("baseline_index")),
+            **_settings(svc.registry.get(baseline.id), evaluation.get("baseline_index")),
         },
         evaluation_candidate={
             **_metrics(options.candidate_model, evaluation["candidate"], evaluation["k"]),
@@ -201,7 +201,8 @@ def _settings(gen: Any, profile: dict[str, Any] | None) -> dict[str, Any]:
     profile = profile or {}
     return {
         "retrieval": gen.retrieval.model_dump(mode="json", exclude_none=True),
-        "precision": gen.vectors.model_dump(mode="json", exclude_none=True),
+        "precision": gen.vectors.precision.value,
+        "vectors": gen.vectors.model_dump(mode="json", exclude_none=True),
         "threshold": gen.threshold.value if gen.threshold else None,
         "memory_per_vector_bytes": profile.get("memory_per_vector_bytes"),
         "index_memory_bytes": profile.get("index_memory_bytes"),

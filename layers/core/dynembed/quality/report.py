@@ -395,6 +395,11 @@ def _index_lines(report: EvaluationReport) -> list[str]:
         lines.append(
             "- memory: 1.1 x (vector code bytes + 8 x m) per vector, one copy (x (1 + replicas) on a domain)"
         )
+        if report.candidate_index.disk_per_vector_bytes:
+            lines.append(
+                f"- on disk (rescoring reads them): full-precision vectors,"
+                f" {report.candidate_index.disk_per_vector_bytes:,.0f} B per vector"
+            )
     return lines or ["No coverage, latency or embedding figures were recorded."]
 
 

@@ -39,16 +39,18 @@ def generation_id_for(
     the defaults, their names and a digest of every setting: a different setting is a
     different id even when the readable part is the same."""
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() if now is None else now))
-    parts = [model.name, chunker.version]
-    if retrieval != _VECTOR_RETRIEVAL or vectors != _FULL_PRECISION:
-        settings = retrieval.model_dump_json() + vectors.model_dump_json()
-        parts += [retrieval.slug, vectors.slug, hashlib.sha256(settings.encode()).hexdigest()[:6]]
-    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(p for p in parts if p).lower()).strip("-")
-    digest = parts[-1] if len(parts) > 2 else ""
-    gen_id = f"g{stamp}-{slug}"
-    if len(gen_id) > 80:  # keep the digest when the readable part must be cut
-        gen_id = f"{gen_id[: 79 - len(digest)].rstrip('-')}-{digest}" if digest else gen_id[:80]
-    return gen_id
+    readable = _slug(f"{model.name}-{chunker.version}")
+    if retrieval == _VECTOR_RETRIEVAL and vectors == _FULL_PRECISION:
+        return f"g{stamp}-{readable}"[:80]
+    settings = retrieval.model_dump_json() + vectors.model_dump_json()
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:6]
+    readable = _slug("-".join(p for p in (readable, retrieval.slug, vectors.slug) if p))
+    head = f"g{stamp}-{readable}"[: 80 - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}"  # the digest survives any cut of the readable part
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def new_generation(
