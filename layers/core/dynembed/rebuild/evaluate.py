@@ -1,6 +1,11 @@
 """The Evaluate step: the candidate against the active generation on the same golden set,
 both searched by explicit generation id, plus probes that metrics alone would miss.
 
+Before searching, a candidate whose precision needs training (byte, binary) gets its quantizer
+trained on a sample of its own vectors and stored, so local exact scoring quantizes as the
+engine does. The golden-set run also calibrates the candidate's score threshold, measures both
+generations' search latency, and the report sizes both indices with the engine's formula.
+
 Probes: deleted docs are absent (no indexed doc is missing from the source, including every
 doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
 are found by their own text, at their current version); a principal with no groups sees public
@@ -14,27 +19,35 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dynembed.core.config import METRICS, Settings
 from dynembed.core.errors import ConfigError, DynembedError
-from dynembed.core.models import Generation, GenerationStatus, chunk_id
+from dynembed.core.models import Generation, GenerationStatus, VectorPrecision, chunk_id
 from dynembed.core.observability import logger
 from dynembed.core.ports import BlobStore
 from dynembed.core.source_scan import LiveDoc, live_documents
 from dynembed.core.telemetry import Telemetry
+from dynembed.index import quantize
+from dynembed.index.mapping import EMBEDDING_FIELD
+from dynembed.index.scoring import prepare_vectors
+from dynembed.index.sizing import size_index
 from dynembed.quality.evaluation import (
     GoldenSet,
+    calibrate_threshold,
     compare,
     evaluate_run,
     gate,
     latency_summary,
     load_golden_set,
     run_golden_set,
+    top_hits,
 )
-from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport, IndexProfile, LatencyStats
 from dynembed.quality.shadow import shadow_summary
 from dynembed.rebuild import generations
 from dynembed.rebuild.calibrate import calibration_fields
@@ -136,25 +149,41 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
+    candidate = train_quantizer(svc, candidate)
 
-    tops: dict[str, tuple[str, float]] = {}
-    candidate_run, latencies = run_golden_set(
-        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k, tops)
-    )
+    candidate_search = _ScoredSearch(svc, candidate, config.eval_principal, chunks_k)
+    candidate_search.warm(golden)
+    candidate_run, latencies = run_golden_set(golden, candidate_search)
+    # Each judged query's top hit, by its text: the weak-retrieval calibration (quality.signals).
+    tops = {
+        golden.queries[qid]: hits[0] for qid, hits in candidate_search.runs(golden).items() if hits
+    }
     candidate_result = evaluate_run(candidate_run, golden, k=config.k)
+    threshold = calibrate_threshold(top_hits(candidate_search.runs(golden), golden), config.threshold)
+    svc.registry.update(gen_id, threshold=threshold)
     baseline_result = None
+    baseline_latencies: list[float] = []
     if active is not None:
-        baseline_run, _ = run_golden_set(golden, _doc_search(svc, active, config.eval_principal, chunks_k))
+        baseline_search = _ScoredSearch(svc, active, config.eval_principal, chunks_k)
+        baseline_search.warm(golden)
+        baseline_run, baseline_latencies = run_golden_set(golden, baseline_search)
         baseline_result = evaluate_run(baseline_run, golden, k=config.k)
+        if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
+            base_threshold = calibrate_threshold(
+                top_hits(baseline_search.runs(golden), golden), config.threshold
+            )
+            if base_threshold is not None:
+                svc.registry.update(active.id, threshold=base_threshold)
     comparison = compare(candidate_result, baseline_result)
 
     progress = svc.progress.load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
     scan = live_documents(svc.schema, svc.source)
     live = scan.docs
-    indexed = {
+    chunk_docs = [
         str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
-    }
+    ]
+    indexed = set(chunk_docs)
     probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
     shadow = shadow_summary(svc.query_samples, gen_id) if getattr(svc, "query_samples", None) else None
     decision = gate(comparison, probes, config.gate, shadow=shadow)
@@ -175,6 +204,11 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             computed=progress.total("computed") if progress else 0,
         ),
         shadow=shadow.report() if shadow is not None else None,
+        candidate_index=index_profile(candidate, len(chunk_docs), latencies),
+        baseline_index=index_profile(active, _chunk_count(svc, active), baseline_latencies)
+        if active is not None
+        else None,
+        threshold=threshold,
     )
     report_location = store_markdown(report, gen_id, svc)
     publish_metrics(report, gen_id, svc.telemetry)
@@ -223,6 +257,11 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         "shadow": {k: (report.shadow or {}).get(k) for k in ("queries", "overlap@10", "rbo")}
         if report.shadow
         else None,
+        "retrieval": candidate.retrieval.describe(),
+        "precision": candidate.vectors.describe(),
+        "index": _profile_summary(report.candidate_index),
+        "baseline_index": _profile_summary(report.baseline_index),
+        "threshold": round(threshold.value, 6) if threshold is not None else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
@@ -230,22 +269,84 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     }
 
 
-def _doc_search(
-    svc: Services,
-    gen: Generation,
-    principal: Sequence[str],
-    k: int,
-    tops: dict[str, tuple[str, float]] | None = None,
-) -> Callable[[str], list[str]]:
-    """Doc ids of each query's chunk hits; ``tops`` (if given) collects each top hit (calibration)."""
+class _ScoredSearch:
+    """A golden-set search over one generation that also keeps each query's hits with their
+    scores (the threshold is calibrated from them), in the order the queries ran."""
 
-    def run(text: str) -> list[str]:
-        response = svc.search(text, list(principal), k=k, generation=gen.id)
-        if tops is not None and response.results:
-            tops[text] = (response.results[0].doc_id, response.results[0].score)
+    def __init__(self, svc: Services, gen: Generation, principal: Sequence[str], k: int) -> None:
+        self.svc, self.gen, self.principal, self.k = svc, gen, list(principal), k
+        self.calls: list[list[tuple[str, float]]] = []
+
+    def __call__(self, text: str) -> list[str]:
+        response = self.svc.search(text, self.principal, k=self.k, generation=self.gen.id)
+        self.calls.append([(r.doc_id, r.score) for r in response.results])
         return [r.doc_id for r in response.results]
 
-    return run
+    def warm(self, golden: GoldenSet) -> None:
+        """One untimed query first, so neither generation's latency counts loading its caches."""
+        self.svc.search(
+            golden.queries[golden.judged_query_ids[0]], self.principal, k=self.k, generation=self.gen.id
+        )
+
+    def runs(self, golden: GoldenSet) -> dict[str, list[tuple[str, float]]]:
+        """Per judged query (``run_golden_set`` runs them in this order)."""
+        return dict(zip(golden.judged_query_ids, self.calls, strict=True))
+
+
+# ---- quantizer, sizing ---------------------------------------------------------------------------------
+
+
+def train_quantizer(svc: Services, gen: Generation) -> Generation:
+    """Train the generation's quantizer on a sample of its vectors when its precision needs one
+    (byte ranges, binary thresholds) and none is stored yet; store it and return the generation."""
+    needs = gen.vectors.precision
+    if needs not in (VectorPrecision.BYTE, VectorPrecision.BINARY):
+        return gen
+    if gen.quantizer is not None and gen.quantizer.precision is needs:
+        return gen
+    rows: list[list[float]] = []
+    for _, fields in svc.index.iter_chunks(gen.index_name, [EMBEDDING_FIELD]):
+        vector = fields.get(EMBEDDING_FIELD)
+        if vector:
+            rows.append(vector)
+        if len(rows) >= quantize.SAMPLE_SIZE:
+            break
+    if not rows:
+        return gen
+    matrix = prepare_vectors(np.asarray(rows, dtype=np.float32), gen.model.space.value)
+    state = quantize.train(needs, matrix)
+    logger.info("quantizer trained", generation=gen.id, precision=needs.value, vectors=len(rows))
+    return svc.registry.update(gen.id, quantizer=state)
+
+
+def index_profile(gen: Generation, vectors: int, latencies_ms: Sequence[float]) -> IndexProfile:
+    sizing = size_index(gen.vectors, gen.model.dimension, vectors)
+    return IndexProfile(
+        vectors=vectors,
+        dimension=gen.model.dimension,
+        memory_per_vector_bytes=sizing.memory_per_vector,
+        index_memory_bytes=sizing.index_memory,
+        disk_per_vector_bytes=sizing.disk_per_vector,
+        latency_ms=LatencyStats(**latency_summary(latencies_ms), samples=len(latencies_ms))
+        if latencies_ms
+        else None,
+    )
+
+
+def _chunk_count(svc: Any, gen: Generation) -> int:
+    return sum(1 for _ in svc.index.iter_chunks(gen.index_name, []))
+
+
+def _profile_summary(profile: IndexProfile | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    latency = profile.latency_ms
+    return {
+        "vectors": profile.vectors,
+        "memory_per_vector_bytes": round(profile.memory_per_vector_bytes, 1),
+        "index_memory_bytes": round(profile.index_memory_bytes),
+        "latency_ms": {"p50": round(latency.p50, 2), "p95": round(latency.p95, 2)} if latency else None,
+    }
 
 
 # ---- probes --------------------------------------------------------------------------------------------
