@@ -78,7 +78,7 @@ def test_a_hybrid_candidate_reuses_every_vector_is_promoted_and_rolls_back(
     candidate = svc.registry.get(out["generation_id"])
     assert "hybrid-linear" in candidate.id and candidate.retrieval.hybrid
     assert (candidate.status, alias_target(svc)) == (GenerationStatus.ACTIVE, candidate.index_name)
-    markdown = Path(evaluation["report_path"]).read_text()
+    markdown = Path(evaluation["report_location"]).read_text()
     assert markdown == render_markdown_report(candidate.report or {})
     assert "| retrieval | hybrid linear lexical 0.30 | vector |" in markdown and "memory / vector" in markdown
     # AND its calibrated threshold is stored and comes back with every search
