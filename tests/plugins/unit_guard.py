@@ -5,6 +5,10 @@ During every phase (setup, call, teardown) of a test marked ``unit``, ``socket.c
 fails the test even when the code under test catches the error (it is recorded and checked
 after the phase), so "it fell back quietly" cannot hide a network call.
 
+A unit test also sees no ``DYNEMBED_*`` variable that an earlier test (a local stack applying its
+environment, say) left behind: settings built in a unit test come from its own code, never from
+the order the suite ran in.
+
 Also switches coverage's dynamic context to ``unit`` or ``other`` per test, so one full run
 yields the unit tier's own coverage (``coverage report --contexts='^(unit)?$'``; see the
 Makefile). Start-up (the empty context) and collection count as unit: a ``pytest -m unit`` run
@@ -13,6 +17,7 @@ goes through them too.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Generator, Iterator
@@ -88,6 +93,14 @@ def _guarded(item: pytest.Item) -> Generator[None, Any, Any]:
     if attempts:
         pytest.fail("unit test touched the outside world: " + "; ".join(attempts[:3]), pytrace=False)
     return result
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_dynembed_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autouse, so it runs before the test's own fixtures, which may set variables of their own."""
+    if request.node.get_closest_marker("unit") is not None:
+        for name in [name for name in os.environ if name.startswith("DYNEMBED_")]:
+            monkeypatch.delenv(name)
 
 
 @pytest.hookimpl(wrapper=True)
