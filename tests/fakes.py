@@ -21,6 +21,8 @@ from dynembed.core.ports import (
     JobQueue,
     Ledger,
     LedgerEntry,
+    MetricDatum,
+    MetricsPublisher,
     Registry,
     SearchHit,
     SourceReader,
@@ -285,6 +287,22 @@ class FaultyIndex:
         return getattr(self.inner, name)
 
 
+@dataclass
+class RecordingMetrics:
+    """Keeps what the monitors publish; ``fail`` makes CloudWatch refuse (TransientError)."""
+
+    data: list[MetricDatum] = field(default_factory=list)
+    fail: bool = False
+
+    def publish(self, data: Sequence[MetricDatum]) -> None:
+        if self.fail:
+            raise TransientError("CloudWatch: throttled")
+        self.data.extend(data)
+
+    def values(self, name: str, **dimensions: str) -> list[float]:
+        return [d.value for d in self.data if d.name == name and dict(d.dimensions) == dimensions]
+
+
 # Type-checked against the ports: mypy fails here if a fake drifts from its Protocol.
 def _check() -> None:
     _s: SourceReader = InMemorySource()
@@ -293,3 +311,4 @@ def _check() -> None:
     _i: ChunkIndex = InMemoryIndex()
     _q: JobQueue = InMemoryQueue()
     _c: EmbeddingCache = InMemoryCache()
+    _m: MetricsPublisher = RecordingMetrics()

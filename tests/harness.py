@@ -5,6 +5,7 @@ tests drive it; integration tests drive the same code on moto + osmem."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,17 @@ class Harness:
         self.source.items[doc_id] = new
         self._record("MODIFY" if old else "INSERT", old, new)
         return new
+
+    def put_item(self, item: Mapping[str, Any]) -> None:
+        """Put an item exactly as given (its version is the writer's): a SentinelWriter."""
+        doc_id = item["doc_id"]
+        old = self.source.items.get(doc_id)
+        self.source.items[doc_id] = dict(item)
+        self._record("MODIFY" if old else "INSERT", old, dict(item))
+
+    def delete_item(self, doc_id: str) -> None:
+        if doc_id in self.source.items:
+            self.remove(doc_id)
 
     def remove(self, doc_id: str) -> None:
         old = self.source.items.pop(doc_id)

@@ -1,13 +1,16 @@
 """Operator queries shared by the CLI and the local runtime: queue depths, dead letters,
-which alarms would fire with the stack's thresholds."""
+which alarms would fire with the stack's thresholds (the monitors' figures read back from
+CloudWatch, which moto stores but never evaluates)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dynembed.core.config import THRESHOLDS
+from dynembed.core.config import METRICS, NAMES, THRESHOLDS, TUNING
 from dynembed.core.models import ReconcileJob
 from dynembed.core.telemetry import percentile
 
@@ -85,7 +88,11 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str) -> int:
 
 
 def alarms(
-    freshness_s: list[float], jobs: QueueDepth, dlq: QueueDepth, audit_totals: dict[str, float] | None
+    freshness_s: list[float],
+    jobs: QueueDepth,
+    dlq: QueueDepth,
+    audit_totals: dict[str, float] | None,
+    monitors: Mapping[str, float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The stack's alarms, evaluated locally on the same thresholds (moto never evaluates them)."""
     p95 = percentile(freshness_s, 95)
@@ -98,7 +105,7 @@ def alarms(
             ("OrphanedVectors", audit_totals.get("orphaned_vectors", 0.0), THRESHOLDS.orphaned_vectors),
             ("StaleDocuments", audit_totals.get("stale_documents", 0.0), THRESHOLDS.stale_documents),
         ]
-    return [
+    evaluated = [
         {
             "alarm": name,
             "value": value,
@@ -107,6 +114,95 @@ def alarms(
         }
         for name, value, threshold in rows
     ]
+    return evaluated + (monitor_alarms(monitors) if monitors is not None else [])
+
+
+# The monitors' alarms: (alarm, metric under the service dimension, threshold, seconds of data
+# the stack's alarm looks at). Missing data breaches: a monitor that stops is itself a failure.
+MONITOR_ALARMS: tuple[tuple[str, str, float, int], ...] = (
+    ("CanaryNdcgDrop", METRICS.canary_ndcg_drop, THRESHOLDS.canary_max_drop, TUNING.canary_alarm_period_s),
+    (
+        "CanaryRecallDrop",
+        METRICS.canary_recall_drop,
+        THRESHOLDS.canary_max_drop,
+        TUNING.canary_alarm_period_s,
+    ),
+    ("CanaryMrrDrop", METRICS.canary_mrr_drop, THRESHOLDS.canary_max_drop, TUNING.canary_alarm_period_s),
+    (
+        "CanaryProbeFailures",
+        METRICS.canary_probe_failures,
+        THRESHOLDS.canary_probe_failures,
+        TUNING.canary_alarm_period_s,
+    ),
+    (
+        "EndToEndFreshness",
+        METRICS.e2e_freshness,
+        THRESHOLDS.sentinel_freshness_s,
+        TUNING.sentinel_alarm_period_s * TUNING.sentinel_alarm_periods,
+    ),
+    (
+        "EndToEndDelete",
+        METRICS.e2e_delete,
+        THRESHOLDS.sentinel_delete_s,
+        TUNING.sentinel_alarm_period_s * TUNING.sentinel_alarm_periods,
+    ),
+)
+
+
+def monitor_alarms(latest: Mapping[str, float | None]) -> list[dict[str, Any]]:
+    """The monitors' alarms on ``latest`` (metric name → its newest value in the alarm's window,
+    or None): missing data is breaching, as in the stack."""
+    rows = []
+    for name, metric, threshold, _window in MONITOR_ALARMS:
+        value = latest.get(metric)
+        rows.append(
+            {
+                "alarm": name,
+                "value": value,
+                "threshold": threshold,
+                "firing": value is None or value > threshold,
+                "missing": value is None,
+            }
+        )
+    return rows
+
+
+def latest_monitor_values(cloudwatch: Any, now: datetime | None = None) -> dict[str, float | None]:
+    """The newest value of each monitor metric (service dimension) within its alarm's window."""
+    now = now or datetime.now(UTC)
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": NAMES.metrics_namespace,
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "service", "Value": NAMES.service}],
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }
+        for i, (_name, metric, _threshold, _window) in enumerate(MONITOR_ALARMS)
+    ]
+    oldest = max(window for *_, window in MONITOR_ALARMS)
+    response = cloudwatch.get_metric_data(
+        MetricDataQueries=queries,
+        StartTime=now - timedelta(seconds=oldest),
+        EndTime=now + timedelta(minutes=1),
+        ScanBy="TimestampDescending",
+    )
+    found = {r["Id"]: r for r in response.get("MetricDataResults", [])}
+    latest: dict[str, float | None] = {}
+    for i, (_name, metric, _threshold, window) in enumerate(MONITOR_ALARMS):
+        result = found.get(f"m{i}") or {}
+        points = [
+            (ts, value)
+            for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+            if ts >= now - timedelta(seconds=window)
+        ]
+        latest[metric] = float(max(points)[1]) if points else None
+    return latest
 
 
 def _json(text: str) -> Any:

@@ -102,6 +102,19 @@ class Services:
         )
         return OpenSearchChunkIndex(client, knn_mode=self.settings.knn_mode)
 
+    @cached_property
+    def metrics_publisher(self) -> Any:
+        """PutMetricData, for the monitors' figures (dimensions of their own, readable locally)."""
+        from dynembed.adapters.cloudwatch import CloudWatchMetrics
+
+        return CloudWatchMetrics(region=self.settings.region)
+
+    @cached_property
+    def sentinel_writer(self) -> Any:
+        from dynembed.adapters.dynamodb import DynamoSentinelWriter
+
+        return DynamoSentinelWriter(self.settings.source_table, self.schema.id_attribute)
+
     def embedder_for(self, spec: ModelSpec) -> Embedder:
         """One embedder per model per process (models are expensive to load)."""
         if spec.model_id not in self._embedders:

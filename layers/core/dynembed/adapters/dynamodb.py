@@ -30,7 +30,14 @@ from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, Updat
 from pynamodb.models import Model
 
 from dynembed.core.errors import TransientError, UnknownGenerationError, VersionConflictError
-from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, ModelSpec, ReconcileJob
+from dynembed.core.models import (
+    ChunkerSpec,
+    Generation,
+    GenerationStatus,
+    ModelSpec,
+    ReconcileJob,
+    is_sentinel,
+)
 from dynembed.core.ports import LedgerEntry
 
 _THROTTLING = {
@@ -100,6 +107,7 @@ class RegistryModel(Model):
     updated_at = NumberAttribute()
     report = UnicodeAttribute(null=True)  # JSON
     backfill = UnicodeAttribute(null=True)  # JSON: per-segment progress
+    canary = UnicodeAttribute(null=True)  # JSON: the latest canary report
 
 
 class EmbeddingCacheModel(Model):
@@ -298,6 +306,7 @@ class DynamoRegistry:
             updated_at=time.time(),
             report=json.dumps(generation.report) if generation.report is not None else None,
             backfill=json.dumps(generation.backfill),
+            canary=json.dumps(generation.canary) if generation.canary is not None else None,
         )
 
     def put(self, generation: Generation) -> None:
@@ -323,6 +332,8 @@ class DynamoRegistry:
                 actions.append(self.model.report.set(json.dumps(value)))
             elif name == "backfill":
                 actions.append(self.model.backfill.set(json.dumps(value)))
+            elif name == "canary":
+                actions.append(self.model.canary.set(json.dumps(value)))
             else:
                 raise ValueError(f"registry field {name!r} cannot be updated")
         try:
@@ -353,6 +364,7 @@ def _to_generation(row: RegistryModel) -> Generation:
         updated_at=float(row.updated_at),
         report=json.loads(row.report) if row.report else None,
         backfill=json.loads(row.backfill) if row.backfill else {},
+        canary=json.loads(row.canary) if row.canary else None,
     )
 
 
@@ -512,6 +524,35 @@ class DynamoSourceReader:
             yield from items
             if not start:
                 return
+
+
+class DynamoSentinelWriter:
+    """Writes the end-to-end sentinel's own items to the source table, and nothing else: an id
+    outside the sentinel prefix is refused here as IAM refuses it in AWS (``dynamodb:LeadingKeys``)."""
+
+    def __init__(self, table_name: str, id_attribute: str, resource: Any | None = None) -> None:
+        self.table = (resource or boto3.resource("dynamodb", region_name=_region())).Table(table_name)
+        self.id_attribute = id_attribute
+
+    def put_item(self, item: Mapping[str, Any]) -> None:
+        doc_id = str(item.get(self.id_attribute, ""))
+        _only_sentinel(doc_id)
+        try:
+            self.table.put_item(Item=dict(item))
+        except ClientError as exc:
+            _raise_client(exc, f"sentinel put {doc_id}")
+
+    def delete_item(self, doc_id: str) -> None:
+        _only_sentinel(doc_id)
+        try:
+            self.table.delete_item(Key={self.id_attribute: doc_id})
+        except ClientError as exc:
+            _raise_client(exc, f"sentinel delete {doc_id}")
+
+
+def _only_sentinel(doc_id: str) -> None:
+    if not is_sentinel(doc_id):
+        raise ValueError(f"the sentinel writer writes sentinel items only, not {doc_id!r}")
 
 
 def _raise_client(exc: ClientError, what: str) -> None:

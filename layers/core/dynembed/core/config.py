@@ -66,6 +66,34 @@ class Tuning(BaseModel):
     backfill_segments: int = 4
     backfill_page_size: int = 100
     catchup_wait_s: int = 30
+    canary_rate_minutes: int = 60
+    """The canary evaluates the active generation on its golden set this often."""
+    canary_timeout_s: int = 900
+    canary_settle_s: float = 30.0
+    """Probes leave alone changes younger than this: they may still be on their way (not a fault)."""
+    sentinel_rate_minutes: int = 5
+    sentinel_wait_s: float = 120.0
+    """How long the sentinel waits for its write to be searchable, and again for its delete to be
+    gone; past it the run records the wait as a lower bound (which breaches the alarm)."""
+    sentinel_poll_s: float = 1.0
+    sentinel_alarm_periods: int = 2
+    """The end-to-end alarms fire after this many sentinel periods in a row breach (or miss)."""
+
+    @property
+    def sentinel_alarm_period_s(self) -> int:
+        return 60 * self.sentinel_rate_minutes
+
+    @property
+    def canary_alarm_period_s(self) -> int:
+        """Two canary intervals, so one late run is not a missing one; past an hour CloudWatch
+        wants whole hours."""
+        period = 2 * 60 * self.canary_rate_minutes
+        return period if period <= 3600 else -(-period // 3600) * 3600
+
+    @property
+    def sentinel_timeout_s(self) -> int:
+        # Both waits plus the writes and one cold start; shorter than the rate, so runs never overlap.
+        return int(2 * self.sentinel_wait_s + 30)
 
     @property
     def sqs_visibility_timeout_s(self) -> int:
@@ -83,6 +111,14 @@ class AlarmThresholds(BaseModel):
     stale_documents: float = 10.0
     embedding_failures: float = 0.0
     stream_iterator_age_ms: float = 60_000.0
+    canary_max_drop: float = 0.05
+    """Largest allowed fall of a canary metric below the generation's own figure at promotion."""
+    canary_probe_failures: float = 0.0
+    canary_latency_p95_ms: float = 2_000.0
+    """The canary's latency probe: p95 of a golden query (embedding + k-NN) must stay under it."""
+    sentinel_freshness_s: float = 60.0
+    """A sentinel write must be searchable through the alias within this (and below the wait)."""
+    sentinel_delete_s: float = 60.0
 
 
 NAMES = ResourceNames()
@@ -152,6 +188,20 @@ class MetricNames(BaseModel):
     eval_ndcg: str = "EvalNdcgAt10"
     eval_recall: str = "EvalRecallAt10"
     eval_mrr: str = "EvalMrrAt10"
+    canary_ndcg: str = "CanaryNdcg"
+    canary_recall: str = "CanaryRecall"
+    canary_mrr: str = "CanaryMrr"
+    """Canary metrics at the generation's own k, with dimension ``generation``."""
+    canary_ndcg_drop: str = "CanaryNdcgDrop"
+    canary_recall_drop: str = "CanaryRecallDrop"
+    canary_mrr_drop: str = "CanaryMrrDrop"
+    """Figure at promotion minus the canary's: by ``generation``, and under ``service`` alone for the
+    alarms (whichever generation is active)."""
+    canary_probe_failures: str = "CanaryProbeFailures"
+    canary_latency_p95: str = "CanaryLatencyP95"
+    e2e_freshness: str = "EndToEndFreshnessSeconds"
+    """Sentinel write to searchable through the alias; on a timeout, the wait (a lower bound)."""
+    e2e_delete: str = "EndToEndDeleteSeconds"
 
 
 METRICS = MetricNames()
@@ -164,6 +214,8 @@ FUNCTIONS: dict[str, str] = {
     "audit": "scheduled: source vs ledger vs index; orphaned/stale/missing",
     "drain": "scheduled: enqueue held (batched-policy) jobs",
     "workflow": "rebuild workflow steps (one function, routed by the step name)",
+    "canary": "scheduled: the active generation on its golden set and probes, against its promotion figures",
+    "sentinel": "scheduled: a sentinel write and delete, timed until searchable and gone",
 }
 
 REBUILD_ASL_PATH = "layers/core/dynembed/rebuild/rebuild.asl.json"

@@ -172,3 +172,31 @@ class MetricsSink(Protocol):
     """Compatible with Powertools ``Metrics.add_metric``."""
 
     def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class SentinelWriter(Protocol):
+    """The source table, written: only the end-to-end sentinel writes, and only its own items."""
+
+    def put_item(self, item: Mapping[str, Any]) -> None: ...
+
+    def delete_item(self, doc_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class MetricDatum:
+    """One CloudWatch value; ``dimensions`` always name the service (and the generation, for
+    figures by generation)."""
+
+    name: str
+    value: float
+    unit: str = "None"
+    """A CloudWatch unit name: None, Count, Seconds, Milliseconds."""
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+
+
+class MetricsPublisher(Protocol):
+    """Figures the scheduled monitors publish with dimensions of their own (PutMetricData)."""
+
+    def publish(self, data: Sequence[MetricDatum]) -> None:
+        """Into dynembed's namespace; raises TransientError when CloudWatch does not take them."""
+        ...

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynembed.core.errors import ModelMismatchError, UnknownGenerationError
-from dynembed.core.models import Generation, ModelSpec
+from dynembed.core.models import SENTINEL_PRINCIPAL, SENTINEL_TENANT, Generation, ModelSpec
 from dynembed.core.ports import ChunkIndex, Embedder, Registry
 from dynembed.index.filters import access_filter
 
@@ -63,9 +63,14 @@ def search(
     tenant: str | None = None,
     generation: str | None = None,
     public_principal: str = "public",
+    internal: bool = False,
 ) -> SearchResponse:
+    """``internal``: a caller inside dynembed (the end-to-end sentinel), the only one allowed
+    the sentinel's reserved principal and tenant."""
     if not text.strip():
         raise ValueError("search text is empty")
+    if not internal:
+        refuse_reserved(principal, tenant)
     if not 1 <= k <= 1000:
         raise ValueError(f"k must be between 1 and 1000, got {k}")
     gen = resolve_generation(registry, index, alias, generation)
@@ -108,6 +113,15 @@ def search(
     return SearchResponse(
         generation=gen.id, index=gen.index_name, model_id=gen.model.model_id, results=results
     )
+
+
+def refuse_reserved(principal: str | Sequence[str], tenant: str | None) -> None:
+    """The sentinel's principal and tenant are dynembed's own: no caller may search as them."""
+    principals = [principal] if isinstance(principal, str) else list(principal)
+    if SENTINEL_PRINCIPAL in principals:
+        raise ValueError(f"principal {SENTINEL_PRINCIPAL!r} is reserved for dynembed's sentinel")
+    if tenant == SENTINEL_TENANT:
+        raise ValueError(f"tenant {SENTINEL_TENANT!r} is reserved for dynembed's sentinel")
 
 
 def rank_docs(results: Sequence[SearchResult]) -> list[str]:

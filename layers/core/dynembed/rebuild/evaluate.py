@@ -1,12 +1,11 @@
 """The Evaluate step: the candidate against the active generation on the same golden set,
-both searched by explicit generation id, plus probes that metrics alone would miss.
+both searched by explicit generation id, plus the probes that metrics alone would miss (both
+from ``dynembed.quality.measure``, which the canary runs too).
 
-Probes: deleted docs are absent (no indexed doc is missing from the source, including every
-doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
-are found by their own text, at their current version); a principal with no groups sees public
-chunks only; coverage (every live doc with content is indexed). The report is stored on the
-generation, written as Markdown, and its metrics go to CloudWatch with a ``generation``
-dimension; the workflow only carries a small summary.
+The report is stored on the generation, written as Markdown, and its metrics go to CloudWatch
+with a ``generation`` dimension; the workflow only carries a small summary. The stored report
+records where the golden set came from, who it ran as and at which k, so the canary can run
+the very same evaluation on the generation later and compare with these figures.
 """
 
 from __future__ import annotations
@@ -14,24 +13,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from dynembed.core.config import NAMES, Settings
 from dynembed.core.errors import ConfigError, DynembedError, TransientError
-from dynembed.core.models import Generation, GenerationStatus, chunk_id
+from dynembed.core.models import GenerationStatus
 from dynembed.core.observability import logger
-from dynembed.core.source_scan import LiveDoc, live_documents
-from dynembed.quality.evaluation import (
-    GoldenSet,
-    compare,
-    evaluate_run,
-    gate,
-    latency_summary,
-    load_golden_set,
-    run_golden_set,
-)
+from dynembed.quality.evaluation import GoldenSet, compare, gate, latency_summary, load_golden_set
+from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
 from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
 from dynembed.rebuild import generations
 from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
@@ -40,15 +30,6 @@ from dynembed.rebuild.progress import progress_store
 MAX_REPORT_BYTES = 350_000
 """DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
 (the Markdown file keeps them all)."""
-NEWEST_EDITS_PROBED = 5
-RESTRICTED_QUERIES_PROBED = 5
-NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
-PROBES = (
-    "deleted_docs_absent",
-    "newest_edits_retrievable",
-    "restricted_principal_public_only",
-    "coverage_complete",
-)
 
 
 # ---- golden sets ---------------------------------------------------------------------------------
@@ -56,12 +37,20 @@ PROBES = (
 
 def load_eval_set(config: RebuildInput, settings: Settings) -> GoldenSet:
     """The golden set the input names (bundled paths or s3:// URIs), or DYNEMBED_EVAL_DIR's."""
-    chosen = config.eval
-    if chosen is None:
-        if not settings.eval_dir:
-            raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
-        base = settings.eval_dir.rstrip("/")
-        chosen = EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+    return load_eval_set_from(eval_set_of(config.eval, settings), settings)
+
+
+def eval_set_of(chosen: EvalSetInput | None, settings: Settings) -> EvalSetInput:
+    """``chosen``, or the golden set in DYNEMBED_EVAL_DIR."""
+    if chosen is not None:
+        return chosen
+    if not settings.eval_dir:
+        raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
+    base = settings.eval_dir.rstrip("/")
+    return EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+
+
+def load_eval_set_from(chosen: EvalSetInput, settings: Settings) -> GoldenSet:
     if chosen.queries.startswith("s3://") or chosen.qrels.startswith("s3://"):
         folder = Path(tempfile.mkdtemp(prefix="dynembed-eval-"))
         queries = _local_copy(chosen.queries, "queries", folder, settings)
@@ -134,34 +123,29 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
         raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
     candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
-    golden = load_eval_set(config, svc.settings)
+    eval_set = eval_set_of(config.eval, svc.settings)
+    golden = load_eval_set_from(eval_set, svc.settings)
     active = generations.find_active(svc.registry)
     if active is not None and active.id == candidate.id:
         raise DynembedError(f"generation {gen_id} is already active")
-    chunks_k = min(1000, config.k * 3)  # chunk hits collapse to docs; ask for enough of them
+    chunks_k = chunks_for(config.k)
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
 
-    candidate_run, latencies = run_golden_set(
-        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k)
-    )
-    candidate_result = evaluate_run(candidate_run, golden, k=config.k)
+    measured = measure(svc, candidate, golden, config.eval_principal, config.k)
+    candidate_result, latencies = measured.result, measured.latencies_ms
     baseline_result = None
     if active is not None:
-        baseline_run, _ = run_golden_set(golden, _doc_search(svc, active, config.eval_principal, chunks_k))
-        baseline_result = evaluate_run(baseline_run, golden, k=config.k)
+        baseline_result = measure(svc, active, golden, config.eval_principal, config.k).result
     comparison = compare(candidate_result, baseline_result)
 
     progress = progress_store(svc).load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
-    live = live_documents(svc.schema, svc.source).docs
-    indexed = {
-        str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
-    }
-    probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
+    seen = snapshot(svc, candidate)
+    probes, probe_details = run_probes(svc, candidate, golden, seen, chunks_k, failed_docs=failed_docs)
     decision = gate(comparison, probes, config.gate)
-    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
+    wanted = seen.wanted
     report = EvaluationReport.build(
         golden=golden,
         comparison=comparison,
@@ -170,7 +154,7 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         candidate=candidate,
         baseline=active,
         probes=probes,
-        coverage=Coverage(docs_indexed=len(indexed & wanted), docs_in_source=len(wanted)),
+        coverage=Coverage(docs_indexed=len(seen.indexed & wanted), docs_in_source=len(wanted)),
         latency_ms=latency_summary(latencies),
         latency_samples=len(latencies),
         embeddings=EmbeddingUsage(
@@ -185,6 +169,8 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         report_path=str(report_path),
         metrics_published=published,
         probe_details=probe_details,
+        eval_set=eval_set.model_dump(),
+        eval_principal=list(config.eval_principal),
         backfill={
             "docs": progress.total("docs") if progress else 0,
             "runs": progress.runs if progress else 0,
@@ -226,108 +212,6 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         "report_path": str(report_path),
         "metrics_published": published,
     }
-
-
-def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:
-    def run(text: str) -> list[str]:
-        response = svc.search(text, list(principal), k=k, generation=gen.id)
-        return [r.doc_id for r in response.results]
-
-    return run
-
-
-# ---- probes --------------------------------------------------------------------------------------------
-
-
-def run_probes(
-    svc: Any,
-    candidate: Generation,
-    golden: GoldenSet,
-    live: dict[str, LiveDoc],
-    indexed: set[str],
-    failed_docs: set[str],
-    k: int,
-) -> tuple[dict[str, bool], dict[str, Any]]:
-    """Each probe's verdict, and the figures behind it (for the report)."""
-    details: dict[str, Any] = {}
-    probes: dict[str, bool] = {}
-
-    deleted = _deleted_doc_ids(svc, candidate) - live.keys()
-    strays = sorted(indexed - live.keys())
-    probes["deleted_docs_absent"] = not strays
-    details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
-
-    found, probed = _newest_edits(svc, candidate, live, k)
-    probes["newest_edits_retrievable"] = found == probed
-    details["newest_edits_retrievable"] = {"probed": probed, "found": found}
-
-    leaks = _restricted_leaks(svc, candidate, golden, k)
-    probes["restricted_principal_public_only"] = not leaks
-    details["restricted_principal_public_only"] = {
-        "principal": NO_GROUPS_PRINCIPAL,
-        "non_public_hits": leaks[:10],
-    }
-
-    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content} - failed_docs
-    missing = sorted(wanted - indexed)
-    probes["coverage_complete"] = not missing
-    details["coverage_complete"] = {"missing": missing[:10], "missing_count": len(missing)}
-    return probes, details
-
-
-def _deleted_doc_ids(svc: Any, candidate: Generation) -> set[str]:
-    """Docs some write target's ledger holds as deleted (the candidate's and the active's)."""
-    ids: set[str] = set()
-    for gen in svc.registry.list():
-        if gen.id == candidate.id or gen.status is GenerationStatus.ACTIVE:
-            ids.update(e.doc_id for e in svc.ledger.scan(gen.id) if e.state == "deleted")
-    return ids
-
-
-def _newest_edits(
-    svc: Any, candidate: Generation, live: dict[str, LiveDoc], k: int
-) -> tuple[int, int]:
-    schema = svc.schema
-    newest = sorted(
-        ((updated, doc_id) for doc_id, (_v, updated, has_content) in live.items() if has_content and updated),
-        reverse=True,
-    )
-    found = probed = 0
-    for _, doc_id in newest:
-        if probed == NEWEST_EDITS_PROBED:
-            break
-        item = svc.source.get_item(doc_id)
-        if item is None:
-            continue
-        acl = schema.acl_of(item)
-        if not acl:
-            continue  # nobody may read it: nothing to retrieve
-        version = schema.version_of(item, doc_id)
-        text = " ".join(t for _, t in schema.content_of(item))[:500]
-        probed += 1
-        response = svc.search(
-            text, acl, k=k, generation=candidate.id, public_principal=schema.public_principal
-        )
-        if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
-            found += 1
-    return found, probed
-
-
-def _restricted_leaks(svc: Any, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
-    public = svc.schema.public_principal
-    leaks: list[str] = []
-    for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
-        response = svc.search(
-            golden.queries[query_id],
-            NO_GROUPS_PRINCIPAL,
-            k=k,
-            generation=candidate.id,
-            public_principal=public,
-        )
-        ids = [chunk_id(r.doc_id, r.chunk_key) for r in response.results]
-        stored = svc.index.get_chunks(candidate.index_name, ids) if ids else {}
-        leaks += [cid for cid in ids if public not in (stored.get(cid, {}).get("acl") or [])]
-    return leaks
 
 
 # ---- outputs -------------------------------------------------------------------------------------------

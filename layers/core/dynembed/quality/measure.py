@@ -1,0 +1,217 @@
+"""What the rebuild's Evaluate step and the canary both measure on a generation, so the two
+figures are comparable: the golden set run (searched by explicit generation id, as the same
+principal, with the same number of chunks per query) and the probes that metrics alone miss.
+
+Probes: deleted docs are absent (no indexed doc is missing from the source, including every
+doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
+are found by their own text, at their current version); a principal with no groups sees public
+chunks only; coverage (every live doc with content is indexed). The sentinel's item is never
+part of any of them.
+
+On a live system (the canary) a change can be on its way while a probe looks: ``settle_s``
+leaves changes younger than that alone, and a stray is counted only if it is still there
+``settle_s`` after the first look. The rebuild gate passes 0: its candidate has caught up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dynembed.core.models import Generation, GenerationStatus, chunk_id, is_sentinel
+from dynembed.core.source_scan import LiveDoc, live_documents
+from dynembed.quality.evaluation import EvaluationResult, GoldenSet, evaluate_run, run_golden_set
+
+NEWEST_EDITS_PROBED = 5
+RESTRICTED_QUERIES_PROBED = 5
+NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
+PROBES = (
+    "deleted_docs_absent",
+    "newest_edits_retrievable",
+    "restricted_principal_public_only",
+    "coverage_complete",
+)
+
+
+def chunks_for(k: int) -> int:
+    """Chunk hits collapse to docs: ask for enough of them to rank k docs."""
+    return min(1000, k * 3)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    result: EvaluationResult
+    latencies_ms: list[float]
+
+
+def measure(
+    svc: Any, generation: Generation, golden: GoldenSet, principal: Sequence[str], k: int
+) -> Measurement:
+    """Every judged query of ``golden`` against ``generation``'s own index, scored at ``k``."""
+    run, latencies = run_golden_set(golden, doc_search(svc, generation, principal, chunks_for(k)))
+    return Measurement(evaluate_run(run, golden, k=k), latencies)
+
+
+def doc_search(
+    svc: Any, generation: Generation, principal: Sequence[str], k: int
+) -> Callable[[str], list[str]]:
+    def run(text: str) -> list[str]:
+        response = svc.search(text, list(principal), k=k, generation=generation.id)
+        return [r.doc_id for r in response.results]
+
+    return run
+
+
+@dataclass
+class IndexSnapshot:
+    """The live source docs and the docs ``generation``'s index holds, sentinel left out."""
+
+    live: dict[str, LiveDoc]
+    indexed: set[str]
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def wanted(self) -> set[str]:
+        """Live docs with content: what the index should hold."""
+        return {d for d, (_v, _u, has_content) in self.live.items() if has_content}
+
+
+def snapshot(svc: Any, generation: Generation) -> IndexSnapshot:
+    svc.index.refresh(generation.index_name)
+    live = {d: doc for d, doc in live_documents(svc.schema, svc.source).docs.items() if not is_sentinel(d)}
+    return IndexSnapshot(live, _indexed_docs(svc, generation))
+
+
+def _indexed_docs(svc: Any, generation: Generation) -> set[str]:
+    docs = (
+        str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(generation.index_name, ["doc_id"])
+    )
+    return {d for d in docs if not is_sentinel(d)}
+
+
+def run_probes(
+    svc: Any,
+    generation: Generation,
+    golden: GoldenSet,
+    seen: IndexSnapshot,
+    k: int,
+    *,
+    failed_docs: set[str] | frozenset[str] = frozenset(),
+    settle_s: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> tuple[dict[str, bool], dict[str, Any]]:
+    """Each probe's verdict, and the figures behind it (for the report)."""
+    details: dict[str, Any] = {}
+    probes: dict[str, bool] = {}
+    settled = (lambda updated: updated is None or updated <= clock() - settle_s) if settle_s > 0 else None
+
+    deleted = _deleted_doc_ids(svc, generation) - seen.live.keys()
+    strays = sorted(seen.indexed - seen.live.keys())
+    if strays and settle_s > 0:
+        strays = _still_stray(svc, generation, strays, seen.taken_at + settle_s, sleep, clock)
+    probes["deleted_docs_absent"] = not strays
+    details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
+
+    found, probed = _newest_edits(svc, generation, seen.live, k, settled)
+    probes["newest_edits_retrievable"] = found == probed
+    details["newest_edits_retrievable"] = {"probed": probed, "found": found}
+
+    leaks = _restricted_leaks(svc, generation, golden, k)
+    probes["restricted_principal_public_only"] = not leaks
+    details["restricted_principal_public_only"] = {
+        "principal": NO_GROUPS_PRINCIPAL,
+        "non_public_hits": leaks[:10],
+    }
+
+    missing = sorted(
+        d
+        for d in seen.wanted - failed_docs - seen.indexed
+        if settled is None or settled(seen.live[d].updated_at)
+    )
+    probes["coverage_complete"] = not missing
+    details["coverage_complete"] = {"missing": missing[:10], "missing_count": len(missing)}
+    return probes, details
+
+
+def _still_stray(
+    svc: Any,
+    generation: Generation,
+    strays: list[str],
+    look_again_at: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> list[str]:
+    """Strays still indexed and still absent from the source once in-flight deletes had time."""
+    wait = look_again_at - clock()
+    if wait > 0:
+        sleep(wait)
+    svc.index.refresh(generation.index_name)
+    back = set(svc.source.get_items(strays))
+    indexed = _indexed_docs(svc, generation)
+    return [d for d in strays if d in indexed and d not in back]
+
+
+def _deleted_doc_ids(svc: Any, generation: Generation) -> set[str]:
+    """Docs some write target's ledger holds as deleted (this generation's and the active's)."""
+    ids: set[str] = set()
+    for gen in svc.registry.list():
+        if gen.id == generation.id or gen.status is GenerationStatus.ACTIVE:
+            ids.update(e.doc_id for e in svc.ledger.scan(gen.id) if e.state == "deleted")
+    return {d for d in ids if not is_sentinel(d)}
+
+
+def _newest_edits(
+    svc: Any,
+    generation: Generation,
+    live: dict[str, LiveDoc],
+    k: int,
+    settled: Callable[[float | None], bool] | None,
+) -> tuple[int, int]:
+    schema = svc.schema
+    newest = sorted(
+        (
+            (updated, doc_id)
+            for doc_id, (_v, updated, has_content) in live.items()
+            if has_content and updated and (settled is None or settled(updated))
+        ),
+        reverse=True,
+    )
+    found = probed = 0
+    for _, doc_id in newest:
+        if probed == NEWEST_EDITS_PROBED:
+            break
+        item = svc.source.get_item(doc_id)
+        if item is None:
+            continue
+        acl = schema.acl_of(item)
+        if not acl:
+            continue  # nobody may read it: nothing to retrieve
+        version = schema.version_of(item, doc_id)
+        text = " ".join(t for _, t in schema.content_of(item))[:500]
+        probed += 1
+        response = svc.search(
+            text, acl, k=k, generation=generation.id, public_principal=schema.public_principal
+        )
+        if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
+            found += 1
+    return found, probed
+
+
+def _restricted_leaks(svc: Any, generation: Generation, golden: GoldenSet, k: int) -> list[str]:
+    public = svc.schema.public_principal
+    leaks: list[str] = []
+    for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
+        response = svc.search(
+            golden.queries[query_id],
+            NO_GROUPS_PRINCIPAL,
+            k=k,
+            generation=generation.id,
+            public_principal=public,
+        )
+        ids = [chunk_id(r.doc_id, r.chunk_key) for r in response.results]
+        stored = svc.index.get_chunks(generation.index_name, ids) if ids else {}
+        leaks += [cid for cid in ids if public not in (stored.get(cid, {}).get("acl") or [])]
+    return leaks
