@@ -205,6 +205,25 @@ def latest_monitor_values(cloudwatch: Any, now: datetime | None = None) -> dict[
     return latest
 
 
+def monitors_status(svc: Any) -> dict[str, Any]:
+    """The canary of the active generation and the sentinel's latest figures, for `status`."""
+    import boto3
+
+    from dynembed.quality.canary import summary
+    from dynembed.rebuild.generations import find_active
+
+    latest = latest_monitor_values(boto3.client("cloudwatch", region_name=svc.settings.region))
+    active = find_active(svc.registry)
+    return {
+        "latest": latest,
+        "canary": summary(active.canary) if active is not None else None,
+        "sentinel": {
+            "freshness_s": latest.get(METRICS.e2e_freshness),
+            "delete_s": latest.get(METRICS.e2e_delete),
+        },
+    }
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from dynembed.core.config import TUNING
 from dynembed_ops.cli.common import CommandSet, JsonFlag, connect, console, emit, friendly
 from dynembed_ops.source_app import source_app_for
 
@@ -65,8 +66,15 @@ def up(
     opensearch_port: Annotated[int, typer.Option(help="OpenSearch endpoint port (osmem)")] = 9200,
     model: Annotated[str, typer.Option(help="Embedding model of the first generation")] = "hash-256",
     schema: Annotated[Path | None, typer.Option(help="Source schema JSON/YAML")] = None,
+    canary_every: Annotated[
+        float, typer.Option(help="Minutes between canary runs (0: none); golden set: DYNEMBED_EVAL_DIR")
+    ] = float(TUNING.canary_rate_minutes),
+    sentinel_every: Annotated[
+        float, typer.Option(help="Minutes between end-to-end sentinel runs (0: none)")
+    ] = float(TUNING.sentinel_rate_minutes),
 ) -> None:
-    """Run a local stack on localhost until Ctrl-C; other commands talk to it."""
+    """Run a local stack on localhost until Ctrl-C; other commands talk to it. The canary and the
+    sentinel run on their schedules, as EventBridge runs them in AWS."""
     from dynembed.core.schema import SourceSchema
     from dynembed.embedders.catalog import spec_for
     from dynembed_ops.local.stack import STATE_FILE, TELEMETRY_FILE, LocalStack
@@ -78,6 +86,11 @@ def up(
     svc = stack.services()
     gen = svc.bootstrap(model)
     stack.info.save()
+    every = {name: minutes * 60 for name, minutes in (("canary", canary_every), ("sentinel", sentinel_every))}
+    stack.start_schedules(
+        {name: seconds for name, seconds in every.items() if seconds > 0},
+        {"canary": TUNING.canary_timeout_s, "sentinel": TUNING.sentinel_timeout_s},
+    )
     console.print(
         f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  OpenSearch: {stack.info.opensearch_url}"
     )

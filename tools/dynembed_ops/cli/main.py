@@ -9,7 +9,7 @@ import os
 
 import typer
 
-from dynembed_ops.cli import bench, generations, local, operate
+from dynembed_ops.cli import bench, generations, local, operate, quality
 
 
 def build_app() -> typer.Typer:
@@ -21,6 +21,7 @@ def build_app() -> typer.Typer:
     local.commands.register(app)
     operate.commands.register(app)
     generations.commands.register(app)
+    quality.commands.register(app)
     operate.dlq_commands.register(dlq_app)
     bench.commands.register(bench_app)
     app.add_typer(dlq_app, name="dlq")

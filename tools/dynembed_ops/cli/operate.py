@@ -17,9 +17,10 @@ dlq_commands = CommandSet()
 @commands.command()
 @friendly
 def status(as_json: JsonFlag = False) -> None:
-    """Generations, queue and DLQ depth, held jobs, freshness, and which alarms would fire."""
+    """Generations, queue and DLQ depth, held jobs, freshness, canary and sentinel, and which
+    alarms would fire."""
     from dynembed.core.telemetry import percentile
-    from dynembed_ops.ops import alarms, queue_depth
+    from dynembed_ops.ops import alarms, monitors_status, queue_depth
 
     svc = connect()
     jobs = queue_depth(svc.sqs, svc.settings.jobs_queue_url)
@@ -28,6 +29,7 @@ def status(as_json: JsonFlag = False) -> None:
     lags = [g.freshness_lag_s for g in audit.generations]
     telemetry = _up_telemetry()
     freshness = telemetry.get("freshness_s", [])
+    monitors = monitors_status(svc)
     data = {
         "generations": [
             {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
@@ -39,7 +41,9 @@ def status(as_json: JsonFlag = False) -> None:
         "held_jobs": svc.held.count(),
         "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
-        "alarms": alarms(freshness, jobs, dlq, audit.totals()),
+        "alarms": alarms(freshness, jobs, dlq, audit.totals(), monitors["latest"]),
+        "canary": monitors["canary"],
+        "sentinel": monitors["sentinel"],
         "freshness_p50_s": percentile(freshness, 50),
         "freshness_p95_s": percentile(freshness, 95),
         "counters": telemetry.get("counters", {}),
@@ -63,12 +67,26 @@ def status(as_json: JsonFlag = False) -> None:
     table.add_row(
         "freshness p50 / p95 (s)", "n/a (nothing synced yet)" if p50 is None else f"{p50:.2f} / {p95:.2f}"
     )
+    canary, sentinel = data["canary"], data["sentinel"]
+    table.add_row(
+        "canary nDCG / drop since promotion",
+        "n/a (no run yet)"
+        if canary is None
+        else f"{canary['generation']}: {_num(canary.get('ndcg@' + str(canary['k'])))} / {_num(canary['ndcg_drop'])}",
+    )
+    table.add_row(
+        "sentinel searchable / gone (s)", f"{_num(sentinel['freshness_s'])} / {_num(sentinel['delete_s'])}"
+    )
     for alarm in data["alarms"]:
         table.add_row(
             f"alarm {alarm['alarm']}",
             ("[red]FIRING[/]" if alarm["firing"] else "ok") + f" ({alarm['value']} > {alarm['threshold']}?)",
         )
     console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _up_telemetry() -> dict[str, Any]:

@@ -275,6 +275,7 @@ def summary(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     out.update({f"{m}_drop": drops.get(m) for m in RETRIEVAL_METRICS})
     out.update(
         generation=record.get("generation_id"),
+        k=k,
         at=record.get("created_at"),
         reference=(record.get("reference") or {}).get("source"),
         passed=record.get("passed"),

@@ -8,9 +8,10 @@ The item is invisible to users: its one principal and its tenant are reserved
 (``dynembed.core.models.SENTINEL_*``; search refuses them to every caller but this one), the
 audit skips its id and the cost figures leave its tenant out.
 
-Waits are bounded. A write that is not searchable within ``wait_s`` publishes the time waited
-(a lower bound, above the alarm threshold) and logs why; its delete is then not measured (the
-item was never there to disappear), so that alarm, missing its data, fires too.
+Waits are bounded. A write that is not searchable within ``wait_s`` publishes no value: the
+alarms treat missing data as breaching, whatever the wait (a lower bound under the threshold
+would read as healthy). The run logs why, with the time waited. Its delete is then not measured
+(the item was never there to disappear), so that alarm fires too.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ class SentinelResult:
     version: int
     started_at: float
     freshness_s: float | None = None
-    """Write to searchable; on a timeout, the time waited (a lower bound)."""
+    """Write to searchable; on a timeout, the time waited (a lower bound, not published)."""
     freshness_timed_out: bool = False
     delete_s: float | None = None
-    """Delete to gone; None when not measured (the write never became searchable)."""
+    """Delete to gone (on a timeout, the time waited, not published); None when not measured
+    (the write never became searchable)."""
     delete_timed_out: bool = False
     notes: list[str] = field(default_factory=list)
     metrics_published: bool = False
@@ -169,10 +171,12 @@ def _wait(
 def _publish(publisher: MetricsPublisher, result: SentinelResult) -> bool:
     dims = {"service": NAMES.service}
     data = []
-    if result.freshness_s is not None:
+    if result.freshness_s is not None and not result.freshness_timed_out:
         data.append(MetricDatum(METRICS.e2e_freshness, result.freshness_s, "Seconds", dims))
-    if result.delete_s is not None:
+    if result.delete_s is not None and not result.delete_timed_out:
         data.append(MetricDatum(METRICS.e2e_delete, result.delete_s, "Seconds", dims))
+    if not data:
+        return True  # a timeout: the missing value is what the alarms act on
     try:
         publisher.publish(data)
     except DynembedError as exc:
