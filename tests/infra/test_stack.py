@@ -299,7 +299,8 @@ def test_domain_policy_names_exactly_the_granted_roles(synth: Synth) -> None:
     (domain,) = synth.of_type("AWS::OpenSearchService::Domain").values()
     (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
     principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
-    expected = {synth.role_id_of_function(n) for n in ("classify", "sync", "search", "audit", "workflow")}
+    callers = ("classify", "sync", "search", "audit", "workflow", "canary", "sentinel")
+    expected = {synth.role_id_of_function(n) for n in callers}
     assert principals == expected | {synth.logical_id(synth.stack.search.admin_role)}
     assert "*" not in json.dumps(statement["Principal"])
 
