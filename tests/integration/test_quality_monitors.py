@@ -8,10 +8,12 @@ helpers from ``test_rebuild_workflow``); hash-256 keeps it to seconds.
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +23,10 @@ from dynembed.core.models import SENTINEL_DOC_ID, ChunkDocument
 from dynembed.core.versioning import WriteRank, external_version
 from dynembed.embedders.hashing import hash_vector
 from dynembed.quality.canary import run_canary
+from dynembed.quality.evaluation import load_golden_set
 from dynembed.quality.sentinel import run_sentinel, search_as_sentinel
 from dynembed_ops.local.stack import LocalStack
-from dynembed_ops.ops import latest_monitor_values, monitor_alarms, queue_depth
+from dynembed_ops.ops import latest_monitor_values, monitor_alarms, monitors_status, queue_depth
 from tests.integration import test_rebuild_workflow as rebuilds
 from tests.integration.test_rebuild_workflow import TRUNCATING, Golden, rebuild, rebuild_input, start_baseline
 
@@ -161,3 +164,37 @@ def test_with_the_sync_side_stopped_the_sentinel_times_out_and_its_alarms_fire(
     assert firing["EndToEndFreshness"]["missing"] and firing["EndToEndDelete"]["missing"]
     # AND the item was removed from the source all the same
     assert svc.source.get_item(SENTINEL_DOC_ID) is None
+
+
+def test_the_demo_runs_both_monitors_and_writes_the_html_report(
+    stack: LocalStack, golden: Golden, tmp_path: Path
+) -> None:
+    # GIVEN the demo's state on a serving generation (the FAQ slice, hash-256, nothing rebuilt)
+    from rich.console import Console
+
+    from dynembed_ops.demo.monitors import run_monitors
+    from dynembed_ops.demo.state import DemoOptions, DemoState
+
+    start_baseline(stack, golden)
+    options = DemoOptions(queries=golden.queries, qrels=golden.qrels, json_out=tmp_path / "summary.json")
+    state = DemoState(
+        stack, options, Console(file=io.StringIO()), load_golden_set(golden.queries, golden.qrels)
+    )
+    # WHEN the demo's monitors part runs
+    run_monitors(state)
+    # THEN the summary carries the canary's and the sentinel's figures, shadow as nulls, the report path
+    summary = state.summary
+    assert set(summary["canary"]) >= {"ndcg@10", "recall@10", "mrr@10", "weak_retrieval_rate"}
+    assert summary["canary"]["weak_retrieval_rate"] is None and summary["canary"]["ndcg_drop"] == 0.0
+    assert summary["sentinel"]["freshness_s"] > 0 and summary["sentinel"]["delete_s"] > 0
+    assert summary["shadow"] == {"queries": None, "overlap@10": None, "rbo": None}
+    assert summary["monitor_alarms_firing"] == []
+    # AND the HTML report, beside the --json file, has the canary and the sentinel's figures in it
+    page = Path(summary["report_html"])
+    assert page.parent == tmp_path and page.is_file()
+    html = page.read_text()
+    assert 'data-section="canary"' in html and "sentinel edit searchable after" in html
+    # AND `dynembed status` reads the same figures back
+    status = monitors_status(stack.services())
+    assert status["canary"]["ndcg@10"] == summary["canary"]["ndcg@10"]
+    assert status["sentinel"]["freshness_s"] == pytest.approx(summary["sentinel"]["freshness_s"])
