@@ -80,7 +80,12 @@ def status(as_json: JsonFlag = False) -> None:
     for alarm in data["alarms"]:
         table.add_row(
             f"alarm {alarm['alarm']}",
-            ("[red]FIRING[/]" if alarm["firing"] else "ok") + f" ({alarm['value']} > {alarm['threshold']}?)",
+            ("[red]FIRING[/]" if alarm["firing"] else "ok")
+            + (
+                " (no data: missing data breaches)"
+                if alarm.get("missing")
+                else f" ({alarm['value']} > {alarm['threshold']}?)"
+            ),
         )
     console.print(table)
 
