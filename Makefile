@@ -33,10 +33,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/dynembed demo
 
+# The unit tier's own coverage of the runtime package, from the same run (tests/plugins/unit_guard.py
+# labels each test's lines `unit` or `other`; start-up and collection, which a `pytest -m unit` run
+# goes through too, count as unit: the empty context and `unit`). The adapters are left out of this figure only: they
+# need moto or osmem-server, so the integration tier covers them (see [tool.coverage] in pyproject).
+UNIT_COVERAGE_OMIT := */dynembed/adapters/*,*/dynembed/index/opensearch.py,*/dynembed/embedders/local.py
+
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest --cov --cov-report=term:skip-covered -q
+	@echo "unit tier (tests marked unit: no sockets, no moto), coverage of the runtime package dynembed:"
+	$(PY) -m coverage report --contexts='^(unit)?$$' --include='*/layers/core/dynembed/*' --omit='$(UNIT_COVERAGE_OMIT)' --skip-covered --fail-under=90
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "unit"

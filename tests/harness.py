@@ -11,6 +11,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from dynembed.core.config import Settings
 from dynembed.core.models import ChunkerSpec, Generation, ModelSpec, ReconcileJob, chunk_id
 from dynembed.core.ports import Embedder
 from dynembed.core.schema import SourceSchema, TombstoneRule
@@ -23,12 +24,17 @@ from dynembed.sync.ingest import ChangeApplier
 from dynembed.sync.reconcile import Reconciler
 from dynembed.wiring import Services
 from tests.fakes import (
+    InMemoryBlobs,
     InMemoryCache,
+    InMemoryHeldJobs,
     InMemoryIndex,
+    InMemoryJobDeadLetters,
     InMemoryLedger,
+    InMemoryProgressStore,
     InMemoryQueue,
     InMemoryRegistry,
     InMemorySource,
+    InMemorySqsClient,
 )
 
 SCHEMA = SourceSchema(
@@ -60,6 +66,14 @@ class Harness:
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
+    held: Any = field(default_factory=InMemoryHeldJobs)
+    """The HeldJobs store (used only where the schema's policy is batched)."""
+    dead_letters: Any = None
+    sqs: InMemorySqsClient = field(default_factory=InMemorySqsClient)
+    blobs: InMemoryBlobs = field(default_factory=InMemoryBlobs)
+    job_dead_letters: InMemoryJobDeadLetters | None = None
+    """Where reconcile jobs go after their last attempt; None: no DLQ, every failure is retried."""
+    settings: Settings | None = None
     deleted_at: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
 
@@ -72,7 +86,8 @@ class Harness:
 
     def services(self) -> Services:
         """The production wiring (``Services``) with this harness's fakes slotted in."""
-        svc = Services(schema=self.schema, telemetry=self.telemetry)
+        settings = self.settings or Settings(index_alias=self.alias, index_prefix=self.index_prefix)
+        svc = Services(settings=settings, schema=self.schema, telemetry=self.telemetry)
         svc.__dict__.update(
             source=self.source,
             ledger=self.ledger,
@@ -80,8 +95,12 @@ class Harness:
             index=self.index,
             cache=self.cache,
             queue=self.queue,
-            held=None,
-            dead_letters=None,
+            held=self.held,
+            dead_letters=self.dead_letters,
+            sqs=self.sqs,
+            job_dead_letters=self.job_dead_letters,
+            progress=InMemoryProgressStore(self.registry),
+            blobs=self.blobs,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc

@@ -13,12 +13,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from dynembed.adapters.dynamodb import HeldJobModel
 from dynembed.core.config import KEYS, NAMES
 from dynembed_infra.context import DeploymentConfig
 
-HELD_JOBS_HASH: str = str(getattr(KEYS, "held_jobs_hash", None) or HeldJobModel._hash_keyname)
-"""``KEYS`` has no entry for the held-jobs table yet; the adapter's model is the next best truth."""
+HELD_JOBS_HASH: str = KEYS.held_jobs_hash
 
 
 class Data(Construct):

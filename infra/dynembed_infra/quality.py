@@ -122,13 +122,14 @@ class QualityMonitors(Construct):
     ) -> DynembedFunction:
         fn = functions.create(self, "canary", timeout_s=tuning.canary_timeout_s, memory_mb=CANARY_MEMORY_MB)
         # Reads what the probes read; writes only its report onto the generation (UpdateItem).
+        # Figures go out as EMF through its logs, like every function's.
         data.registry_table.grant_read_data(fn.role)
         data.registry_table.grant(fn.role, "dynamodb:UpdateItem")
         data.source_table.grant_read_data(fn.role)
         data.ledger_table.grant_read_data(fn.role)
-        index.grant(fn, IndexAccess.READ)
+        # The probes refresh the index and scroll through it, like the audit; no document write.
+        index.grant(fn, IndexAccess.SCAN)
         bedrock.grant_invoke(fn)
-        _grant_put_metric_data(fn)
         grant_golden_sets(self, fn, config)
         return fn
 
@@ -157,20 +158,7 @@ class QualityMonitors(Construct):
         data.registry_table.grant_read_data(fn.role)
         index.grant(fn, IndexAccess.READ)
         bedrock.grant_invoke(fn)
-        _grant_put_metric_data(fn)
         return fn
-
-
-def _grant_put_metric_data(fn: DynembedFunction) -> None:
-    """PutMetricData (not EMF): the canary's figures need dimensions by generation, and both
-    monitors' figures are read back by the local `dynembed status`. Only into dynembed's namespace."""
-    fn.role.add_to_policy(
-        iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"],
-            resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": NAMES.metrics_namespace}},
-        )
-    )
 
 
 def _alarm_specs(tuning: Tuning) -> list[AlarmSpec]:

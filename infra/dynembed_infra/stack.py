@@ -13,6 +13,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from dynembed.core.config import NAMES, TUNING, Tuning
+from dynembed_infra.api import SearchApi
 from dynembed_infra.audit import Audit, Schedules
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig
@@ -67,6 +68,9 @@ class DynembedStack(Stack):
             placement=placement,
         )
         index = self.search.index
+        self.search_api = SearchApi(
+            self, "SearchApi", search=self.search.function, key=self.key, config=config
+        )
 
         self.ingest = Ingest(
             self,
@@ -113,6 +117,7 @@ class DynembedStack(Stack):
             jobs_dlq=self.ingest.jobs_dlq,
             stream_failures_queue=self.ingest.stream_failures_queue,
             classify=self.ingest.classify,
+            functions=self.functions.functions,
             state_machine=self.workflow.state_machine,
             audit_rate_minutes=config.audit_rate_minutes,
             alarm_email=config.alarm_email,
@@ -183,6 +188,20 @@ class DynembedStack(Stack):
             "knn_mode": "native",
             "region": Aws.REGION,
             "eval_dir": self.config.eval_dir,
+            "reports_dir": self.workflow.reports_location,
+            **self._identity_settings(),
+        }
+
+    def _identity_settings(self) -> dict[str, str]:
+        """How the search function maps the API's verified identity (context dynembed:searchApi)."""
+        api = self.config.search_api
+        return {
+            "identity_user_claim": api.claims.user,
+            "identity_groups_claim": api.claims.groups,
+            "identity_tenant_claim": api.claims.tenant,
+            "identity_user_prefix": api.claims.user_prefix,
+            "identity_group_prefix": api.claims.group_prefix,
+            "identity_iam_callers": api.iam_callers_json,
         }
 
     def _outputs(self) -> None:
@@ -194,6 +213,7 @@ class DynembedStack(Stack):
             "RebuildStateMachineArn": self.workflow.state_machine.state_machine_arn,
             "OpenSearchEndpoint": self.search.index.endpoint,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
+            "SearchApiUrl": self.search_api.url,
         }
         if self.search.admin_role is not None:
             outputs["OpenSearchAdminRoleArn"] = self.search.admin_role.role_arn

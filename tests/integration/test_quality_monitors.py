@@ -1,6 +1,7 @@
 """The canary and the end-to-end sentinel on the local stack: moto (DynamoDB, Streams, SQS,
-Step Functions, CloudWatch), osmem, the pumps and the real handlers. The alarm evaluator reads
-the published figures back from moto's CloudWatch, as `dynembed status` does.
+Step Functions), osmem, the pumps and the real handlers. The alarm evaluator reads the figures
+as `dynembed status` does: the canary's report from the registry, the sentinel's from the
+process's telemetry (the handlers run in it).
 
 The rebuild that promotes the canary's generation is the real state machine (fixtures and
 helpers from ``test_rebuild_workflow``); hash-256 keeps it to seconds.
@@ -18,15 +19,16 @@ from typing import Any
 
 import pytest
 
-from dynembed.core.config import METRICS, NAMES, THRESHOLDS, TUNING
+from dynembed.core.config import METRICS, THRESHOLDS, TUNING
 from dynembed.core.models import SENTINEL_DOC_ID, ChunkDocument
 from dynembed.core.versioning import WriteRank, external_version
 from dynembed.embedders.hashing import hash_vector
 from dynembed.quality.canary import run_canary
 from dynembed.quality.evaluation import load_golden_set
 from dynembed.quality.sentinel import run_sentinel, search_as_sentinel
+from dynembed.rebuild.generations import find_active
 from dynembed_ops.local.stack import LocalStack
-from dynembed_ops.ops import latest_monitor_values, monitor_alarms, monitors_status, queue_depth
+from dynembed_ops.ops import monitor_alarms, monitor_values, monitors_status, queue_depth
 from tests.integration import test_rebuild_workflow as rebuilds
 from tests.integration.test_rebuild_workflow import TRUNCATING, Golden, rebuild, rebuild_input, start_baseline
 
@@ -38,8 +40,10 @@ pytestmark = pytest.mark.integration
 
 
 def _firing(stack: LocalStack) -> dict[str, dict[str, Any]]:
-    """The monitors' alarms on what moto's CloudWatch holds now."""
-    latest = latest_monitor_values(stack.client("cloudwatch"))
+    """The monitors' alarms on what the stack holds now."""
+    svc = stack.services()
+    active = find_active(svc.registry)
+    latest = monitor_values(svc.telemetry.snapshot(), active.canary if active else None)
     return {row["alarm"]: row for row in monitor_alarms(latest)}
 
 
@@ -98,14 +102,10 @@ def test_the_canary_of_a_promoted_generation_catches_its_degradation(
     # THEN nDCG fell past the stack's margin, and the nDCG alarm would fire on the published drop
     assert degraded["drops"]["ndcg"] > THRESHOLDS.canary_max_drop and not degraded["passed"]
     assert _firing(stack)["CanaryNdcgDrop"]["firing"]
-    # AND the figures by generation are in CloudWatch too, for graphs per generation
-    names = {
-        m["MetricName"]
-        for m in stack.client("cloudwatch").list_metrics(
-            Namespace=NAMES.metrics_namespace, Dimensions=[{"Name": "generation", "Value": active.id}]
-        )["Metrics"]
-    }
-    assert {METRICS.canary_ndcg, METRICS.canary_ndcg_drop, METRICS.canary_probe_failures} <= names
+    # AND the figures by generation are published too, for graphs per generation
+    gauges = svc.telemetry.gauges
+    for name in (METRICS.canary_ndcg, METRICS.canary_ndcg_drop, METRICS.canary_probe_failures):
+        assert f"{name}[generation={active.id}]" in gauges
 
 
 def test_the_scheduled_sentinel_measures_the_whole_path(stack: LocalStack) -> None:
@@ -151,9 +151,7 @@ def test_with_the_sync_side_stopped_the_sentinel_times_out_and_its_alarms_fire(
     svc = stack.services()
     svc.bootstrap("hash-256")
     # WHEN the sentinel runs with a short wait
-    result = run_sentinel(
-        svc.schema, svc.sentinel_writer, search_as_sentinel(svc), svc.metrics_publisher, wait_s=3
-    )
+    result = run_sentinel(svc.schema, svc.sentinel_writer, search_as_sentinel(svc), svc.telemetry, wait_s=3)
     # THEN its write never became searchable, which it says (no value is published)
     assert result.freshness_timed_out and result.freshness_s is not None and result.freshness_s >= 3
     assert result.delete_s is None and "stalled" in result.notes[0]
@@ -195,6 +193,6 @@ def test_the_demo_runs_both_monitors_and_writes_the_html_report(
     html = page.read_text()
     assert 'data-section="canary"' in html and "sentinel edit searchable after" in html
     # AND `dynembed status` reads the same figures back
-    status = monitors_status(stack.services())
+    status = monitors_status(stack.services(), stack.services().telemetry.snapshot())
     assert status["canary"]["ndcg@10"] == summary["canary"]["ndcg@10"]
     assert status["sentinel"]["freshness_s"] == pytest.approx(summary["sentinel"]["freshness_s"])

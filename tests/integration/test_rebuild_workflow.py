@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
+from dynembed.adapters.sqs import SqsJobQueue
 from dynembed.core.errors import DynembedError, TransientError
 from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, chunk_id
 from dynembed.core.schema import SourceSchema
@@ -272,8 +273,9 @@ def index_chunks(svc: Services, gen: Generation) -> list[tuple[str, dict[str, An
 
 
 def test_a_better_generation_is_promoted_and_rollback_restores_the_alias_in_one_request(
-    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch
+    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    reports_dir = (tmp_path / "reports").resolve()
     # GIVEN a serving generation whose chunker truncates every doc to 80 characters
     svc = stack.services()
     baseline = start_baseline(stack, golden, chunker=TRUNCATING)
@@ -294,14 +296,16 @@ def test_a_better_generation_is_promoted_and_rollback_restores_the_alias_in_one_
         GenerationStatus.STANDBY,
         True,
     )
-    # AND the report is in the registry, in a Markdown file, and in CloudWatch by generation
+    # AND the report is in the registry and in a Markdown file under the reports folder, which
+    # the registry names; its metrics went out by generation
     assert candidate.report is not None and candidate.report["gate_passed"] is True
-    markdown = Path(evaluation["report_path"]).read_text()
+    location = Path(evaluation["report_location"])
+    assert candidate.report["report_location"] == str(location) and location.parent == reports_dir
+    markdown = location.read_text()
     assert markdown == render_markdown_report(candidate.report) and "gate PASSED" in markdown
-    metrics = stack.client("cloudwatch").list_metrics(
-        Namespace="dynembed", Dimensions=[{"Name": "generation", "Value": candidate.id}]
-    )["Metrics"]
-    assert {"EvalNdcgAt10", "EvalRecallAt10", "EvalMrrAt10"} <= {m["MetricName"] for m in metrics}
+    gauges = stack.services().telemetry.snapshot()["gauges"]
+    for name, key in (("EvalNdcgAt10", "ndcg"), ("EvalRecallAt10", "recall"), ("EvalMrrAt10", "mrr")):
+        assert gauges[f"{name}[generation={candidate.id}]"] == pytest.approx(evaluation["candidate"][key])
 
     # WHEN ops roll back
     alias_requests = count_alias_requests(monkeypatch)
@@ -543,8 +547,8 @@ def test_catch_up_waits_while_jobs_are_pending(
     # GIVEN a backlog in the jobs queue that drains over the first two catch-up checks
     start_baseline(stack, golden, chunker=TRUNCATING)
     backlog = [3, 1]
-    real_depth = steps.queue_depth
-    monkeypatch.setattr(steps, "queue_depth", lambda svc: backlog.pop(0) if backlog else real_depth(svc))
+    real_depth = SqsJobQueue.depth
+    monkeypatch.setattr(SqsJobQueue, "depth", lambda queue: backlog.pop(0) if backlog else real_depth(queue))
     # WHEN the rebuild runs
     out = rebuild(stack, rebuild_input(golden, catchup_wait_s=1))
     # THEN it waited twice (Wait with the input's seconds, then checked again) before evaluating
@@ -561,7 +565,7 @@ def test_a_candidate_that_never_catches_up_fails_and_the_active_one_keeps_servin
     # GIVEN a jobs queue that never drains
     svc = stack.services()
     baseline = start_baseline(stack, golden, chunker=TRUNCATING)
-    monkeypatch.setattr(steps, "queue_depth", lambda svc: 7)
+    monkeypatch.setattr(SqsJobQueue, "depth", lambda queue: 7)
     # WHEN the rebuild runs with at most two checks
     with pytest.raises(RebuildFailed, match="did not catch up after 2 checks: 7 jobs pending") as failure:
         rebuild(stack, rebuild_input(golden, catchup_wait_s=0, catchup_max_checks=2))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dynembed.core.config import METRICS, NAMES, THRESHOLDS
+from dynembed.core.config import METRICS, THRESHOLDS, TUNING
 from dynembed.core.errors import ConfigError, DynembedError
 from dynembed.core.models import SENTINEL_DOC_ID, GenerationStatus
 from dynembed.embedders.hashing import hash_vector
@@ -20,9 +20,8 @@ from dynembed.quality.canary import CanaryRequest, canary_html_report, run_canar
 from dynembed.quality.html import render_canary_report
 from dynembed.quality.measure import measure
 from dynembed.rebuild.inputs import EvalSetInput
-from dynembed_ops.ops import monitor_alarms
+from dynembed_ops.ops import monitor_alarms, monitor_values
 from tests.events import load_event
-from tests.fakes import RecordingMetrics
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit
@@ -84,9 +83,8 @@ def test_an_unchanged_generation_matches_its_promotion_figures(tmp_path: Path) -
     # GIVEN a generation promoted with its golden set recorded
     h, eval_set = _serving(tmp_path)
     report = _promoted(h, eval_set)
-    metrics = RecordingMetrics()
     # WHEN the canary runs on it, nothing having changed
-    record = run_canary(h.services(), publisher=metrics, settle_s=0)
+    record = run_canary(h.services(), settle_s=0)
     # THEN it measured the same figures: no drop, every probe passed
     assert record["reference"]["source"] == "promotion"
     assert record["metrics"] == pytest.approx(report["candidate_metrics"])
@@ -100,12 +98,11 @@ def test_an_unchanged_generation_matches_its_promotion_figures(tmp_path: Path) -
         "latency_p95_within_limit",
     }
     # AND the figures are published by generation, the drops also for the alarms
-    by_gen = {"service": NAMES.service, "generation": h.generation.id}
-    assert metrics.values(METRICS.canary_ndcg, **by_gen) == [
-        pytest.approx(report["candidate_metrics"]["ndcg"])
-    ]
-    assert metrics.values(METRICS.canary_ndcg_drop, service=NAMES.service) == [pytest.approx(0.0)]
-    assert metrics.values(METRICS.canary_probe_failures, service=NAMES.service) == [0.0]
+    gauges = h.telemetry.gauges
+    by_gen = f"[generation={h.generation.id}]"
+    assert gauges[METRICS.canary_ndcg + by_gen] == pytest.approx(report["candidate_metrics"]["ndcg"])
+    assert gauges[METRICS.canary_ndcg_drop] == pytest.approx(0.0)
+    assert gauges[METRICS.canary_probe_failures] == 0.0
     # AND the report is stored on the generation
     assert h.registry.get(h.generation.id).canary == record
 
@@ -115,16 +112,16 @@ def test_a_degraded_generation_drops_past_the_margin_and_its_alarm_would_fire(tm
     h, eval_set = _serving(tmp_path)
     _promoted(h, eval_set)
     _corrupt_vectors(h)
-    metrics = RecordingMetrics()
     # WHEN the canary runs
-    record = run_canary(h.services(), publisher=metrics, settle_s=0)
+    record = run_canary(h.services(), settle_s=0)
     # THEN nDCG fell by more than the stack's margin, and the report says so with the numbers
     assert record["drops"]["ndcg"] > THRESHOLDS.canary_max_drop
     assert not record["passed"]
     assert any(r.startswith("ndcg@10") and "below its promotion figure" in r for r in record["reasons"])
     assert record["regressed_queries"] and all(q["delta"] < 0 for q in record["regressed_queries"])
-    # AND the alarm evaluator, on the published drop, reports the nDCG alarm firing
-    latest = {d.name: d.value for d in metrics.data if dict(d.dimensions) == {"service": NAMES.service}}
+    # AND the drop is published for the alarm, whose evaluator (on the stored report) says it fires
+    assert h.telemetry.gauges[METRICS.canary_ndcg_drop] == pytest.approx(record["drops"]["ndcg"])
+    latest = monitor_values(h.telemetry.snapshot(), h.registry.get(h.generation.id).canary)
     firing = {a["alarm"] for a in monitor_alarms(latest) if a["firing"]}
     assert "CanaryNdcgDrop" in firing and "CanaryProbeFailures" not in firing
 
@@ -134,9 +131,9 @@ def test_without_promotion_figures_the_first_run_is_the_reference(tmp_path: Path
     h, eval_set = _serving(tmp_path)
     svc = h.services()
     # WHEN the canary runs twice, the vectors corrupted in between
-    first = run_canary(svc, default_eval_set=eval_set, publisher=RecordingMetrics(), settle_s=0)
+    first = run_canary(svc, default_eval_set=eval_set, settle_s=0)
     _corrupt_vectors(h)
-    second = run_canary(h.services(), publisher=RecordingMetrics(), settle_s=0)
+    second = run_canary(h.services(), settle_s=0)
     # THEN the first run is the reference (no drop), and the second is compared with it
     assert first["reference"]["source"] == "first canary" and first["drops"]["ndcg"] == 0.0
     assert second["reference"]["metrics"] == first["metrics"]
@@ -149,17 +146,21 @@ def test_no_golden_set_anywhere_is_a_config_error_and_nothing_is_published(
 ) -> None:
     monkeypatch.delenv("DYNEMBED_EVAL_DIR", raising=False)
     h, _ = _serving(tmp_path)
-    metrics = RecordingMetrics()
     with pytest.raises(ConfigError, match="DYNEMBED_EVAL_DIR"):
-        run_canary(h.services(), publisher=metrics)
-    assert metrics.data == []  # the alarms, missing their data, fire
+        run_canary(h.services())
+    # THEN nothing is published nor stored: the alarms, missing their data, fire
+    assert not [g for g in h.telemetry.gauges if g.startswith("Canary")]
+    latest = monitor_values(h.telemetry.snapshot(), h.registry.get(h.generation.id).canary)
+    assert all(
+        a["firing"] and a["missing"] for a in monitor_alarms(latest) if a["alarm"].startswith("Canary")
+    )
 
 
 def test_no_active_generation_is_an_error() -> None:
     h = Harness()
     h.registry.update(h.generation.id, status=GenerationStatus.STANDBY)
     with pytest.raises(DynembedError, match="no generation is active"):
-        run_canary(h.services(), publisher=RecordingMetrics())
+        run_canary(h.services())
 
 
 def test_a_standby_is_checked_on_request_but_feeds_no_alarm(tmp_path: Path) -> None:
@@ -167,11 +168,10 @@ def test_a_standby_is_checked_on_request_but_feeds_no_alarm(tmp_path: Path) -> N
     h, eval_set = _serving(tmp_path)
     _promoted(h, eval_set)
     h.registry.update(h.generation.id, status=GenerationStatus.STANDBY)
-    metrics = RecordingMetrics()
     # WHEN it is canaried by id
-    run_canary(h.services(), generation_id=h.generation.id, publisher=metrics, settle_s=0)
+    run_canary(h.services(), generation_id=h.generation.id, settle_s=0)
     # THEN its figures are published by generation only
-    assert metrics.data and all("generation" in d.dimensions for d in metrics.data)
+    assert h.telemetry.gauges and all("[generation=" in key for key in h.telemetry.gauges)
 
 
 def test_probes_leave_changes_on_their_way_alone_for_the_settle_time(tmp_path: Path) -> None:
@@ -182,12 +182,12 @@ def test_probes_leave_changes_on_their_way_alone_for_the_settle_time(tmp_path: P
     h.remove("doc-alpha")
     svc = h.services()
     # WHEN the canary runs with a settle time, and the pipeline catches up while it waits
-    record = run_canary(svc, publisher=RecordingMetrics(), settle_s=30, sleep=lambda _s: h.run())
+    record = run_canary(svc, settle_s=30, sleep=lambda _s: h.run())
     # THEN neither the new doc nor the in-flight delete is a probe failure
     assert record["probes"]["coverage_complete"] and record["probes"]["deleted_docs_absent"]
     # AND WHEN a delete never arrives (the pipeline is stuck), it is one
     h.remove("doc-bravo")
-    stuck = run_canary(h.services(), publisher=RecordingMetrics(), settle_s=30, sleep=lambda _s: None)
+    stuck = run_canary(h.services(), settle_s=30, sleep=lambda _s: None)
     assert not stuck["probes"]["deleted_docs_absent"]
     assert stuck["probe_details"]["deleted_docs_absent"]["indexed_but_gone"] == ["doc-bravo"]
 
@@ -196,7 +196,7 @@ def test_without_a_settle_time_an_unsynced_doc_fails_coverage(tmp_path: Path) ->
     h, eval_set = _serving(tmp_path)
     _promoted(h, eval_set)
     h.write("doc-kilo", body=paragraphs("kilo", size=25))
-    record = run_canary(h.services(), publisher=RecordingMetrics(), settle_s=0)
+    record = run_canary(h.services(), settle_s=0)
     assert not record["probes"]["coverage_complete"]
     assert "probe coverage_complete failed" in record["reasons"]
 
@@ -210,25 +210,31 @@ def test_the_sentinel_item_is_never_part_of_a_probe(tmp_path: Path) -> None:
     h.put_item(sentinel_item(h.schema, int(time.time() * 1000), "end-to-end check x", time.time()))
     h.run()
     # WHEN the canary runs
-    record = run_canary(h.services(), publisher=RecordingMetrics(), settle_s=0)
+    record = run_canary(h.services(), settle_s=0)
     # THEN the sentinel is neither the newest edit (its principal is refused to searches) nor coverage
     assert record["passed"], record["reasons"]
     assert SENTINEL_DOC_ID not in json.dumps(record["probe_details"])
 
 
-def test_a_publishing_failure_is_noted_and_the_report_still_stored(tmp_path: Path) -> None:
+def test_an_old_canary_report_is_missing_data_for_the_alarms(tmp_path: Path) -> None:
+    # GIVEN a passing canary run, then nothing for longer than the alarms look back
     h, eval_set = _serving(tmp_path)
     _promoted(h, eval_set)
-    record = run_canary(h.services(), publisher=RecordingMetrics(fail=True), settle_s=0)
-    assert record["metrics_published"] is False
-    assert h.registry.get(h.generation.id).canary == record
+    record = run_canary(h.services(), settle_s=0)
+    later = record["created_at"] + TUNING.canary_alarm_period_s + 1
+    # WHEN the alarms are evaluated then
+    latest = monitor_values(h.telemetry.snapshot(), record, now=later)
+    # THEN the canary alarms fire on missing data (a canary that stopped is a failure)
+    assert all(
+        a["missing"] and a["firing"] for a in monitor_alarms(latest) if a["alarm"].startswith("Canary")
+    )
 
 
 def test_the_report_renders_as_the_canary_page(tmp_path: Path) -> None:
     # GIVEN a canary report on a promoted generation
     h, eval_set = _serving(tmp_path)
     _promoted(h, eval_set)
-    run_canary(h.services(), publisher=RecordingMetrics(), settle_s=0)
+    run_canary(h.services(), settle_s=0)
     gen = h.registry.get(h.generation.id)
     # WHEN rendered by the HTML renderer, with sentinel figures in the freshness section
     page = render_canary_report(

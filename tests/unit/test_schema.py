@@ -40,14 +40,14 @@ def test_invalid_config_names_the_field(data: dict[str, object], named: str) -> 
 
 def test_env_and_files_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="DYNEMBED_SOURCE_SCHEMA is not valid JSON"):
-        SourceSchema.from_env({"DYNEMBED_SOURCE_SCHEMA": "{nope"})
+        SourceSchema.from_json("{nope")
     with pytest.raises(ConfigError, match="cannot read source schema file"):
         SourceSchema.from_file(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="must hold an object"):
         SourceSchema.from_file(bad)
-    assert SourceSchema.from_env({"DYNEMBED_SOURCE_SCHEMA": '{"id_attribute": "pk"}'}).id_attribute == "pk"
+    assert SourceSchema.from_json('{"id_attribute": "pk"}').id_attribute == "pk"
 
 
 def test_versions_numbers_and_timestamps() -> None:

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from dynembed.core.config import METRICS, NAMES, THRESHOLDS, TUNING
-from dynembed.core.errors import ConfigError, TransientError
+from dynembed.core.errors import AccessDeniedError, ConfigError, TransientError
 from dynembed.core.models import SENTINEL_DOC_ID, SENTINEL_PRINCIPAL, SENTINEL_TENANT
 from dynembed.core.schema import SourceSchema
 from dynembed.quality.sentinel import SentinelResult, run_sentinel, search_as_sentinel, sentinel_item
-from dynembed_ops.ops import monitor_alarms
-from tests.fakes import RecordingMetrics
+from dynembed_ops.ops import monitor_alarms, monitor_values
 from tests.harness import Harness, paragraphs
 
 pytestmark = pytest.mark.unit
@@ -42,13 +41,13 @@ def _harness() -> Harness:
     return Harness(alias=NAMES.index_alias)
 
 
-def _run(h: Harness, time: FakeTime, metrics: RecordingMetrics | None = None, **kw: object) -> SentinelResult:
+def _run(h: Harness, time: FakeTime, **kw: object) -> SentinelResult:
     svc = h.services()
     return run_sentinel(
         h.schema,
         h,
         search_as_sentinel(svc),
-        metrics if metrics is not None else RecordingMetrics(),
+        h.telemetry,
         clock=time.clock,
         wall=time.clock,
         sleep=time.sleep,
@@ -57,8 +56,12 @@ def _run(h: Harness, time: FakeTime, metrics: RecordingMetrics | None = None, **
     )
 
 
-def _latest(metrics: RecordingMetrics) -> dict[str, float | None]:
-    return {d.name: d.value for d in metrics.data if dict(d.dimensions) == {"service": NAMES.service}}
+def _published(h: Harness) -> dict[str, float]:
+    return {k: v for k, v in h.telemetry.gauges.items() if k in (METRICS.e2e_freshness, METRICS.e2e_delete)}
+
+
+def _alarms(h: Harness) -> dict[str, dict[str, object]]:
+    return {a["alarm"]: a for a in monitor_alarms(monitor_values(h.telemetry.snapshot(), None))}
 
 
 def test_a_flowing_pipeline_makes_the_write_searchable_and_the_delete_gone() -> None:
@@ -66,14 +69,13 @@ def test_a_flowing_pipeline_makes_the_write_searchable_and_the_delete_gone() -> 
     h = _harness()
     time = FakeTime()
     time.tick = h.run
-    metrics = RecordingMetrics()
     # WHEN the sentinel runs
-    result = _run(h, time, metrics)
+    result = _run(h, time)
     # THEN both times are measured, one poll each, and published under the service dimension
     assert result.ok and not result.notes
     assert result.freshness_s == pytest.approx(0.5) and result.delete_s == pytest.approx(0.5)
-    assert _latest(metrics) == {METRICS.e2e_freshness: 0.5, METRICS.e2e_delete: 0.5}
-    assert {a["alarm"]: a["firing"] for a in monitor_alarms(_latest(metrics))}["EndToEndFreshness"] is False
+    assert _published(h) == {METRICS.e2e_freshness: 0.5, METRICS.e2e_delete: 0.5}
+    assert _alarms(h)["EndToEndFreshness"]["firing"] is False
     # AND the item is gone from the source and from the index
     assert SENTINEL_DOC_ID not in h.source.items
     assert not [c for c in h.indexed() if c.startswith(SENTINEL_DOC_ID)]
@@ -83,18 +85,17 @@ def test_a_stalled_pipeline_times_out_and_both_alarms_fire() -> None:
     # GIVEN a pipeline that never moves (stream or queue stopped)
     h = _harness()
     time = FakeTime()
-    metrics = RecordingMetrics()
     # WHEN the sentinel runs with the stack's wait
-    result = _run(h, time, metrics, wait_s=TUNING.sentinel_wait_s)
+    result = _run(h, time, wait_s=TUNING.sentinel_wait_s)
     # THEN the write timed out after the wait, which is logged but not published (no value)
     assert result.freshness_timed_out and not result.ok
     assert result.freshness_s == pytest.approx(TUNING.sentinel_wait_s)
     assert "not searchable through the alias within 120 s" in result.notes[0]
     # AND the delete was not measured (the item was never there to disappear)
     assert result.delete_s is None
-    assert metrics.data == []
+    assert _published(h) == {}
     # AND the alarm evaluator reports both end-to-end alarms firing (missing data breaches)
-    firing = {a["alarm"]: a for a in monitor_alarms(_latest(metrics))}
+    firing = _alarms(h)
     assert firing["EndToEndFreshness"]["firing"] and firing["EndToEndDelete"]["firing"]
     assert firing["EndToEndFreshness"]["missing"] and firing["EndToEndDelete"]["missing"]
     # AND the item is not left behind in the source
@@ -111,14 +112,13 @@ def test_a_delete_that_never_reaches_the_index_times_out() -> None:
         h.run()
 
     time.tick = writes_only
-    metrics = RecordingMetrics()
-    result = _run(h, time, metrics, wait_s=10)
+    result = _run(h, time, wait_s=10)
     assert not result.freshness_timed_out and result.delete_timed_out
     assert result.delete_s == pytest.approx(10)
     assert "delete was not applied to the index within 10 s" in result.notes[0]
     # THEN the freshness is published, the delete's value is missing: its alarm fires
-    assert set(_latest(metrics)) == {METRICS.e2e_freshness}
-    assert {a["alarm"]: a["firing"] for a in monitor_alarms(_latest(metrics))}["EndToEndDelete"]
+    assert set(_published(h)) == {METRICS.e2e_freshness}
+    assert _alarms(h)["EndToEndDelete"]["firing"]
 
 
 def test_a_failing_search_is_a_not_yet_and_is_noted_once() -> None:
@@ -132,7 +132,7 @@ def test_a_failing_search_is_a_not_yet_and_is_noted_once() -> None:
         h.schema,
         h,
         broken,
-        RecordingMetrics(),
+        h.telemetry,
         wait_s=3,
         poll_s=1,
         clock=time.clock,
@@ -155,9 +155,9 @@ def test_users_never_see_the_sentinel_and_cannot_search_as_it() -> None:
         hits = svc.search("dynembed sentinel end-to-end check abc", principal, k=50).results
         assert hits and all(r.doc_id != SENTINEL_DOC_ID for r in hits)
     # AND its principal and tenant are refused to every caller but the sentinel
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(AccessDeniedError, match="reserved"):
         svc.search("anything", [SENTINEL_PRINCIPAL], k=5)
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(AccessDeniedError, match="reserved"):
         svc.search("anything", "reader", k=5, tenant=SENTINEL_TENANT)
     assert [d for d, _ in search_as_sentinel(svc)("end-to-end check abc")] == [SENTINEL_DOC_ID]
 
@@ -196,12 +196,18 @@ def test_a_schema_without_access_attribute_is_refused() -> None:
         sentinel_item(SourceSchema(access_attributes=()), 1, "x", 1.0)
 
 
-def test_metrics_that_cannot_be_published_are_noted() -> None:
+def test_a_value_older_than_the_alarm_window_is_missing_data() -> None:
+    # GIVEN a sentinel run that went well, and no run since for longer than the alarm looks back
     h = _harness()
     time = FakeTime()
     time.tick = h.run
-    result = _run(h, time, RecordingMetrics(fail=True))
-    assert not result.metrics_published and "metrics not published" in result.notes[-1]
+    _run(h, time)
+    snapshot = h.telemetry.snapshot()
+    window = TUNING.sentinel_alarm_period_s * TUNING.sentinel_alarm_periods
+    later = max(snapshot["gauge_times"].values()) + window + 1
+    # THEN both end-to-end alarms fire (a sentinel that stopped running is a failure)
+    alarms = {a["alarm"]: a for a in monitor_alarms(monitor_values(snapshot, None, now=later))}
+    assert alarms["EndToEndFreshness"]["missing"] and alarms["EndToEndDelete"]["firing"]
 
 
 def test_each_run_writes_a_higher_version_than_the_last() -> None:

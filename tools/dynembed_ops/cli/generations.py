@@ -163,7 +163,7 @@ def _print_outcome(output: dict[str, Any]) -> None:
     usage = evaluation.get("embeddings") or {}
     console.print(f"embeddings: {usage.get('reused', 0)} reused, {usage.get('computed', 0)} computed")
     console.print(
-        f"report: {evaluation.get('report_path')}  (dynembed generations --show {output.get('generation_id')})"
+        f"report: {evaluation.get('report_location')}  (dynembed generations --show {output.get('generation_id')})"
     )
 
 

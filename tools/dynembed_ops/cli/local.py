@@ -66,6 +66,13 @@ def up(
     opensearch_port: Annotated[int, typer.Option(help="OpenSearch endpoint port (osmem)")] = 9200,
     model: Annotated[str, typer.Option(help="Embedding model of the first generation")] = "hash-256",
     schema: Annotated[Path | None, typer.Option(help="Source schema JSON/YAML")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the source table and the generation registry here, written as they change, "
+            "and restore them at start (indexes are rebuilt from them). Without it, state is in memory."
+        ),
+    ] = None,
     canary_every: Annotated[
         float, typer.Option(help="Minutes between canary runs (0: none); golden set: DYNEMBED_EVAL_DIR")
     ] = float(TUNING.canary_rate_minutes),
@@ -73,47 +80,97 @@ def up(
         float, typer.Option(help="Minutes between end-to-end sentinel runs (0: none)")
     ] = float(TUNING.sentinel_rate_minutes),
 ) -> None:
-    """Run a local stack on localhost until Ctrl-C; other commands talk to it. The canary and the
+    """Run a local stack on localhost until Ctrl-C; other commands talk to it (from any folder
+    of the checkout). Its state is in memory unless ``--data-dir`` keeps it. The canary and the
     sentinel run on their schedules, as EventBridge runs them in AWS."""
     from dynembed.core.schema import SourceSchema
     from dynembed.embedders.catalog import spec_for
-    from dynembed_ops.local.stack import STATE_FILE, TELEMETRY_FILE, LocalStack
+    from dynembed_ops.local.stack import TELEMETRY_FILE_NAME, LocalStack, state_dir_for_up
 
-    source_schema = SourceSchema.from_file(schema) if schema else SourceSchema()
+    source_schema = SourceSchema.from_file(schema) if schema else None
     spec_for(model)  # an unknown model fails before anything starts
-    stack = LocalStack(schema=source_schema, aws_port=port, opensearch_port=opensearch_port).start()
-    assert stack.info is not None
-    svc = stack.services()
-    gen = svc.bootstrap(model)
-    stack.info.save()
-    every = {name: minutes * 60 for name, minutes in (("canary", canary_every), ("sentinel", sentinel_every))}
-    stack.start_schedules(
-        {name: seconds for name, seconds in every.items() if seconds > 0},
-        {"canary": TUNING.canary_timeout_s, "sentinel": TUNING.sentinel_timeout_s},
+    state_dir = state_dir_for_up()
+    stack = LocalStack(
+        schema=source_schema, aws_port=port, opensearch_port=opensearch_port, data_dir=data_dir
     )
-    console.print(
-        f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  OpenSearch: {stack.info.opensearch_url}"
-    )
-    console.print(f"source table: {svc.settings.source_table}   generation: {gen.id} ({gen.model.model_id})")
-    console.print(
-        f"try: aws dynamodb put-item --endpoint-url {stack.info.aws_url} --region {stack.info.region} "
-        f'--table-name {svc.settings.source_table} --item \'{{"doc_id":{{"S":"hello"}},"version":{{"N":"1"}},'
-        f'"title":{{"S":"Hello"}},"body":{{"S":"dynembed keeps embeddings fresh"}},"acl":{{"SS":["public"]}}}}\''
-    )
-    console.print('then: dynembed search "fresh embeddings" --as public        (Ctrl-C to stop)')
+    stack_file = None
 
     def stop(*_: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        stack.run_forever(telemetry_file=TELEMETRY_FILE)
+        stack.start()
+        assert stack.info is not None
+        svc = stack.services()
+        gen = svc.bootstrap(model)  # a restored active generation is kept as it is
+        stack.persist()
+        stack_file = stack.info.save(state_dir)
+        if stack.restored is not None:
+            _restore_report(stack)
+        every = {"canary": canary_every * 60, "sentinel": sentinel_every * 60}
+        stack.start_schedules(
+            {name: seconds for name, seconds in every.items() if seconds > 0},
+            {"canary": TUNING.canary_timeout_s, "sentinel": TUNING.sentinel_timeout_s},
+        )
+        console.print(
+            f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  "
+            f"OpenSearch: {stack.info.opensearch_url}"
+        )
+        console.print(
+            f"source table: {svc.settings.source_table}   generation: {gen.id} ({gen.model.model_id})"
+        )
+        if data_dir is None:
+            console.print(
+                "state is in memory: docs, generations and dead letters are lost when this stops "
+                "(keep them with --data-dir DIR)"
+            )
+        else:
+            console.print(
+                f"state kept in {data_dir}: the source table and the generation registry, written as they "
+                "change; indexes are rebuilt from them at start"
+            )
+        console.print(
+            f"try: aws dynamodb put-item --endpoint-url {stack.info.aws_url} --region {stack.info.region} "
+            f'--table-name {svc.settings.source_table} --item \'{{"doc_id":{{"S":"hello"}},"version":{{"N":"1"}},'
+            f'"title":{{"S":"Hello"}},"body":{{"S":"dynembed keeps embeddings fresh"}},"acl":{{"SS":["public"]}}}}\''
+        )
+        console.print('then: dynembed search "fresh embeddings" --as public        (Ctrl-C to stop)')
+        stack.run_forever(telemetry_file=state_dir / TELEMETRY_FILE_NAME)
     except KeyboardInterrupt:
         pass
     finally:
         stack.stop()
-        STATE_FILE.unlink(missing_ok=True)
-        console.print("stopped")
+        if stack_file is not None:
+            stack_file.unlink(missing_ok=True)
+            console.print("stopped")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _restore_report(stack: Any) -> None:
+    """Re-index what was restored before announcing the stack, and say what came back."""
+    import time
+
+    started = time.monotonic()
+    restored = stack.restored
+    if not restored.docs and not restored.generations:
+        console.print(f"data dir {restored.path} holds nothing yet: starting empty")
+        return
+    what = f"{_count(restored.docs, 'doc')}, {_count(restored.generations, 'generation')}"
+    console.print(f"restoring {what} from {restored.path}; re-indexing...")
+    stack.drain(timeout_s=3600, drain_held=True)
+    stack.services().telemetry.reset()  # re-indexing old docs is not the freshness of live changes
+    console.print(f"restored {what} from {restored.path} (re-indexed in {time.monotonic() - started:.1f} s)")
+    if restored.interrupted:
+        console.print(
+            f"[yellow]rebuilds running when the stack stopped are now failed:[/] {', '.join(restored.interrupted)} "
+            "(start them again with `dynembed rebuild`)"
+        )
+    if restored.torn_tail:
+        console.print("[yellow]the journal's last line was cut short by a kill and was left out[/]")
 
 
 @commands.command()
@@ -123,8 +180,12 @@ def load(
     acl: Annotated[list[str] | None, typer.Option(help="ACL for docs that carry none (repeat)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Load a JSONL corpus into the source table of the running stack. Docs without an access
-    attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
+    """Load a JSONL corpus into the source table of the running stack. Every line is checked
+    first: with any bad line, all of them are listed and nothing is written. Docs without an
+    access attribute get ``--acl`` (default: the public principal), since an empty ACL hides a doc."""
+    from dataclasses import asdict
+
+    from dynembed_ops.source_app import CorpusError
 
     svc = connect()
     defaults = (
@@ -132,7 +193,13 @@ def load(
         if svc.schema.access_attributes
         else {}
     )
-    count = source_app_for(svc).load(path, defaults)
+    try:
+        count = source_app_for(svc).load(path, defaults)
+    except CorpusError as exc:
+        if not as_json:
+            raise
+        emit({"loaded": 0, "bad_lines": exc.bad_lines, "problems": [asdict(p) for p in exc.problems]}, True)
+        raise typer.Exit(1) from None
     if not emit({"loaded": count}, as_json):
         console.print(f"loaded {count} documents into {svc.settings.source_table}")
 
@@ -215,5 +282,3 @@ def models(as_json: JsonFlag = False) -> None:
     for m in infos:
         table.add_row(m.id, m.provider, str(m.dimension), "yes" if m.installed else "no", m.description)
     console.print(table)
-
-

@@ -16,7 +16,7 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         add_completion=False, no_args_is_help=True, help="Keep vector-search embeddings true to changing data."
     )
-    dlq_app = typer.Typer(help="Dead-lettered reconcile jobs.", invoke_without_command=True)
+    dlq_app = typer.Typer(help="Dead-lettered jobs and parked stream records.", invoke_without_command=True)
     bench_app = typer.Typer(help="Benchmarks.")
     local.commands.register(app)
     operate.commands.register(app)

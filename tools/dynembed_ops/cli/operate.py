@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dynembed_ops.cli.common import CommandSet, JsonFlag, connect, console, emit, friendly
@@ -17,19 +18,29 @@ dlq_commands = CommandSet()
 @commands.command()
 @friendly
 def status(as_json: JsonFlag = False) -> None:
-    """Generations, queue and DLQ depth, held jobs, freshness, canary and sentinel, and which
-    alarms would fire."""
+    """Generations, queue depth, dead letters and parked stream records (with their reasons),
+    held jobs, freshness, the canary and the sentinel, and which alarms would fire."""
     from dynembed.core.telemetry import percentile
-    from dynembed_ops.ops import alarms, monitors_status, queue_depth
+    from dynembed_ops.ops import alarms, monitors_status, peek_dead_letters, peek_stream_failures, queue_depth
 
     svc = connect()
     jobs = queue_depth(svc.sqs, svc.settings.jobs_queue_url)
+    # Depths before the peeks: a peeked message counts as in flight for a moment.
     dlq = queue_depth(svc.sqs, svc.settings.jobs_dlq_url)
+    parked = queue_depth(svc.sqs, svc.settings.stream_failures_queue_url)
+    letters = (
+        [_brief(m) for m in peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url)] if dlq.visible else []
+    )
+    failures = (
+        [_brief(m) for m in peek_stream_failures(svc.sqs, svc.settings.stream_failures_queue_url)]
+        if parked.visible
+        else []
+    )
     audit = svc.audit(time_budget_s=30)
     lags = [g.freshness_lag_s for g in audit.generations]
     telemetry = _up_telemetry()
     freshness = telemetry.get("freshness_s", [])
-    monitors = monitors_status(svc)
+    monitors = monitors_status(svc, telemetry)
     data = {
         "generations": [
             {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
@@ -38,10 +49,15 @@ def status(as_json: JsonFlag = False) -> None:
         "alias_target": svc.index.alias_target(svc.settings.index_alias),
         "jobs_queue": asdict(jobs),
         "dlq": asdict(dlq),
+        "dlq_reasons": letters,
+        "stream_failures": asdict(parked),
+        "stream_failure_reasons": failures,
         "held_jobs": svc.held.count(),
         "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
-        "alarms": alarms(freshness, jobs, dlq, audit.totals(), monitors["latest"]),
+        "alarms": alarms(
+            freshness, jobs, dlq, audit.totals(), stream_failures=parked, monitors=monitors["latest"]
+        ),
         "canary": monitors["canary"],
         "sentinel": monitors["sentinel"],
         "freshness_p50_s": percentile(freshness, 50),
@@ -60,7 +76,10 @@ def status(as_json: JsonFlag = False) -> None:
         )
     table.add_row("alias →", str(data["alias_target"]))
     table.add_row("jobs queued / in flight", f"{jobs.visible} / {jobs.in_flight}")
-    table.add_row("dead letters", str(dlq.visible + dlq.in_flight))
+    table.add_row("dead letters (jobs DLQ)", str(dlq.visible + dlq.in_flight))
+    _reason_rows(table, letters)
+    table.add_row("parked stream records (stream failures)", str(parked.visible + parked.in_flight))
+    _reason_rows(table, failures)
     table.add_row("held (batched) jobs", str(data["held_jobs"]))
     table.add_row("oldest unindexed change (s)", f"{data['oldest_unindexed_change_s']:.1f}")
     p50, p95 = data["freshness_p50_s"], data["freshness_p95_s"]
@@ -94,14 +113,32 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+STATUS_REASONS = 5
+"""Reasons shown per queue in the status table (`dynembed dlq` lists them all)."""
+
+
+def _brief(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in ("body", "message_id")}
+
+
+def _reason_rows(table: Table, messages: list[dict[str, Any]]) -> None:
+    for message in messages[:STATUS_REASONS]:
+        what = (
+            f"doc {message['doc_id']}" if message.get("doc_id") else f"{message.get('records', '?')} records"
+        )
+        table.add_row(f"  {escape(what)}", escape(str(message["reason"])[:160]))
+    if len(messages) > STATUS_REASONS:
+        table.add_row("  ...", f"{len(messages) - STATUS_REASONS} more: dynembed dlq")
+
+
 def _up_telemetry() -> dict[str, Any]:
     """What the `dynembed up` process last wrote of its handlers' figures."""
     import json
 
-    from dynembed_ops.local.stack import TELEMETRY_FILE
+    from dynembed_ops.local.stack import TELEMETRY_FILE_NAME, find_state_dir
 
     try:
-        data: dict[str, Any] = json.loads(TELEMETRY_FILE.read_text())
+        data: dict[str, Any] = json.loads((find_state_dir() / TELEMETRY_FILE_NAME).read_text())
         return data
     except (OSError, ValueError):
         return {}
@@ -158,11 +195,17 @@ def audit(
 @friendly
 def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
     """Reconcile one doc again in every write target, rewriting every chunk."""
+    from dynembed.core.errors import UnknownDocumentError
     from dynembed.core.models import ReconcileJob
 
     svc = connect()
     item = svc.source.get_item(doc_id)
-    version = svc.schema.version_of(item, doc_id) if item else 0
+    if item is None:
+        raise UnknownDocumentError(
+            f"no doc {doc_id!r} in the source table (chunks left in an index by a deleted doc are "
+            "removed by `dynembed audit --repair`)"
+        )
+    version = svc.schema.version_of(item, doc_id)
     outcome = svc.reconciler().reconcile(
         [ReconcileJob(doc_id=doc_id, min_source_version=version, reason="reprocess", force=True)]
     )[0]
@@ -180,20 +223,31 @@ def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
 @dlq_commands.callback()
 @friendly
 def dlq(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List dead-lettered jobs with their reasons."""
+    """List dead-lettered jobs and parked stream records, with their reasons (nothing consumed)."""
     if ctx.invoked_subcommand is not None:
         return
-    from dynembed_ops.ops import peek_dead_letters
+    from dynembed_ops.ops import peek_dead_letters, peek_stream_failures
 
     svc = connect()
     letters = peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url)
-    if emit(letters, as_json):
+    failures = peek_stream_failures(svc.sqs, svc.settings.stream_failures_queue_url)
+    if emit({"jobs": letters, "stream_failures": failures}, as_json):
         return
-    table = Table(title=f"{len(letters)} dead-lettered jobs")
+    table = Table(title=f"{len(letters)} dead-lettered jobs", caption="dynembed dlq redrive sends them back")
     for col in ("doc", "attempts", "reason"):
         table.add_column(col)
     for letter in letters:
-        table.add_row(str(letter["doc_id"]), str(letter["attempts"]), letter["reason"])
+        table.add_row(escape(str(letter["doc_id"])), str(letter["attempts"]), escape(letter["reason"]))
+    console.print(table)
+    table = Table(
+        title=f"{len(failures)} parked stream records",
+        caption="they cannot succeed as they are: fix the item in the source table and write it again",
+    )
+    for col in ("doc / records", "event", "reason"):
+        table.add_column(col)
+    for failure in failures:
+        what = failure["doc_id"] or f"{failure.get('records')} records {failure.get('sequence_range')}"
+        table.add_row(escape(str(what)), str(failure.get("event") or ""), escape(failure["reason"]))
     console.print(table)
 
 

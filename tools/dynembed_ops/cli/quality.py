@@ -90,7 +90,7 @@ def sentinel(
 
     svc = connect()
     result = run_sentinel(
-        svc.schema, svc.sentinel_writer, search_as_sentinel(svc), svc.metrics_publisher, wait_s=wait
+        svc.schema, svc.sentinel_writer, search_as_sentinel(svc), svc.telemetry, wait_s=wait
     )
     if emit(result.to_dict(), as_json):
         return

@@ -20,7 +20,7 @@ from dynembed.quality.sentinel import SentinelResult, run_sentinel, search_as_se
 from dynembed.rebuild.generations import find_active
 from dynembed.rebuild.inputs import EvalSetInput
 from dynembed_ops.demo.state import DemoState
-from dynembed_ops.ops import latest_monitor_values, monitor_alarms
+from dynembed_ops.ops import monitor_alarms, monitor_values
 
 SENTINEL_WAIT_S = 30.0
 SENTINEL_POLL_S = 0.1
@@ -45,7 +45,7 @@ def run_monitors(state: DemoState) -> None:
             svc.schema,
             svc.sentinel_writer,
             search_as_sentinel(svc),
-            svc.metrics_publisher,
+            svc.telemetry,
             wait_s=SENTINEL_WAIT_S,
             poll_s=SENTINEL_POLL_S,
         )
@@ -55,11 +55,8 @@ def run_monitors(state: DemoState) -> None:
     )
     for note in sentinel.notes:
         state.console.print(f"  [yellow]{note}[/]")
-    firing = [
-        a["alarm"]
-        for a in monitor_alarms(latest_monitor_values(state.stack.client("cloudwatch")))
-        if a["firing"]
-    ]
+    latest = monitor_values(svc.telemetry.snapshot(), svc.registry.get(canary["generation_id"]).canary)
+    firing = [a["alarm"] for a in monitor_alarms(latest) if a["firing"]]
     state.console.print(
         "Monitor alarms firing: "
         + (", ".join(f"[red]{a}[/]" for a in firing) if firing else "[green]none[/]")

@@ -83,7 +83,7 @@ def run_rebuild_part(state: DemoState, after_decision: Callable[[], None] | None
         evaluation_candidate=_metrics(options.candidate_model, evaluation["candidate"], evaluation["k"]),
         embeddings_reused=evaluation["embeddings"]["reused"],
         embeddings_computed=evaluation["embeddings"]["computed"],
-        report_path=evaluation["report_path"],
+        report_location=evaluation["report_location"],
     )
     if decision == "promoted":
         console.print(f"[green]Promoted[/]: alias {alias} now serves {alias_after} (one _aliases request)")
@@ -228,7 +228,7 @@ def _print_comparison(
     state.console.print(
         f"Gate {verdict}{': ' + '; '.join(evaluation['reasons']) if evaluation['reasons'] else ''}"
     )
-    state.console.print(f"Report: {evaluation['report_path']}")
+    state.console.print(f"Report: {evaluation['report_location']}")
 
 
 def _results(state: DemoState, text: str) -> list[ResultRow]:

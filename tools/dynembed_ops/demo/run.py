@@ -284,6 +284,7 @@ def _changes(state: DemoState) -> None:
 def _count_chunks(state: DemoState) -> int:
     svc = state.stack.services()
     target = svc.index.alias_target(svc.settings.index_alias)
+    assert target is not None, f"alias {svc.settings.index_alias} points at no index"
     svc.index.refresh(target)
     return sum(1 for _ in svc.index.iter_chunks(target, ["doc_id"]))
 

@@ -24,15 +24,67 @@ from dynembed.core.errors import ConfigError, DynembedError
 from dynembed.core.observability import logger
 from dynembed.core.schema import SourceSchema
 from dynembed.wiring import Services, reset_services
+from dynembed_ops import paths
 from dynembed_ops.local.lambda_runtime import invoke
+from dynembed_ops.local.persistence import DataDir, SourceJournal, journal_pump, put_items, registry_rows
 from dynembed_ops.local.pumps import SqsPump, StreamPump
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 SCHEDULED_EVENT: dict[str, Any] = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
 """What EventBridge sends a scheduled function (the fields the handlers ignore left out)."""
-STATE_FILE = Path(".dynembed") / "stack.json"
-TELEMETRY_FILE = Path(".dynembed") / "telemetry.json"
+STATE_DIR_ENV = "DYNEMBED_STATE_DIR"
+STATE_DIR_NAME = ".dynembed"
+STATE_FILE_NAME = "stack.json"
+TELEMETRY_FILE_NAME = "telemetry.json"
+
+
+def state_dir_for_up(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``dynembed up`` writes how to reach it: ``$DYNEMBED_STATE_DIR``; else the checkout's
+    root ``.dynembed`` when run anywhere inside the checkout; else ``./.dynembed``."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV])
+    here = (cwd or Path.cwd()).resolve()
+    root = paths.REPO_ROOT
+    if (root / "pyproject.toml").exists() and here.is_relative_to(root):
+        return root / STATE_DIR_NAME
+    return here / STATE_DIR_NAME
+
+
+def find_state_dir(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The state dir of the running stack: ``$DYNEMBED_STATE_DIR``, else the nearest
+    ``.dynembed/stack.json`` from ``cwd`` upward. Raises, saying where it looked, when none is."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_DIR_ENV):
+        state = Path(env[STATE_DIR_ENV])
+        if (state / STATE_FILE_NAME).exists():
+            return state
+        raise DynembedError(
+            f"no local stack is running: {STATE_DIR_ENV}={state} holds no {STATE_FILE_NAME}; start one "
+            "with `dynembed up` in another terminal"
+        )
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / STATE_DIR_NAME / STATE_FILE_NAME).exists():
+            return folder / STATE_DIR_NAME
+    raise DynembedError(
+        f"no local stack is running: no {STATE_DIR_NAME}/{STATE_FILE_NAME} in {here} or any folder above "
+        f"it; start one with `dynembed up` in another terminal (or set {STATE_DIR_ENV} to its state dir)"
+    )
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What ``--data-dir`` brought back at start."""
+
+    path: Path
+    docs: int
+    generations: int
+    interrupted: list[str]
+    """Rebuilds that were running when the stack stopped, now failed."""
+    torn_tail: bool
+    """The journal's last line was cut short by a kill and left out."""
 
 
 @dataclass
@@ -58,8 +110,18 @@ class StackInfo:
             "AWS_REGION": self.region,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "DYNEMBED_REGION": self.region,
+            "DYNEMBED_SOURCE_TABLE": NAMES.source_table,
+            "DYNEMBED_LEDGER_TABLE": NAMES.ledger_table,
+            "DYNEMBED_REGISTRY_TABLE": NAMES.registry_table,
+            "DYNEMBED_EMBEDDING_CACHE_TABLE": NAMES.embedding_cache_table,
+            "DYNEMBED_HELD_JOBS_TABLE": NAMES.held_jobs_table,
+            "DYNEMBED_INDEX_ALIAS": NAMES.index_alias,
+            "DYNEMBED_INDEX_PREFIX": NAMES.index_prefix,
             "DYNEMBED_OPENSEARCH_ENDPOINT": self.opensearch_url,
+            "DYNEMBED_OPENSEARCH_AUTH": "none",
             "DYNEMBED_KNN_MODE": "exact",
+            # Evaluation reports outlive the run, beside the stack's state (an override wins).
+            "DYNEMBED_REPORTS_DIR": os.environ.get("DYNEMBED_REPORTS_DIR") or str((state_dir_for_up() / "reports").resolve()),
             "DYNEMBED_JOBS_QUEUE_URL": self.jobs_queue_url,
             "DYNEMBED_JOBS_DLQ_URL": self.jobs_dlq_url,
             "DYNEMBED_STREAM_FAILURES_QUEUE_URL": self.stream_failures_queue_url,
@@ -76,15 +138,18 @@ class StackInfo:
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         reset_services()
 
-    def save(self, path: Path = STATE_FILE) -> None:
+    def save(self, state_dir: Path) -> Path:
+        path = state_dir / STATE_FILE_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=2))
+        return path
 
     @classmethod
-    def load(cls, path: Path = STATE_FILE) -> StackInfo:
-        """The running stack, or a clear error when none is."""
+    def load(cls, state_dir: Path | None = None) -> StackInfo:
+        """The running stack (found by ``find_state_dir`` unless given), or a clear error."""
+        path = (state_dir or find_state_dir()) / STATE_FILE_NAME
         if not path.exists():
-            raise DynembedError("no local stack is running: start one with `dynembed up` in another terminal")
+            raise DynembedError(f"no local stack is running: no {path}; start one with `dynembed up`")
         info = cls(**json.loads(path.read_text()))
         if not _reachable(info.aws_url) or not _reachable(info.opensearch_url):
             raise DynembedError(
@@ -122,8 +187,12 @@ class LocalStack:
         aws_port: int | None = None,
         opensearch_port: int | None = None,
         retry_delay_s: int = 0,
+        data_dir: Path | None = None,
     ) -> None:
-        self.schema = schema or SourceSchema()
+        """With ``data_dir``, the source table and the registry are kept there and restored at
+        start (``dynembed_ops.local.persistence``); the schema must match what the dir holds."""
+        self.data = DataDir(data_dir).lock() if data_dir is not None else None
+        self.schema = self.data.schema_for(schema) if self.data is not None else (schema or SourceSchema())
         self.aws_port = aws_port or free_port()
         self.opensearch_port = opensearch_port or free_port()
         self.retry_delay_s = retry_delay_s
@@ -132,6 +201,8 @@ class LocalStack:
         self.info: StackInfo | None = None
         self.stream_pump: StreamPump | None = None
         self.sqs_pump: SqsPump | None = None
+        self.journal_pump: StreamPump | None = None
+        self.restored: Restored | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._schedules_stop = threading.Event()
@@ -176,11 +247,18 @@ class LocalStack:
         from dynembed_ops.local.stepfunctions import install_rebuild_workflow
 
         install_rebuild_workflow(self)
+        if self.data is not None:
+            self.restored = self._restore()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self.stop_schedules()
+        if self.data is not None:
+            with contextlib.suppress(Exception), self._lock:  # best effort: written as it changed
+                self.step_journal()
+                self.persist()
+            self.data.unlock()
         if self._osmem is not None:
             self._osmem.close()
         if self._moto is not None:
@@ -217,7 +295,7 @@ class LocalStack:
             (NAMES.ledger_table, KEYS.ledger_hash, KEYS.ledger_range),
             (NAMES.registry_table, KEYS.registry_hash, None),
             (NAMES.embedding_cache_table, KEYS.cache_hash, None),
-            (NAMES.held_jobs_table, "doc_id", None),
+            (NAMES.held_jobs_table, KEYS.held_jobs_hash, None),
         ]:
             keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
             attrs = [{"AttributeName": hash_key, "AttributeType": "S"}]
@@ -277,6 +355,62 @@ class LocalStack:
             region=REGION,
         )
 
+    # ---- persistence (--data-dir) ---------------------------------------------------------------
+    def _restore(self) -> Restored:
+        """Registry rows back, interrupted rebuilds failed, indexes and alias again, then the
+        source items back into the table (the stream carries them through classify and sync)."""
+        from dynembed.core.models import GenerationStatus
+        from dynembed.rebuild.generations import find_active
+        from dynembed.rebuild.steps import mark_failed
+
+        assert self.data is not None and self.info is not None
+        ddb = self.client("dynamodb")
+        rows = self.data.read_registry()
+        put_items(ddb, NAMES.registry_table, rows)
+        replay = self.data.read_source()
+        self.data.compact(replay)
+        svc = self.services()
+        interrupted = []
+        for gen in svc.registry.list():
+            if gen.status in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
+                cause = "the local stack stopped during this rebuild; start it again with `dynembed rebuild`"
+                mark_failed(svc, {"generation_id": gen.id}, {"Error": "Interrupted", "Cause": cause})
+                interrupted.append(gen.id)
+        generations = svc.registry.list()
+        for gen in generations:
+            if gen.status is not GenerationStatus.RETIRED:
+                svc.index.ensure_index(gen)
+        active = find_active(svc.registry)
+        if active is not None:
+            svc.index.swap_alias(svc.settings.index_alias, active.index_name, None)
+        put_items(ddb, NAMES.source_table, list(replay.items.values()))
+        journal = SourceJournal(self.data.source_journal, echoes=replay.items)
+        self.journal_pump = journal_pump(
+            self.client("dynamodbstreams"), self.info.stream_arn, journal, REGION
+        )
+        self.persist()
+        return Restored(
+            path=self.data.path,
+            docs=len(replay.items),
+            generations=len(generations),
+            interrupted=interrupted,
+            torn_tail=replay.torn_tail,
+        )
+
+    def persist(self) -> bool:
+        """Write the registry rows if they changed (every change to the source is journaled as
+        it streams). Returns whether it wrote."""
+        if self.data is None:
+            return False
+        return self.data.write_registry(registry_rows(self.client("dynamodb"), NAMES.registry_table))
+
+    def step_journal(self) -> int:
+        moved = 0
+        if self.journal_pump is not None:
+            while settled := self.journal_pump.step():
+                moved += settled
+        return moved
+
     # ---- running -------------------------------------------------------------------------------
     def services(self) -> Services:
         from dynembed.wiring import services
@@ -287,7 +421,7 @@ class LocalStack:
         """One round: every pending stream batch, then every visible job batch."""
         assert self.stream_pump is not None and self.sqs_pump is not None
         with self._lock:
-            moved = 0
+            moved = self.step_journal()
             while True:
                 settled = self.stream_pump.step()
                 moved += settled
@@ -343,11 +477,14 @@ class LocalStack:
         written = 0.0
         while not self._stop.is_set():
             try:
-                if telemetry_file is not None and time.monotonic() - written >= 1.0:
-                    snapshot = self.services().telemetry.snapshot()
-                    telemetry_file.write_text(
-                        json.dumps({**snapshot, "freshness_s": snapshot["freshness_s"][-10_000:]})
-                    )
+                if time.monotonic() - written >= 1.0:
+                    if telemetry_file is not None:
+                        snapshot = self.services().telemetry.snapshot()
+                        telemetry_file.write_text(
+                            json.dumps({**snapshot, "freshness_s": snapshot["freshness_s"][-10_000:]})
+                        )
+                    with self._lock:
+                        self.persist()  # registry changes come from any process: found by a scan
                     written = time.monotonic()
                 moved = self.step()
                 if time.monotonic() - last_drain >= drain_every_s:

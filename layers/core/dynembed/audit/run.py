@@ -76,12 +76,14 @@ def run_audit(
     index: ChunkIndex,
     queue: JobQueue | None = None,
     repair: bool = False,
+    delete_orphans: bool | None = None,  # None: as ``repair``; the deployed audit (read-only) passes False
     sample: float = 1.0,
     time_budget_s: float = 600.0,
     telemetry: Telemetry | None = None,
     clock: Callable[[], float] = time.time,
     max_examples: int = 5,
 ) -> AuditReport:
+    delete_orphans = repair if delete_orphans is None else delete_orphans
     started = clock()
     deadline = started + time_budget_s
     scan = live_documents(
@@ -135,7 +137,7 @@ def run_audit(
                 continue
             if updated_at is not None:
                 audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
-        if repair and strays:
+        if repair and delete_orphans and strays:
             deleted = index.delete_chunks(
                 gen.index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
             )
@@ -166,26 +168,18 @@ def run_audit(
         seconds=round(clock() - started, 3),
     )
     if telemetry is not None:
-        totals = report.totals()
-        telemetry.count(METRICS.orphaned_vectors, totals["orphaned_vectors"])
-        telemetry.count(METRICS.stale_documents, totals["stale_documents"])
-        telemetry.count(METRICS.missing_documents, totals["missing_documents"])
+        publish(report, telemetry)
     return report
 
 
-def publish(report: AuditReport, metrics: Any) -> None:
-    """Gauges for the alarms (zero included, so an alarm clears when the drift is gone)."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
+def publish(report: AuditReport, telemetry: Telemetry) -> None:
+    """Gauges for the alarms, once per audit (zero included, so an alarm clears when the drift
+    is gone)."""
     totals = report.totals()
-    metrics.add_metric(name=METRICS.orphaned_vectors, unit=MetricUnit.Count, value=totals["orphaned_vectors"])
-    metrics.add_metric(name=METRICS.stale_documents, unit=MetricUnit.Count, value=totals["stale_documents"])
-    metrics.add_metric(
-        name=METRICS.missing_documents, unit=MetricUnit.Count, value=totals["missing_documents"]
-    )
-    metrics.add_metric(
-        name="AuditFreshnessLagSeconds", unit=MetricUnit.Seconds, value=totals["freshness_lag_s"]
-    )
+    telemetry.gauge(METRICS.orphaned_vectors, totals["orphaned_vectors"])
+    telemetry.gauge(METRICS.stale_documents, totals["stale_documents"])
+    telemetry.gauge(METRICS.missing_documents, totals["missing_documents"])
+    telemetry.gauge(METRICS.audit_freshness_lag, totals["freshness_lag_s"], "Seconds")
 
 
 def _example(audit: GenerationAudit, kind: str, value: str, limit: int) -> None:

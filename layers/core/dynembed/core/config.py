@@ -7,9 +7,11 @@ start, and fail with the missing variable named.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dynembed.core.errors import ConfigError
@@ -44,6 +46,7 @@ class KeySchema(BaseModel):
     ledger_range: str = "generation"
     registry_hash: str = "generation_id"
     cache_hash: str = "cache_key"
+    held_jobs_hash: str = "doc_id"
 
 
 class Tuning(BaseModel):
@@ -111,6 +114,11 @@ class AlarmThresholds(BaseModel):
     stale_documents: float = 10.0
     embedding_failures: float = 0.0
     stream_iterator_age_ms: float = 60_000.0
+    missing_documents: float = 0.0
+    access_lag_p95_s: float = 60.0
+    """Source write of an ACL/tenant change -> the patch applied to the index (p95)."""
+    function_errors: float = 0.0
+    """Errors of any one Lambda function in five minutes."""
     canary_max_drop: float = 0.05
     """Largest allowed fall of a canary metric below the generation's own figure at promotion."""
     canary_probe_failures: float = 0.0
@@ -121,38 +129,150 @@ class AlarmThresholds(BaseModel):
     sentinel_delete_s: float = 60.0
 
 
+class IamCaller(BaseModel):
+    """What one IAM role (or user) calling the search API through IAM auth searches as."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    principals: tuple[str, ...] = Field(min_length=1)
+    """ACL principals, exactly as the index stores them."""
+    tenant: str | None = None
+
+
 NAMES = ResourceNames()
 KEYS = KeySchema()
 TUNING = Tuning()
 THRESHOLDS = AlarmThresholds()
 
 
-class Settings(BaseSettings):
-    """What a Lambda function needs, from ``DYNEMBED_*`` environment variables."""
+KnnMode = Literal["native", "exact"]
+"""native: the OpenSearch k-NN plugin; exact: dynembed scores (servers without k-NN, e.g. osmem)."""
+OpenSearchAuth = Literal["none", "sigv4"]
+"""none (local) | sigv4 (Amazon OpenSearch Service, service 'es')."""
 
-    model_config = SettingsConfigDict(env_prefix="DYNEMBED_", extra="ignore", frozen=True)
+SETTINGS_PREFIX = "DYNEMBED_"
+
+
+class Settings(BaseSettings):
+    """What a function needs, from ``DYNEMBED_*`` variables, read once at cold start.
+
+    Inside Lambda (``AWS_LAMBDA_FUNCTION_NAME`` set) every field in ``REQUIRED_IN_LAMBDA`` must be
+    set, non-empty, or the cold start fails naming the variables: a function with a missing
+    variable never starts and misbehaves. Outside Lambda the local runtime sets them
+    (``dynembed_ops.local.stack.StackInfo.env``); one that is still missing fails where it is
+    first needed, naming its variable (``require``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=SETTINGS_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     source_table: str = NAMES.source_table
     ledger_table: str = NAMES.ledger_table
     registry_table: str = NAMES.registry_table
     embedding_cache_table: str = NAMES.embedding_cache_table
     held_jobs_table: str = NAMES.held_jobs_table
-    jobs_queue_url: str = ""
-    stream_failures_queue_url: str = ""
+    jobs_queue_url: str | None = None
+    stream_failures_queue_url: str | None = None
     """Malformed stream records go here with their reason (they can never succeed)."""
-    jobs_dlq_url: str = ""
+    jobs_dlq_url: str | None = None
     """Jobs that failed their last allowed attempt land here with their reason."""
-    max_receive_count: int = TUNING.sqs_max_receive_count
+    max_receive_count: int = Field(default=TUNING.sqs_max_receive_count, ge=1)
     index_alias: str = NAMES.index_alias
     index_prefix: str = NAMES.index_prefix
-    opensearch_endpoint: str = "http://127.0.0.1:9200"
-    opensearch_auth: str = "none"
-    """none | sigv4 (Amazon OpenSearch Service, service 'es')."""
-    knn_mode: str = "native"
-    """native (OpenSearch k-NN plugin) | exact (dynembed scores, for servers without k-NN)."""
+    opensearch_endpoint: str | None = None
+    opensearch_auth: OpenSearchAuth = "none"
+    knn_mode: KnnMode = "native"
     region: str = "us-east-1"
-    eval_dir: str = ""
+    eval_dir: str | None = None
     """Folder holding golden sets (queries.jsonl + qrels.tsv) for rebuild evaluation."""
+    # Search behind the HTTP API: which verified claims make the caller's principals (identity.py).
+    identity_user_claim: str = "sub"
+    """JWT claim holding the user id."""
+    identity_groups_claim: str = "cognito:groups"
+    """JWT claim holding the groups (a list, or a "[a b]" / "a,b" / "a b" string); "" for none."""
+    identity_tenant_claim: str = "custom:tenant"
+    """JWT claim holding the tenant; "" for none (then tenant isolation refuses every search)."""
+    identity_user_prefix: str = ""
+    """Prepended to the user id to make its ACL principal (e.g. "user:"); "" = the plain value."""
+    identity_group_prefix: str = ""
+    """Prepended to each group to make its ACL principal (e.g. "group:"); "" = the plain value."""
+    identity_iam_callers: dict[str, IamCaller] = Field(default_factory=dict)
+    """IAM-authorised callers: IAM role (or user) ARN -> the principals and tenant it searches as."""
+    reports_dir: str | None = None
+    """Where evaluation reports are kept: ``s3://bucket/prefix`` in AWS (required there: /tmp
+    would vanish with the sandbox), a directory locally (the local stack's state folder)."""
+    source_schema: str | None = None
+    """The source schema as JSON (``dynembed.core.schema.SourceSchema``); defaults when unset."""
+
+    # Set by the Lambda runtime and the local tooling, not deployed by the stack.
+    lambda_function_name: str | None = Field(default=None, validation_alias="AWS_LAMBDA_FUNCTION_NAME")
+    dynamodb_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
+    )
+    """boto3 honours these itself; pynamodb needs the host spelled out (moto locally)."""
+
+    RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset({"lambda_function_name", "dynamodb_endpoint"})
+    REQUIRED_IN_LAMBDA: ClassVar[frozenset[str]] = frozenset(
+        {
+            "source_table",
+            "ledger_table",
+            "registry_table",
+            "embedding_cache_table",
+            "held_jobs_table",
+            "jobs_queue_url",
+            "stream_failures_queue_url",
+            "jobs_dlq_url",
+            "index_alias",
+            "index_prefix",
+            "opensearch_endpoint",
+            "opensearch_auth",
+            "knn_mode",
+            "region",
+            "reports_dir",
+            "source_schema",
+        }
+    )
+
+    @classmethod
+    def deployed_fields(cls) -> list[str]:
+        """The fields the stack sets on every function (``DYNEMBED_<FIELD>``)."""
+        return [name for name in cls.model_fields if name not in cls.RUNTIME_FIELDS]
+
+    @staticmethod
+    def variable(field_name: str) -> str:
+        return SETTINGS_PREFIX + field_name.upper()
+
+    @property
+    def in_lambda(self) -> bool:
+        return bool(self.lambda_function_name)
+
+    @model_validator(mode="after")
+    def _complete_in_lambda(self) -> Settings:
+        if not self.in_lambda:
+            return self
+        missing = sorted(
+            name
+            for name in self.REQUIRED_IN_LAMBDA
+            if name not in self.model_fields_set or getattr(self, name) in (None, "")
+        )
+        if missing:
+            raise ValueError(
+                f"function {self.lambda_function_name} lacks "
+                + ", ".join(self.variable(name) for name in missing)
+            )
+        if not str(self.reports_dir).startswith("s3://"):
+            raise ValueError(
+                f"{self.variable('reports_dir')} must be an s3:// location in Lambda, not {self.reports_dir!r}"
+            )
+        return self
+
+    def require(self, field_name: str) -> str:
+        """A setting that this use cannot do without, or a ConfigError naming its variable."""
+        value = getattr(self, field_name)
+        if value is None or value == "":
+            raise ConfigError(f"{self.variable(field_name)} is not set")
+        return str(value)
 
 
 @lru_cache(maxsize=1)
@@ -160,14 +280,19 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        fields = ", ".join("DYNEMBED_" + str(e["loc"][0]).upper() for e in exc.errors())
-        raise ConfigError(f"invalid environment: {fields}: {exc.errors()[0]['msg']}") from exc
+        problems = "; ".join(
+            (f"{Settings.variable(str(e['loc'][0]))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid environment: {problems}") from exc
 
 
 class MetricNames(BaseModel):
-    """CloudWatch metric names, in the domain's words. Published with Powertools Metrics in
-    namespace ``NAMES.metrics_namespace`` with the single dimension ``service=NAMES.service``
-    (plus ``generation`` for evaluation metrics, ``tenant`` for cost)."""
+    """Every CloudWatch metric dynembed emits, in the domain's words; ``Telemetry`` refuses any
+    other name. Published with Powertools Metrics (EMF) in namespace ``NAMES.metrics_namespace``
+    with the dimension ``service=NAMES.service`` (plus ``generation`` for evaluation metrics,
+    ``tenant`` for cost, ``kind`` for decisions)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -178,16 +303,31 @@ class MetricNames(BaseModel):
     embedding_failures: str = "EmbeddingFailures"
     chunks_written: str = "ChunksWritten"
     chunks_deleted: str = "ChunksDeleted"
+    chunks_patched: str = "ChunksPatched"
     version_conflicts: str = "VersionConflicts"
     decisions: str = "Decisions"
     """With dimension ``kind`` (skip/metadata/access/content/delete)."""
     malformed_records: str = "MalformedRecords"
+    jobs_enqueued: str = "JobsEnqueued"
+    jobs_held: str = "JobsHeld"
+    """Batched update policy: jobs coalesced per doc until the drain."""
+    access_patches: str = "AccessPatches"
+    metadata_patches: str = "MetadataPatches"
+    access_fail_closed: str = "AccessFailClosed"
+    """Chunks hidden because access changed without a version bump."""
+    deletes: str = "Deletes"
+    stale_deletes_skipped: str = "StaleDeletesSkipped"
     orphaned_vectors: str = "OrphanedVectors"
     stale_documents: str = "StaleDocuments"
     missing_documents: str = "MissingDocuments"
+    access_lag: str = "AccessLagSeconds"
+    """Source write of an ACL/tenant change -> access patch applied to the index (classify)."""
+    audit_freshness_lag: str = "AuditFreshnessLagSeconds"
     eval_ndcg: str = "EvalNdcgAt10"
     eval_recall: str = "EvalRecallAt10"
     eval_mrr: str = "EvalMrrAt10"
+    eval_latency_p95: str = "EvalLatencyP95"
+    eval_coverage: str = "EvalCoverage"
     canary_ndcg: str = "CanaryNdcg"
     canary_recall: str = "CanaryRecall"
     canary_mrr: str = "CanaryMrr"
@@ -200,10 +340,19 @@ class MetricNames(BaseModel):
     canary_probe_failures: str = "CanaryProbeFailures"
     canary_latency_p95: str = "CanaryLatencyP95"
     e2e_freshness: str = "EndToEndFreshnessSeconds"
-    """Sentinel write to searchable through the alias; on a timeout, the wait (a lower bound)."""
+    """Sentinel write to searchable through the alias (a timed-out wait publishes nothing)."""
     e2e_delete: str = "EndToEndDeleteSeconds"
 
+    def names(self) -> frozenset[str]:
+        return frozenset(str(value) for value in self.model_dump().values())
 
+    def known(self, name: str) -> bool:
+        """Registered; an evaluation metric at another k keeps its name with ``At<k>``."""
+        names = self.names()
+        return name in names or _AT_K.sub("At10", name) in names
+
+
+_AT_K = re.compile(r"At\d+$")
 METRICS = MetricNames()
 
 # Lambda functions: name -> handler module under functions/<name>/handler.py (entry point `handler`).

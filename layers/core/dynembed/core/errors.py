@@ -36,6 +36,20 @@ class UnknownGenerationError(DynembedError):
     """A generation id that the registry does not hold."""
 
 
+class UnknownDocumentError(DynembedError):
+    """A doc id that the source table does not hold."""
+
+
+class GenerationNotSearchableError(DynembedError):
+    """A generation that receives no changes (failed, rejected, retired, or not yet a write
+    target): its index could return docs revoked or deleted since, so it is not searched."""
+
+    def __init__(self, message: str, generation_id: str, status: str) -> None:
+        self.generation_id = generation_id
+        self.status = status
+        super().__init__(message)
+
+
 class TransientError(DynembedError):
     """Worth retrying: throttling, timeouts, 429s, unavailable dependencies."""
 
@@ -50,3 +64,8 @@ class VersionConflictError(DynembedError):
 
 class EmbeddingError(DynembedError):
     """The embedding provider failed for a non-transient reason."""
+
+
+class AccessDeniedError(DynembedError):
+    """The caller's verified identity does not allow the request: no principal could be
+    established, or tenant isolation requires a tenant it does not carry. Never retried."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from dynembed.core.models import ChunkDocument, Generation, ModelSpec, ReconcileJob
 
@@ -40,7 +40,8 @@ class SourceReader(Protocol):
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of a parallel scan; returns (items, LastEvaluatedKey or None)."""
+        """One page of a parallel scan; returns (items, the next page's start key, JSON-safe,
+        or None after the last page)."""
         ...
 
 
@@ -81,6 +82,10 @@ class Ledger(Protocol):
 
     def scan(self, generation: str) -> Iterator[LedgerEntry]: ...
 
+    def delete_generation(self, generation: str) -> int:
+        """Remove every entry of one generation (retire); returns how many."""
+        ...
+
 
 class Registry(Protocol):
     """The generation registry."""
@@ -91,9 +96,18 @@ class Registry(Protocol):
 
     def list(self) -> list[Generation]: ...
 
-    def put(self, generation: Generation) -> None: ...
+    def put(self, generation: Generation) -> None:
+        """Store as given (an existing id is overwritten); ``updated_at`` becomes now."""
+        ...
 
-    def update(self, generation_id: str, **changes: Any) -> Generation: ...
+    def create(self, generation: Generation) -> None:
+        """Register a new generation; an existing id is left alone (idempotent on retries)."""
+        ...
+
+    def update(self, generation_id: str, **changes: Any) -> Generation:
+        """Change status, write_target, report or backfill (anything else: ValueError) and bump
+        ``updated_at``; UnknownGenerationError when the id is not registered."""
+        ...
 
 
 @dataclass
@@ -159,6 +173,54 @@ class JobQueue(Protocol):
         """Send in batches; raises TransientError if any message could not be sent."""
         ...
 
+    def depth(self) -> int:
+        """Jobs waiting, delayed or in flight (approximate, as SQS counts them)."""
+        ...
+
+
+class HeldJobs(Protocol):
+    """Batched update policy: jobs held and coalesced per doc until the drain sends them."""
+
+    def hold(self, job: ReconcileJob, max_delay_s: float, now: float | None = None) -> None:
+        """Hold ``job``; the first edit of a doc sets its due time, later ones only replace the job."""
+        ...
+
+    def due(self, now: float | None = None, flush_all: bool = False) -> list[tuple[ReconcileJob, int]]:
+        """Jobs due by ``now`` (every held one with ``flush_all``), each with its edit count."""
+        ...
+
+    def count(self) -> int: ...
+
+    def release(self, job: ReconcileJob) -> bool:
+        """Forget a drained job, unless a newer edit arrived meanwhile (False: it stays held)."""
+        ...
+
+
+class DeadLetters(Protocol):
+    """Malformed stream records, with their reason: retrying cannot fix them (I7)."""
+
+    def send(self, body: Mapping[str, Any]) -> None: ...
+
+
+class JobDeadLetters(Protocol):
+    """Reconcile jobs that failed their last allowed attempt, or can never succeed (I7)."""
+
+    def send(self, body: str, reason: str, attempts: int) -> None:
+        """Keep the job's message ``body`` with why it failed and after how many attempts."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Whole objects by location: an ``s3://bucket/key`` URI or a local file path."""
+
+    def read(self, location: str) -> bytes:
+        """ConfigError when it is missing or unreadable; TransientError when worth retrying."""
+        ...
+
+    def write(self, location: str, data: bytes, content_type: str = "text/plain") -> str:
+        """Store ``data``; returns the location as it can be found again (an absolute path)."""
+        ...
+
 
 class EmbeddingCache(Protocol):
     """(model id, content hash) → vector, so a text is embedded once per model (I4)."""
@@ -168,10 +230,21 @@ class EmbeddingCache(Protocol):
     def put_many(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
 
 
-class MetricsSink(Protocol):
-    """Compatible with Powertools ``Metrics.add_metric``."""
+MetricUnitName = Literal["Count", "Seconds", "Milliseconds", "None"]
 
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+class MetricsSink(Protocol):
+    """Where ``Telemetry`` publishes beyond the process: CloudWatch (EMF) in Lambda."""
+
+    def emit(self, name: str, value: float, unit: MetricUnitName, dimensions: Mapping[str, str]) -> None:
+        """One data point; ``dimensions`` come on top of ``service``."""
+        ...
+
+
+class ApprovalChannel(Protocol):
+    """Answers a workflow task that waits for a token (the Step Functions client fits)."""
+
+    def send_task_success(self, *, taskToken: str, output: str) -> object: ...
 
 
 class SentinelWriter(Protocol):
@@ -180,23 +253,3 @@ class SentinelWriter(Protocol):
     def put_item(self, item: Mapping[str, Any]) -> None: ...
 
     def delete_item(self, doc_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class MetricDatum:
-    """One CloudWatch value; ``dimensions`` always name the service (and the generation, for
-    figures by generation)."""
-
-    name: str
-    value: float
-    unit: str = "None"
-    """A CloudWatch unit name: None, Count, Seconds, Milliseconds."""
-    dimensions: Mapping[str, str] = field(default_factory=dict)
-
-
-class MetricsPublisher(Protocol):
-    """Figures the scheduled monitors publish with dimensions of their own (PutMetricData)."""
-
-    def publish(self, data: Sequence[MetricDatum]) -> None:
-        """Into dynembed's namespace; raises TransientError when CloudWatch does not take them."""
-        ...

@@ -7,7 +7,6 @@ environment variable (inline JSON); invalid config fails at load with the field 
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dynembed.core.errors import ConfigError
 
 SCHEMA_ENV = "DYNEMBED_SOURCE_SCHEMA"
-SCHEMA_FILE_ENV = "DYNEMBED_SOURCE_SCHEMA_FILE"
 
 
 class VersionKind(StrEnum):
@@ -79,6 +77,8 @@ class SourceSchema(BaseModel):
     access_attributes: tuple[str, ...] = ("acl",)
     """Principals (groups/users) allowed to read the doc; a change is patched at once."""
     tenant_attribute: str | None = "tenant"
+    tenant_isolation: bool = False
+    """The tenant is a security boundary for search too: a search without a tenant is refused."""
     source_type_attribute: str | None = None
     public_principal: str = "public"
     """An ACL entry that lets every principal read the doc."""
@@ -118,6 +118,8 @@ class SourceSchema(BaseModel):
             claim(attr, "access_attributes")
         if len(set(self.content_attributes)) != len(self.content_attributes):
             raise ValueError("content_attributes has duplicates")
+        if self.tenant_isolation and not self.tenant_attribute:
+            raise ValueError("tenant_isolation needs a tenant_attribute")
         return self
 
     # ---- reading items -------------------------------------------------------------------
@@ -177,9 +179,6 @@ class SourceSchema(BaseModel):
             return None
         value = item.get(self.source_type_attribute)
         return None if value is None else str(value)
-
-    def policy_for(self, item: dict[str, Any]) -> UpdatePolicy:
-        return self.policy_named(self.tenant_of(item), self.source_type_of(item))
 
     def policy_named(self, tenant: str | None, source_type: str | None) -> UpdatePolicy:
         """The tenant's policy wins over the source type's; else the default."""
@@ -244,17 +243,15 @@ class SourceSchema(BaseModel):
         return cls.from_mapping(data, origin=f"source schema {path}")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> SourceSchema:
-        env = os.environ if environ is None else environ
-        if env.get(SCHEMA_ENV):
-            try:
-                data = json.loads(env[SCHEMA_ENV])
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{SCHEMA_ENV} is not valid JSON: {exc}") from exc
-            return cls.from_mapping(data, origin=SCHEMA_ENV)
-        if env.get(SCHEMA_FILE_ENV):
-            return cls.from_file(env[SCHEMA_FILE_ENV])
-        return cls()
+    def from_json(cls, text: str, origin: str = SCHEMA_ENV) -> SourceSchema:
+        """The schema as ``DYNEMBED_SOURCE_SCHEMA`` carries it (read through ``Settings``)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{origin} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{origin} must hold an object")
+        return cls.from_mapping(data, origin=origin)
 
     def to_env_value(self) -> str:
         return self.model_dump_json(exclude_defaults=False)

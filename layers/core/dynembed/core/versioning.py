@@ -27,7 +27,3 @@ def external_version(source_version: int, rank: WriteRank) -> int:
     if source_version < 0:
         raise ValueError(f"source version must be >= 0, got {source_version}")
     return source_version * 4 + int(rank)
-
-
-def source_version_of(external: int) -> int:
-    return external // 4

@@ -7,13 +7,13 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 from urllib.parse import urlparse
 
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection, helpers
 from opensearchpy.exceptions import NotFoundError, OpenSearchException, RequestError
 
-from dynembed.core.config import Settings
+from dynembed.core.config import KnnMode
 from dynembed.core.errors import ConfigError, DynembedError, IndexWriteError, VersionConflictError
 from dynembed.core.models import ChunkDocument, Generation
 from dynembed.core.ports import ChunkIndex, SearchHit, WriteReport
@@ -32,9 +32,7 @@ from dynembed.index.mapping import (
     index_body,
 )
 
-KnnMode = Literal["native", "exact"]
-KNN_MODES: tuple[KnnMode, ...] = ("native", "exact")
-AuthMode = Literal["none", "sigv4"]
+KNN_MODES: tuple[KnnMode, ...] = get_args(KnnMode)
 
 
 def build_client(
@@ -126,11 +124,6 @@ class OpenSearchChunkIndex:
         self._bulk_max_actions = bulk_max_actions
         self._bulk_max_bytes = bulk_max_bytes
         self.exact = ExactKnnCache(client) if self.knn_mode == "exact" else None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **options: Any) -> OpenSearchChunkIndex:
-        client = build_client(settings.opensearch_endpoint, settings.opensearch_auth, settings.region)
-        return cls(client, knn_mode=settings.knn_mode, **options)
 
     # -- index lifecycle --------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ Which figures it compares with, in order:
    figures become the reference later runs are compared with.
 
 The report is stored on the generation (``Generation.canary``, the run before it kept as
-``previous``), and its figures go to CloudWatch: by ``generation``, and the drops and probe
-failures also under ``service`` alone for the alarms (only when the generation is the active
-one). Its ``generation_id``/``k``/``queries``/``metrics`` keys are the ``canary`` section of
+``previous``), and its figures go out through ``Telemetry`` (EMF in Lambda): by ``generation``,
+and the drops and probe failures also under ``service`` alone for the alarms (only when the
+generation is the active one). Its ``generation_id``/``k``/``queries``/``metrics`` keys are the ``canary`` section of
 ``dynembed.quality.html``; ``weak_retrieval_rate`` is not computed here.
 """
 
@@ -24,20 +24,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dynembed.core.config import METRICS, NAMES, THRESHOLDS, TUNING, AlarmThresholds
-from dynembed.core.errors import DynembedError, TransientError
+from dynembed.core.config import METRICS, THRESHOLDS, TUNING, AlarmThresholds
+from dynembed.core.errors import DynembedError
 from dynembed.core.models import Generation, GenerationStatus
 from dynembed.core.observability import logger
-from dynembed.core.ports import MetricDatum, MetricsPublisher
+from dynembed.core.ports import MetricUnitName
+from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import RETRIEVAL_METRICS, GoldenSet, latency_summary, metric_label
 from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
 from dynembed.rebuild import generations
 from dynembed.rebuild.evaluate import eval_set_of, load_eval_set_from
 from dynembed.rebuild.inputs import GENERATION_ID_PATTERN, EvalSetInput
+
+if TYPE_CHECKING:
+    from dynembed.wiring import Services
 
 
 class CanaryRequest(BaseModel):
@@ -58,13 +62,12 @@ _SLACK = 1e-12
 
 
 def run_canary(
-    svc: Any,
+    svc: Services,
     *,
     generation_id: str | None = None,
     default_eval_set: EvalSetInput | None = None,
     settle_s: float = TUNING.canary_settle_s,
     thresholds: AlarmThresholds = THRESHOLDS,
-    publisher: MetricsPublisher | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
@@ -73,7 +76,7 @@ def run_canary(
     gen = _generation(svc, generation_id)
     reference = _reference(gen, svc, default_eval_set)
     eval_set = EvalSetInput.model_validate(reference["eval_set"])
-    golden = load_eval_set_from(eval_set, svc.settings)
+    golden = load_eval_set_from(eval_set, svc.settings, svc.blobs)
     k, principal = int(reference["k"]), list(reference["principal"])
 
     measured = measure(svc, gen, golden, principal, k)
@@ -126,7 +129,7 @@ def run_canary(
         record["previous"] = {
             key: gen.canary.get(key) for key in ("created_at", "metrics", "drops", "passed", "reasons")
         }
-    record["metrics_published"] = _publish(publisher or svc.metrics_publisher, record, gen)
+    publish(svc.telemetry, record, for_alarms=gen.status is GenerationStatus.ACTIVE)
     svc.registry.update(gen.id, canary=record)
     logger.info(
         "canary",
@@ -139,7 +142,7 @@ def run_canary(
     return record
 
 
-def _generation(svc: Any, generation_id: str | None) -> Generation:
+def _generation(svc: Services, generation_id: str | None) -> Generation:
     if generation_id:
         gen: Generation = svc.registry.get(generation_id)
         return gen
@@ -149,7 +152,7 @@ def _generation(svc: Any, generation_id: str | None) -> Generation:
     return active
 
 
-def _reference(gen: Generation, svc: Any, default_eval_set: EvalSetInput | None) -> dict[str, Any]:
+def _reference(gen: Generation, svc: Services, default_eval_set: EvalSetInput | None) -> dict[str, Any]:
     """What to compare with, and the golden set, principal and k that make it comparable."""
     report = gen.report or {}
     if report.get("gate_passed") and report.get("candidate_metrics") and report.get("eval_set"):
@@ -200,40 +203,30 @@ def _regressed(
     return rows[:REGRESSED_QUERIES_KEPT]
 
 
-def metric_data(record: Mapping[str, Any], *, for_alarms: bool) -> list[MetricDatum]:
-    """The report's CloudWatch values: by generation, plus (``for_alarms``) the drops and probe
-    failures under the service dimension alone, which is what the alarms watch."""
-    by_generation = {"service": NAMES.service, "generation": str(record["generation_id"])}
+def publish(telemetry: Telemetry, record: Mapping[str, Any], *, for_alarms: bool) -> None:
+    """The report's figures by generation, plus (``for_alarms``) the drops and probe failures
+    under the service dimension alone, which is what the alarms watch."""
+    by_generation = {"generation": str(record["generation_id"])}
     names = {"ndcg": METRICS.canary_ndcg, "recall": METRICS.canary_recall, "mrr": METRICS.canary_mrr}
     drop_names = {
         "ndcg": METRICS.canary_ndcg_drop,
         "recall": METRICS.canary_recall_drop,
         "mrr": METRICS.canary_mrr_drop,
     }
-    data = [MetricDatum(names[m], float(v), "None", by_generation) for m, v in record["metrics"].items()]
-    drops = [(drop_names[m], float(v)) for m, v in record["drops"].items()]
-    failures = (METRICS.canary_probe_failures, float(record["probe_failures"]))
-    data += [MetricDatum(name, value, "None", by_generation) for name, value in [*drops, failures]]
-    data.append(
-        MetricDatum(
-            METRICS.canary_latency_p95, float(record["latency_ms"]["p95"]), "Milliseconds", by_generation
-        )
-    )
+    figures: list[tuple[str, float, MetricUnitName]] = [
+        (names[m], float(v), "None") for m, v in record["metrics"].items()
+    ]
+    alarmed: list[tuple[str, float, MetricUnitName]] = [
+        (drop_names[m], float(v), "None") for m, v in record["drops"].items()
+    ]
+    alarmed.append((METRICS.canary_probe_failures, float(record["probe_failures"]), "Count"))
+    figures += alarmed
+    figures.append((METRICS.canary_latency_p95, float(record["latency_ms"]["p95"]), "Milliseconds"))
+    for name, value, unit in figures:
+        telemetry.gauge(name, value, unit, by_generation)
     if for_alarms:
-        service = {"service": NAMES.service}
-        data += [MetricDatum(name, value, "None", service) for name, value in [*drops, failures]]
-    return data
-
-
-def _publish(publisher: MetricsPublisher, record: Mapping[str, Any], gen: Generation) -> bool:
-    """A failure to publish is logged, not fatal: the report is stored either way (and the
-    alarms, missing their data, fire)."""
-    try:
-        publisher.publish(metric_data(record, for_alarms=gen.status is GenerationStatus.ACTIVE))
-    except TransientError as exc:
-        logger.warning("canary metrics not published", generation=gen.id, error=str(exc))
-        return False
-    return True
+        for name, value, unit in alarmed:
+            telemetry.gauge(name, value, unit)
 
 
 def canary_html_report(gen: Generation, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

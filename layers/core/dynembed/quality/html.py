@@ -1006,7 +1006,7 @@ def _fit(label: str, width: float) -> str:
 def _nice_step(peak: float, ticks: int = 4) -> float:
     """A 1, 2, 2.5 or 5 times a power of ten, so that about ``ticks`` steps cover ``peak``."""
     raw = max(peak, 1e-9) / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude: float = 10 ** math.floor(math.log10(raw))
     return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if raw <= m * magnitude + 1e-12)
 
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynembed.core.models import Generation, GenerationStatus, chunk_id, is_sentinel
 from dynembed.core.source_scan import LiveDoc, live_documents
 from dynembed.quality.evaluation import EvaluationResult, GoldenSet, evaluate_run, run_golden_set
+
+if TYPE_CHECKING:
+    from dynembed.wiring import Services
 
 NEWEST_EDITS_PROBED = 5
 RESTRICTED_QUERIES_PROBED = 5
@@ -47,7 +50,7 @@ class Measurement:
 
 
 def measure(
-    svc: Any, generation: Generation, golden: GoldenSet, principal: Sequence[str], k: int
+    svc: Services, generation: Generation, golden: GoldenSet, principal: Sequence[str], k: int
 ) -> Measurement:
     """Every judged query of ``golden`` against ``generation``'s own index, scored at ``k``."""
     run, latencies = run_golden_set(golden, doc_search(svc, generation, principal, chunks_for(k)))
@@ -55,7 +58,7 @@ def measure(
 
 
 def doc_search(
-    svc: Any, generation: Generation, principal: Sequence[str], k: int
+    svc: Services, generation: Generation, principal: Sequence[str], k: int
 ) -> Callable[[str], list[str]]:
     def run(text: str) -> list[str]:
         response = svc.search(text, list(principal), k=k, generation=generation.id)
@@ -78,13 +81,13 @@ class IndexSnapshot:
         return {d for d, (_v, _u, has_content) in self.live.items() if has_content}
 
 
-def snapshot(svc: Any, generation: Generation) -> IndexSnapshot:
+def snapshot(svc: Services, generation: Generation) -> IndexSnapshot:
     svc.index.refresh(generation.index_name)
     live = {d: doc for d, doc in live_documents(svc.schema, svc.source).docs.items() if not is_sentinel(d)}
     return IndexSnapshot(live, _indexed_docs(svc, generation))
 
 
-def _indexed_docs(svc: Any, generation: Generation) -> set[str]:
+def _indexed_docs(svc: Services, generation: Generation) -> set[str]:
     docs = (
         str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(generation.index_name, ["doc_id"])
     )
@@ -92,7 +95,7 @@ def _indexed_docs(svc: Any, generation: Generation) -> set[str]:
 
 
 def run_probes(
-    svc: Any,
+    svc: Services,
     generation: Generation,
     golden: GoldenSet,
     seen: IndexSnapshot,
@@ -137,7 +140,7 @@ def run_probes(
 
 
 def _still_stray(
-    svc: Any,
+    svc: Services,
     generation: Generation,
     strays: list[str],
     look_again_at: float,
@@ -154,7 +157,7 @@ def _still_stray(
     return [d for d in strays if d in indexed and d not in back]
 
 
-def _deleted_doc_ids(svc: Any, generation: Generation) -> set[str]:
+def _deleted_doc_ids(svc: Services, generation: Generation) -> set[str]:
     """Docs some write target's ledger holds as deleted (this generation's and the active's)."""
     ids: set[str] = set()
     for gen in svc.registry.list():
@@ -164,7 +167,7 @@ def _deleted_doc_ids(svc: Any, generation: Generation) -> set[str]:
 
 
 def _newest_edits(
-    svc: Any,
+    svc: Services,
     generation: Generation,
     live: dict[str, LiveDoc],
     k: int,
@@ -200,7 +203,7 @@ def _newest_edits(
     return found, probed
 
 
-def _restricted_leaks(svc: Any, generation: Generation, golden: GoldenSet, k: int) -> list[str]:
+def _restricted_leaks(svc: Services, generation: Generation, golden: GoldenSet, k: int) -> list[str]:
     public = svc.schema.public_principal
     leaks: list[str] = []
     for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:

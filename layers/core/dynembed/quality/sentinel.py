@@ -21,14 +21,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dynembed.core.config import METRICS, NAMES, TUNING
+from dynembed.core.config import METRICS, TUNING
 from dynembed.core.errors import ConfigError, DynembedError
 from dynembed.core.models import SENTINEL_DOC_ID, SENTINEL_PRINCIPAL, SENTINEL_TENANT
 from dynembed.core.observability import logger
-from dynembed.core.ports import MetricDatum, MetricsPublisher, SentinelWriter
+from dynembed.core.ports import SentinelWriter
 from dynembed.core.schema import SourceSchema
+from dynembed.core.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from dynembed.wiring import Services
 
 SentinelSearch = Callable[[str], Sequence[tuple[str, int]]]
 """Searches through the alias as the sentinel principal; returns (doc id, source version) hits."""
@@ -47,7 +51,6 @@ class SentinelResult:
     (the write never became searchable)."""
     delete_timed_out: bool = False
     notes: list[str] = field(default_factory=list)
-    metrics_published: bool = False
 
     @property
     def ok(self) -> bool:
@@ -83,7 +86,7 @@ def run_sentinel(
     schema: SourceSchema,
     writer: SentinelWriter,
     search: SentinelSearch,
-    publisher: MetricsPublisher,
+    telemetry: Telemetry,
     *,
     wait_s: float = TUNING.sentinel_wait_s,
     poll_s: float = TUNING.sentinel_poll_s,
@@ -137,7 +140,7 @@ def run_sentinel(
         result.delete_timed_out = not gone
         if not gone:
             result.notes.append(f"the delete was not applied to the index within {wait_s:.0f} s")
-    result.metrics_published = _publish(publisher, result)
+    _publish(telemetry, result)
     log = logger.warning if not result.ok else logger.info
     log("sentinel", **{k: v for k, v in result.to_dict().items() if k != "notes"}, notes=result.notes)
     return result
@@ -168,24 +171,16 @@ def _wait(
         sleep(min(poll_s, max(0.0, deadline - clock())))
 
 
-def _publish(publisher: MetricsPublisher, result: SentinelResult) -> bool:
-    dims = {"service": NAMES.service}
-    data = []
+def _publish(telemetry: Telemetry, result: SentinelResult) -> None:
+    """Both times under the service dimension; a timed-out wait publishes nothing (missing data
+    is what the alarms act on: a lower bound under the threshold would read as healthy)."""
     if result.freshness_s is not None and not result.freshness_timed_out:
-        data.append(MetricDatum(METRICS.e2e_freshness, result.freshness_s, "Seconds", dims))
+        telemetry.gauge(METRICS.e2e_freshness, result.freshness_s, "Seconds")
     if result.delete_s is not None and not result.delete_timed_out:
-        data.append(MetricDatum(METRICS.e2e_delete, result.delete_s, "Seconds", dims))
-    if not data:
-        return True  # a timeout: the missing value is what the alarms act on
-    try:
-        publisher.publish(data)
-    except DynembedError as exc:
-        result.notes.append(f"metrics not published: {exc}")
-        return False
-    return True
+        telemetry.gauge(METRICS.e2e_delete, result.delete_s, "Seconds")
 
 
-def search_as_sentinel(svc: Any) -> SentinelSearch:
+def search_as_sentinel(svc: Services) -> SentinelSearch:
     """Search through the alias as the sentinel, within its tenant (the only caller allowed)."""
 
     tenant = SENTINEL_TENANT if svc.schema.tenant_attribute else None

@@ -7,8 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynembed.core.errors import ModelMismatchError, UnknownGenerationError
-from dynembed.core.models import SENTINEL_PRINCIPAL, SENTINEL_TENANT, Generation, ModelSpec
+from dynembed.core.errors import (
+    AccessDeniedError,
+    GenerationNotSearchableError,
+    ModelMismatchError,
+    UnknownGenerationError,
+)
+from dynembed.core.models import SENTINEL_PRINCIPAL, SENTINEL_TENANT, Generation, GenerationStatus, ModelSpec
 from dynembed.core.ports import ChunkIndex, Embedder, Registry
 from dynembed.index.filters import access_filter
 
@@ -38,9 +43,9 @@ class SearchResponse:
 def resolve_generation(
     registry: Registry, index: ChunkIndex, alias: str, generation_id: str | None
 ) -> Generation:
-    """The named generation, or the one the alias serves."""
+    """The named generation (only while it receives changes), or the one the alias serves."""
     if generation_id:
-        return registry.get(generation_id)
+        return ensure_searchable(registry.get(generation_id))
     target = index.alias_target(alias)
     if target is None:
         raise UnknownGenerationError(f"alias {alias!r} serves no index yet: run a sync or a rebuild first")
@@ -48,6 +53,30 @@ def resolve_generation(
         if gen.index_name == target:
             return gen
     raise UnknownGenerationError(f"alias {alias!r} points at {target!r}, which no registered generation owns")
+
+
+def ensure_searchable(gen: Generation) -> Generation:
+    """Write targets (active, standby, a candidate being backfilled) are kept true to the source;
+    any other index is frozen at some past state and may hold docs revoked or deleted since."""
+    if gen.write_target or gen.status is GenerationStatus.ACTIVE:
+        return gen
+    status = gen.status.value
+    if gen.status is GenerationStatus.RETIRED:
+        why = "is retired: its index was deleted and receives no changes"
+    elif gen.status is GenerationStatus.FAILED:
+        verb = "was rejected" if "rejected_reason" in (gen.report or {}) else "failed"
+        why = (
+            f"{verb} (status {status}) and no longer receives changes: its index may return docs "
+            "revoked or deleted since"
+        )
+    else:
+        why = f"is {status} and not yet a write target: it receives no changes"
+    raise GenerationNotSearchableError(
+        f"generation {gen.id} {why}, so it cannot be searched; inspect it through its evaluation "
+        f"report: dynembed generations --show {gen.id}",
+        gen.id,
+        status,
+    )
 
 
 def search(
@@ -63,10 +92,13 @@ def search(
     tenant: str | None = None,
     generation: str | None = None,
     public_principal: str = "public",
+    tenant_isolation: bool = False,
     internal: bool = False,
 ) -> SearchResponse:
     """``internal``: a caller inside dynembed (the end-to-end sentinel), the only one allowed
     the sentinel's reserved principal and tenant."""
+    if tenant_isolation and not tenant:
+        raise AccessDeniedError("tenant isolation is on: a search must name its tenant (none was given)")
     if not text.strip():
         raise ValueError("search text is empty")
     if not internal:
@@ -119,9 +151,9 @@ def refuse_reserved(principal: str | Sequence[str], tenant: str | None) -> None:
     """The sentinel's principal and tenant are dynembed's own: no caller may search as them."""
     principals = [principal] if isinstance(principal, str) else list(principal)
     if SENTINEL_PRINCIPAL in principals:
-        raise ValueError(f"principal {SENTINEL_PRINCIPAL!r} is reserved for dynembed's sentinel")
+        raise AccessDeniedError(f"principal {SENTINEL_PRINCIPAL!r} is reserved for dynembed's sentinel")
     if tenant == SENTINEL_TENANT:
-        raise ValueError(f"tenant {SENTINEL_TENANT!r} is reserved for dynembed's sentinel")
+        raise AccessDeniedError(f"tenant {SENTINEL_TENANT!r} is reserved for dynembed's sentinel")
 
 
 def rank_docs(results: Sequence[SearchResult]) -> list[str]:

@@ -2,42 +2,48 @@
 both searched by explicit generation id, plus the probes that metrics alone would miss (both
 from ``dynembed.quality.measure``, which the canary runs too).
 
-The report is stored on the generation, written as Markdown, and its metrics go to CloudWatch
-with a ``generation`` dimension; the workflow only carries a small summary. The stored report
-records where the golden set came from, who it ran as and at which k, so the canary can run
-the very same evaluation on the generation later and compare with these figures.
+The report is stored on the generation and as Markdown under ``DYNEMBED_REPORTS_DIR`` (S3 in
+AWS, the local stack's state folder locally; the registry keeps that location), and its metrics
+go through ``Telemetry`` with a ``generation`` dimension; the workflow only carries a small
+summary. The stored report records where the golden set came from, who it ran as and at which
+k, so the canary can run the very same evaluation on the generation later and compare with
+these figures.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dynembed.core.config import NAMES, Settings
-from dynembed.core.errors import ConfigError, DynembedError, TransientError
+from dynembed.core.config import METRICS, Settings
+from dynembed.core.errors import ConfigError, DynembedError
 from dynembed.core.models import GenerationStatus
 from dynembed.core.observability import logger
+from dynembed.core.ports import BlobStore
+from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import GoldenSet, compare, gate, latency_summary, load_golden_set
 from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
 from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
 from dynembed.rebuild import generations
-from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
-from dynembed.rebuild.progress import progress_store
+from dynembed.rebuild.inputs import EvalSetInput, RebuildInput
+
+if TYPE_CHECKING:
+    from dynembed.wiring import Services
 
 MAX_REPORT_BYTES = 350_000
 """DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
-(the Markdown file keeps them all)."""
+(the Markdown report keeps them all)."""
 
 
 # ---- golden sets ---------------------------------------------------------------------------------
 
 
-def load_eval_set(config: RebuildInput, settings: Settings) -> GoldenSet:
-    """The golden set the input names (bundled paths or s3:// URIs), or DYNEMBED_EVAL_DIR's."""
-    return load_eval_set_from(eval_set_of(config.eval, settings), settings)
+def load_eval_set(config: RebuildInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
+    """The golden set the input names (bundled paths or s3:// URIs, read through ``blobs``), or
+    DYNEMBED_EVAL_DIR's."""
+    return load_eval_set_from(eval_set_of(config.eval, settings), settings, blobs)
 
 
 def eval_set_of(chosen: EvalSetInput | None, settings: Settings) -> EvalSetInput:
@@ -50,11 +56,11 @@ def eval_set_of(chosen: EvalSetInput | None, settings: Settings) -> EvalSetInput
     return EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
 
 
-def load_eval_set_from(chosen: EvalSetInput, settings: Settings) -> GoldenSet:
+def load_eval_set_from(chosen: EvalSetInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
     if chosen.queries.startswith("s3://") or chosen.qrels.startswith("s3://"):
         folder = Path(tempfile.mkdtemp(prefix="dynembed-eval-"))
-        queries = _local_copy(chosen.queries, "queries", folder, settings)
-        qrels = _local_copy(chosen.qrels, "qrels", folder, settings)
+        queries = _local_copy(chosen.queries, "queries", folder, settings, blobs)
+        qrels = _local_copy(chosen.qrels, "qrels", folder, settings, blobs)
         name = _set_name(chosen.queries)
     else:
         queries = _resolve(chosen.queries, "queries", settings)
@@ -87,29 +93,16 @@ def _resolve(location: str, field: str, settings: Settings) -> Path:
     raise ConfigError(f"eval.{field}: file not found: {location} (looked in {looked})")
 
 
-def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> Path:
+def _local_copy(location: str, field: str, folder: Path, settings: Settings, blobs: BlobStore | None) -> Path:
     if not location.startswith("s3://"):
         return _resolve(location, field, settings)
-    match = S3_URI.match(location)
-    if match is None:
-        raise ConfigError(f"eval.{field}: {location!r} is not an s3://bucket/key URI")
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    if blobs is None:
+        raise ConfigError(f"eval.{field}: {location} is on S3 and no object store was given")
     try:
-        body = (
-            boto3.client("s3", region_name=settings.region)
-            .get_object(Bucket=match["bucket"], Key=match["key"])["Body"]
-            .read()
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
-            raise TransientError(f"eval.{field}: {location}: {code}") from exc
-        raise ConfigError(f"eval.{field}: cannot read {location}: {code or exc}") from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"eval.{field}: cannot read {location}: {exc}") from exc
-    target = folder / Path(match["key"]).name
+        body = blobs.read(location)
+    except ConfigError as exc:
+        raise ConfigError(f"eval.{field}: {exc}") from exc
+    target = folder / Path(location).name
     target.write_bytes(body)
     return target
 
@@ -117,18 +110,17 @@ def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> 
 # ---- the step ------------------------------------------------------------------------------------------
 
 
-def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     gen_id = str(config.generation_id)
     candidate = svc.registry.get(gen_id)
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
         raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
     candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
     eval_set = eval_set_of(config.eval, svc.settings)
-    golden = load_eval_set_from(eval_set, svc.settings)
+    golden = load_eval_set_from(eval_set, svc.settings, svc.blobs)
     active = generations.find_active(svc.registry)
     if active is not None and active.id == candidate.id:
         raise DynembedError(f"generation {gen_id} is already active")
-    chunks_k = chunks_for(config.k)
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
@@ -140,10 +132,12 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         baseline_result = measure(svc, active, golden, config.eval_principal, config.k).result
     comparison = compare(candidate_result, baseline_result)
 
-    progress = progress_store(svc).load(gen_id)
+    progress = svc.progress.load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
     seen = snapshot(svc, candidate)
-    probes, probe_details = run_probes(svc, candidate, golden, seen, chunks_k, failed_docs=failed_docs)
+    probes, probe_details = run_probes(
+        svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs
+    )
     decision = gate(comparison, probes, config.gate)
     wanted = seen.wanted
     report = EvaluationReport.build(
@@ -162,12 +156,11 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
             computed=progress.total("computed") if progress else 0,
         ),
     )
-    report_path = write_markdown(report, gen_id)
-    published = publish_metrics(report, gen_id, svc.settings)
+    report_location = store_markdown(report, gen_id, svc)
+    publish_metrics(report, gen_id, svc.telemetry)
     stored = _registry_copy(report)
     stored.update(
-        report_path=str(report_path),
-        metrics_published=published,
+        report_location=report_location,
         probe_details=probe_details,
         eval_set=eval_set.model_dump(),
         eval_principal=list(config.eval_principal),
@@ -209,29 +202,20 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
-        "report_path": str(report_path),
-        "metrics_published": published,
+        "report_location": report_location,
     }
 
 
 # ---- outputs -------------------------------------------------------------------------------------------
 
 
-def reports_dir() -> Path:
-    """DYNEMBED_REPORTS_DIR; in Lambda /tmp (the only writable place); else ./reports."""
-    if os.environ.get("DYNEMBED_REPORTS_DIR"):
-        return Path(os.environ["DYNEMBED_REPORTS_DIR"])
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return Path("/tmp/dynembed-reports")
-    return Path("reports")
-
-
-def write_markdown(report: EvaluationReport, generation_id: str) -> Path:
-    folder = reports_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{generation_id}.md"
-    path.write_text(report.to_markdown(), encoding="utf-8")
-    return path.resolve()
+def store_markdown(report: EvaluationReport, generation_id: str, svc: Services) -> str:
+    """The Markdown report under DYNEMBED_REPORTS_DIR; returns where it can be read again
+    (an s3:// URI or an absolute path), which the registry keeps."""
+    folder = svc.settings.require("reports_dir").rstrip("/")
+    return svc.blobs.write(
+        f"{folder}/{generation_id}.md", report.to_markdown().encode("utf-8"), "text/markdown; charset=utf-8"
+    )
 
 
 def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
@@ -248,40 +232,12 @@ def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
     return record
 
 
-def publish_metrics(report: EvaluationReport, generation_id: str, settings: Settings) -> bool:
-    """Quality by generation, graphable in CloudWatch. A failure to publish is logged, not fatal:
-    the gate already decided on the numbers."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    dimensions = [{"Name": "service", "Value": NAMES.service}, {"Name": "generation", "Value": generation_id}]
-    data: list[dict[str, Any]] = [
-        {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "None"}
-        for name, value in report.cloudwatch_metrics().items()
-    ]
+def publish_metrics(report: EvaluationReport, generation_id: str, telemetry: Telemetry) -> None:
+    """Quality by generation, graphable in CloudWatch (EMF in Lambda, like every other metric)."""
+    dimensions = {"generation": generation_id}
+    for name, value in report.cloudwatch_metrics().items():
+        telemetry.gauge(name, float(value), "None", dimensions)
     if report.latency_ms is not None:
-        data.append(
-            {
-                "MetricName": "EvalLatencyP95",
-                "Dimensions": dimensions,
-                "Value": report.latency_ms.p95,
-                "Unit": "Milliseconds",
-            }
-        )
+        telemetry.gauge(METRICS.eval_latency_p95, report.latency_ms.p95, "Milliseconds", dimensions)
     if report.coverage is not None:
-        data.append(
-            {
-                "MetricName": "EvalCoverage",
-                "Dimensions": dimensions,
-                "Value": report.coverage.ratio,
-                "Unit": "None",
-            }
-        )
-    try:
-        boto3.client("cloudwatch", region_name=settings.region).put_metric_data(
-            Namespace=NAMES.metrics_namespace, MetricData=data
-        )
-    except (BotoCoreError, ClientError) as exc:
-        logger.warning("evaluation metrics not published", generation=generation_id, error=str(exc))
-        return False
-    return True
+        telemetry.gauge(METRICS.eval_coverage, report.coverage.ratio, "None", dimensions)

@@ -46,11 +46,7 @@ def new_generation(
 
 def create(registry: Registry, index: ChunkIndex, generation: Generation) -> Generation:
     """Register the generation and create its index; safe to repeat (workflow retries)."""
-    creator = getattr(registry, "create", None)
-    if creator is not None:
-        creator(generation)
-    else:
-        registry.put(generation)
+    registry.create(generation)
     index.ensure_index(generation)
     return registry.get(generation.id)
 

@@ -29,12 +29,20 @@ from dynembed.core.errors import (
 )
 from dynembed.core.models import Generation, GenerationStatus, ReconcileJob
 from dynembed.core.observability import logger
+from dynembed.core.ports import ApprovalChannel
 from dynembed.core.source_scan import iter_source, live_documents
 from dynembed.core.telemetry import Telemetry
 from dynembed.rebuild import generations
 from dynembed.rebuild.evaluate import evaluate_candidate, load_eval_set
 from dynembed.rebuild.inputs import RebuildInput, parse_rebuild_input
-from dynembed.rebuild.progress import BackfillProgress, SegmentProgress, progress_store, require
+from dynembed.rebuild.progress import (
+    MAX_FAILED_DOC_IDS,
+    BackfillProgress,
+    ProgressStore,
+    SegmentProgress,
+    require,
+)
+from dynembed.wiring import Services
 
 DOC_ERRORS: tuple[type[Exception], ...] = (MalformedRecordError, EmbeddingError, IndexWriteError)
 """Errors that belong to one document: recorded and skipped, so one bad doc never blocks the
@@ -50,7 +58,7 @@ def _config(event: Mapping[str, Any]) -> RebuildInput:
     return parse_rebuild_input(event["config"])
 
 
-def _generation(svc: Any, generation_id: str | None) -> Generation:
+def _generation(svc: Services, generation_id: str | None) -> Generation:
     if not generation_id:
         raise ConfigError("generation_id is missing")
     return svc.registry.get(generation_id)
@@ -59,7 +67,7 @@ def _generation(svc: Any, generation_id: str | None) -> Generation:
 # ---- Validate, Register, AddWriteTarget ------------------------------------------------------------
 
 
-def validate(svc: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
+def validate(svc: Services, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Check the input (every wrong field named) and fix the generation id for the whole run."""
     config = parse_rebuild_input(raw)
     if config.eval is None and not svc.settings.eval_dir:
@@ -71,12 +79,14 @@ def validate(svc: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
         spec, chunker = config.model_spec(), config.chunker_spec()
         config = config.model_copy(update={"generation_id": generations.generation_id_for(spec, chunker)})
 
-    golden = load_eval_set(config, svc.settings)  # a missing golden set fails now, not after the backfill
+    golden = load_eval_set(
+        config, svc.settings, svc.blobs
+    )  # a missing golden set fails now, not after the backfill
     logger.info("rebuild input valid", generation=config.generation_id, golden_queries=len(golden.queries))
     return {"config": config.model_dump(mode="json")}
 
 
-def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def register(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """Register the candidate (status building) and create its index. A re-run with the same
     generation id resumes it: same model and chunker required, progress kept."""
     gen_id = str(config.generation_id)
@@ -117,7 +127,7 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
         # Scan segments are only meaningful with the same segment count: keep the first run's.
         return progress.model_copy(update={"runs": progress.runs + 1})
 
-    progress = progress_store(svc).change(gen_id, start_or_resume)
+    progress = svc.progress.change(gen_id, start_or_resume)
     gen = svc.registry.get(gen_id)
     logger.info(
         "generation registered",
@@ -136,7 +146,7 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
     }
 
 
-def add_write_target(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def add_write_target(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """From now on every live change reaches the candidate too (before the backfill starts, so
     no edit can fall between the scan and the stream)."""
     gen = svc.registry.update(str(config.generation_id), write_target=True)
@@ -156,7 +166,7 @@ class PageResult:
 
 
 def backfill_pages(
-    svc: Any,
+    svc: Services,
     config: RebuildInput,
     segment: int,
     time_budget_s: float,
@@ -170,7 +180,7 @@ def backfill_pages(
     gen = _generation(svc, gen_id)
     if gen.status is not GenerationStatus.BUILDING:
         raise DynembedError(f"generation {gen_id} is {gen.status.value}, not building: backfill stopped")
-    store = progress_store(svc)
+    store = svc.progress
     progress = require(store.load(gen_id), gen_id)
     if segment not in progress.segments:
         raise ConfigError(f"segment {segment} is not one of the {progress.total_segments} scan segments")
@@ -190,7 +200,7 @@ def backfill_pages(
     return {"segment": segment, "done": state.done, "pages": pages, "docs": state.docs}
 
 
-def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> PageResult:
+def _reconcile_page(svc: Services, gen: Generation, items: list[dict[str, Any]]) -> PageResult:
     schema = svc.schema
     failed: dict[str, str] = {}
     jobs: list[ReconcileJob] = []
@@ -242,17 +252,14 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
 
 
 def _record_page(
-    store: Any, gen_id: str, segment: int, last_key: dict[str, Any] | None, result: PageResult
+    store: ProgressStore, gen_id: str, segment: int, last_key: dict[str, Any] | None, result: PageResult
 ) -> SegmentProgress:
-    from dynembed.adapters.dynamodb import plain_key
-    from dynembed.rebuild.progress import MAX_FAILED_DOC_IDS
-
     def advance(progress: BackfillProgress | None) -> BackfillProgress:
         current = require(progress, gen_id)
         before = current.segments[segment]
         failed_docs = list(dict.fromkeys([*before.failed_docs, *result.failed]))[:MAX_FAILED_DOC_IDS]
         after = SegmentProgress(
-            last_key=plain_key(last_key),
+            last_key=last_key,
             done=last_key is None,
             pages=before.pages + 1,
             docs=before.docs + result.docs,
@@ -271,23 +278,9 @@ def _record_page(
 # ---- CatchUp ----------------------------------------------------------------------------------------
 
 
-def queue_depth(svc: Any) -> int:
-    """Reconcile jobs waiting or in flight (they may target the candidate)."""
-    url = svc.settings.jobs_queue_url
-    if not url:
-        return 0
-    attrs = svc.sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attrs.values())
-
-
-def catchup_status(svc: Any, config: RebuildInput, checks: int, now: float | None = None) -> dict[str, Any]:
+def catchup_status(
+    svc: Services, config: RebuildInput, checks: int, now: float | None = None
+) -> dict[str, Any]:
     """Has the candidate caught up with the source? Pending jobs in the queue, and docs whose
     candidate ledger entry is missing, older than the source, unfinished, or not yet deleted.
 
@@ -297,12 +290,12 @@ def catchup_status(svc: Any, config: RebuildInput, checks: int, now: float | Non
     e.g. between a failed run and its resume), repair jobs for the candidate are enqueued."""
     gen_id = str(config.generation_id)
     now = time.time() if now is None else now
-    progress = require(progress_store(svc).load(gen_id), gen_id)
+    progress = require(svc.progress.load(gen_id), gen_id)
     if not progress.done:
         raise DynembedError(
             f"generation {gen_id}: backfill segments {progress.pending_segments} not finished"
         )
-    pending_jobs = queue_depth(svc)
+    pending_jobs = svc.queue.depth()
     live = live_documents(svc.schema, svc.source).docs
     entries = {e.doc_id: e for e in svc.ledger.scan(gen_id)}
     behind: dict[str, int] = {}
@@ -349,17 +342,14 @@ def catchup_status(svc: Any, config: RebuildInput, checks: int, now: float | Non
     return result
 
 
-def _held_doc_ids(svc: Any) -> set[str]:
-    held = getattr(svc, "held", None)
-    if held is None:
-        return set()
-    return {job.doc_id for job, _ in held.due(flush_all=True)}
+def _held_doc_ids(svc: Services) -> set[str]:
+    return {job.doc_id for job, _ in svc.held.due(flush_all=True)}
 
 
 # ---- Approval, Promote, Reject, MarkFailed ------------------------------------------------------------
 
 
-def request_approval(svc: Any, config: RebuildInput, task_token: str) -> dict[str, Any]:
+def request_approval(svc: Services, config: RebuildInput, task_token: str) -> dict[str, Any]:
     """Park the task token on the candidate; ``dynembed approve`` (or SendTaskSuccess) answers."""
     gen = _generation(svc, config.generation_id)
     report = dict(gen.report or {})
@@ -370,7 +360,7 @@ def request_approval(svc: Any, config: RebuildInput, task_token: str) -> dict[st
 
 
 def answer_approval(
-    svc: Any, sfn: Any, generation_id: str, *, approved: bool, by: str, reason: str = ""
+    svc: Services, sfn: ApprovalChannel, generation_id: str, *, approved: bool, by: str, reason: str = ""
 ) -> dict[str, Any]:
     """Record a person's decision on the candidate and resume the waiting workflow."""
     gen = svc.registry.get(generation_id)
@@ -386,7 +376,7 @@ def answer_approval(
     return {"generation_id": generation_id, **decision}
 
 
-def promote(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def promote(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """One ``_aliases`` request, then the registry: the candidate serves, the old active becomes
     standby and stays a write target (rollback needs no reprocessing). Refuses a candidate whose
     stored report says the gate failed, or that still waits for a person's approval."""
@@ -402,7 +392,7 @@ def promote(svc: Any, config: RebuildInput) -> dict[str, Any]:
     return dataclasses.asdict(move)
 
 
-def reject(svc: Any, config: RebuildInput, reasons: list[str] | None) -> dict[str, Any]:
+def reject(svc: Services, config: RebuildInput, reasons: list[str] | None) -> dict[str, Any]:
     """Failed and out of the write targets; the index stays for inspection; active untouched."""
     reason = "; ".join(reasons or []) or "rejected"
     gen = generations.reject(svc.registry, str(config.generation_id), reason)
@@ -411,7 +401,7 @@ def reject(svc: Any, config: RebuildInput, reasons: list[str] | None) -> dict[st
 
 
 def mark_failed(
-    svc: Any, config: Mapping[str, Any] | None, error: Mapping[str, Any] | None
+    svc: Services, config: Mapping[str, Any] | None, error: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Where every Catch leads. The candidate becomes failed and leaves the write targets; the
     active generation keeps serving. If a promotion got as far as moving the alias but not the
@@ -461,25 +451,22 @@ def _failure_reason(error: Mapping[str, Any]) -> str:
 # ---- actions of their own: rollback, retire, targeted backfill ----------------------------------------
 
 
-def rollback(svc: Any) -> dict[str, Any]:
+def rollback(svc: Services) -> dict[str, Any]:
     """Serve the standby again: one alias request, no reprocessing (it stayed a write target)."""
     move = generations.rollback(svc.registry, svc.index, svc.settings.index_alias)
     logger.info("rolled back", alias=move.alias, before=move.before, after=move.after)
     return dataclasses.asdict(move)
 
 
-def retire(svc: Any, generation_id: str) -> dict[str, Any]:
+def retire(svc: Services, generation_id: str) -> dict[str, Any]:
     """Delete a standby's or failed generation's index and ledger rows; no rollback to it after."""
     gen = generations.retire(svc.registry, svc.index, generation_id)
-    removed = 0
-    delete_rows = getattr(svc.ledger, "delete_generation", None)
-    if delete_rows is not None:
-        removed = int(delete_rows(generation_id))
+    removed = svc.ledger.delete_generation(generation_id)
     return {"generation_id": gen.id, "status": gen.status.value, "ledger_rows_deleted": removed}
 
 
 def targeted_backfill(
-    svc: Any,
+    svc: Services,
     *,
     tenant: str | None = None,
     source_type: str | None = None,
@@ -529,61 +516,55 @@ def targeted_backfill(
 
 # ---- the router ---------------------------------------------------------------------------------------
 
+StepRunner = Callable[[Services, Mapping[str, Any], float], Any]
+"""(services, the workflow event, seconds left in the invocation) -> the step's JSON result."""
 
-def run_step(event: Mapping[str, Any], svc: Any, remaining_s: float = 900.0) -> Any:
-    """Route a workflow event to its step. Unknown steps are configuration errors."""
-    step = event.get("step")
-    if step == "validate":
-        return validate(svc, event.get("input") or {})
-    if step == "mark_failed":
-        return mark_failed(svc, event.get("config"), event.get("error"))
-    if step == "rollback":
-        return rollback(svc)
-    if step == "retire":
-        return retire(svc, str(event.get("generation_id") or ""))
-    if step == "targeted_backfill":
-        ids = event.get("ids")
-        return targeted_backfill(
-            svc,
-            tenant=event.get("tenant"),
-            source_type=event.get("source_type"),
-            ids=ids.split(",") if isinstance(ids, str) else ids,
-        )
-    config_steps: dict[str, Callable[[RebuildInput], Any]] = {
-        "register": lambda c: register(svc, c),
-        "add_write_target": lambda c: add_write_target(svc, c),
-        "backfill_page": lambda c: backfill_pages(
+
+def _with_config(run: Callable[[Services, RebuildInput, Mapping[str, Any], float], Any]) -> StepRunner:
+    """A step of the state machine proper: it gets the Validate step's output, parsed."""
+    return lambda svc, event, remaining_s: run(svc, _config(event), event, remaining_s)
+
+
+def _ids(event: Mapping[str, Any]) -> list[str] | None:
+    ids = event.get("ids")
+    return ids.split(",") if isinstance(ids, str) else ids
+
+
+STEPS: dict[str, StepRunner] = {
+    "validate": lambda svc, event, _: validate(svc, event.get("input") or {}),
+    "register": _with_config(lambda svc, c, event, _: register(svc, c)),
+    "add_write_target": _with_config(lambda svc, c, event, _: add_write_target(svc, c)),
+    "backfill_page": _with_config(
+        lambda svc, c, event, remaining_s: backfill_pages(
             svc, c, int(event["segment"]), time_budget_s=max(10.0, remaining_s - 60.0)
-        ),
-        "catchup_status": lambda c: catchup_status(svc, c, int(event.get("checks") or 0)),
-        "evaluate": lambda c: _evaluate(svc, c),
-        "request_approval": lambda c: request_approval(svc, c, str(event.get("task_token") or "")),
-        "promote": lambda c: promote(svc, c),
-        "reject": lambda c: reject(svc, c, list(event.get("reasons") or [])),
-    }
-    if step not in config_steps:
-        known = sorted([*config_steps, "validate", "mark_failed", "rollback", "retire", "targeted_backfill"])
-        raise ConfigError(f"unknown workflow step {step!r}; known steps: {', '.join(known)}")
-    return config_steps[str(step)](_config(event))
+        )
+    ),
+    "catchup_status": _with_config(
+        lambda svc, c, event, _: catchup_status(svc, c, int(event.get("checks") or 0))
+    ),
+    "evaluate": _with_config(lambda svc, c, event, _: evaluate_candidate(svc, c)),
+    "request_approval": _with_config(
+        lambda svc, c, event, _: request_approval(svc, c, str(event.get("task_token") or ""))
+    ),
+    "promote": _with_config(lambda svc, c, event, _: promote(svc, c)),
+    "reject": _with_config(lambda svc, c, event, _: reject(svc, c, list(event.get("reasons") or []))),
+    "mark_failed": lambda svc, event, _: mark_failed(svc, event.get("config"), event.get("error")),
+    # Actions ops invoke directly (not states of the machine).
+    "rollback": lambda svc, event, _: rollback(svc),
+    "retire": lambda svc, event, _: retire(svc, str(event.get("generation_id") or "")),
+    "targeted_backfill": lambda svc, event, _: targeted_backfill(
+        svc, tenant=event.get("tenant"), source_type=event.get("source_type"), ids=_ids(event)
+    ),
+}
+"""Every step the workflow function runs, by the ``step`` name the state machine sends: the
+only list of them (the ASL test checks each Task names one of these)."""
+
+STEP_NAMES = tuple(STEPS)
 
 
-def _evaluate(svc: Any, config: RebuildInput) -> dict[str, Any]:
-
-    return evaluate_candidate(svc, config)
-
-
-STEP_NAMES = (
-    "validate",
-    "register",
-    "add_write_target",
-    "backfill_page",
-    "catchup_status",
-    "evaluate",
-    "request_approval",
-    "promote",
-    "reject",
-    "mark_failed",
-    "rollback",
-    "retire",
-    "targeted_backfill",
-)
+def run_step(event: Mapping[str, Any], svc: Services, remaining_s: float = 900.0) -> Any:
+    """Route a workflow event to its step. Unknown steps are configuration errors."""
+    step = str(event.get("step"))
+    if step not in STEPS:
+        raise ConfigError(f"unknown workflow step {step!r}; known steps: {', '.join(sorted(STEPS))}")
+    return STEPS[step](svc, event, remaining_s)

@@ -9,27 +9,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from dynembed.core.config import METRICS
 from dynembed.core.errors import MalformedRecordError, VersionConflictError
 from dynembed.core.models import ChangeKind, ChunkDocument, Decision, Generation, ReconcileJob, chunk_id
 from dynembed.core.observability import logger
-from dynembed.core.ports import ChunkIndex, JobQueue, Ledger, LedgerEntry, Registry, SourceReader
+from dynembed.core.ports import (
+    ChunkIndex,
+    DeadLetters,
+    HeldJobs,
+    JobQueue,
+    Ledger,
+    LedgerEntry,
+    Registry,
+    SourceReader,
+)
 from dynembed.core.schema import SourceSchema, UpdateMode
 from dynembed.core.telemetry import Telemetry
 from dynembed.core.versioning import WriteRank, external_version
 from dynembed.sync.chunking import chunker_for
 from dynembed.sync.classify import classify_record
 from dynembed.sync.reconcile import attributes_of, attrs_hash, surviving_keys
-
-
-class HeldJobs(Protocol):
-    def hold(self, job: ReconcileJob, max_delay_s: float, now: float | None = None) -> None: ...
-
-
-class DeadLetters(Protocol):
-    def send(self, body: Mapping[str, Any]) -> None: ...
 
 
 @dataclass
@@ -77,12 +78,12 @@ class ChangeApplier:
             policy = self.schema.policy_named(job.tenant, job.source_type)
             if policy.mode is UpdateMode.BATCHED and self.held is not None:
                 self.held.hold(job, policy.max_delay_seconds, self.clock())
-                self.telemetry.count("JobsHeld")
+                self.telemetry.count(METRICS.jobs_held)
             else:
                 immediate.append(job)
         if immediate:
             self.queue.send(immediate)
-            self.telemetry.count("JobsEnqueued", len(immediate))
+            self.telemetry.count(METRICS.jobs_enqueued, len(immediate))
         self.pending_jobs = []
 
     # ---- decisions -------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class ChangeApplier:
                     # The app changed access without bumping the version: an equal external
                     # version cannot overwrite these chunks, so hide them (fail closed) rather
                     # than leave them readable by a revoked principal.
-                    self.telemetry.count("AccessFailClosed", len(unbumped))
+                    self.telemetry.count(METRICS.access_fail_closed, len(unbumped))
                     logger.error(
                         "access changed without a version bump; chunks hidden",
                         doc_id=doc_id,
@@ -157,9 +158,9 @@ class ChangeApplier:
                 patched += report.written
                 self.telemetry.count(METRICS.version_conflicts, report.conflicts)
             self._advance_ledger(item, gen, entry, version, attrs)
-        name = "AccessPatches" if kind is ChangeKind.ACCESS else "MetadataPatches"
+        name = METRICS.access_patches if kind is ChangeKind.ACCESS else METRICS.metadata_patches
         self.telemetry.count(name)
-        self.telemetry.count("ChunksPatched", patched)
+        self.telemetry.count(METRICS.chunks_patched, patched)
         return patched
 
     def _advance_ledger(
@@ -197,7 +198,7 @@ class ChangeApplier:
             )
             if live and current is not None and self.schema.version_of(current, doc_id) > version:
                 # Recreated or un-archived since: its own stream record brings it up to date.
-                self.telemetry.count("StaleDeletesSkipped")
+                self.telemetry.count(METRICS.stale_deletes_skipped)
                 return 0
         removed = 0
         for gen in self.write_targets():
@@ -240,7 +241,7 @@ class ChangeApplier:
                         force=True,
                     )
                 )
-        self.telemetry.count("Deletes")
+        self.telemetry.count(METRICS.deletes)
         return removed
 
 
