@@ -49,12 +49,15 @@ from dynembed.core.ports import (
     LedgerEntry,
     MetricsSink,
     MetricUnitName,
+    QuerySampleStore,
     Registry,
     SearchHit,
     SentinelWriter,
+    ShadowQueue,
     SourceReader,
     WriteReport,
 )
+from dynembed.core.samples import QuerySample, ShadowComparison, ShadowJob
 from dynembed.index.errors import BulkWriteError, ItemFailure
 from dynembed.index.exact import FilterEvaluator
 from dynembed.rebuild.progress import BackfillProgress, Mutation, ProgressStore
@@ -408,6 +411,11 @@ class InMemoryDeadLetters:
     def send(self, body: Mapping[str, Any]) -> None:
         self.bodies.append(json.loads(json.dumps(body, default=str)))
 
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """The stream-failures queue's messages, oldest first (malformed records with their reason)."""
+        return self.bodies
+
 
 @dataclass
 class HeldRow:
@@ -557,6 +565,36 @@ class InMemoryProgressStore:
             return progress
 
 
+@dataclass
+class InMemoryQuerySamples:
+    """Samples and comparisons in arrival order (the DynamoDB store sorts by time; tests add in
+    time order)."""
+
+    sampled: list[QuerySample] = field(default_factory=list)
+    compared: list[ShadowComparison] = field(default_factory=list)
+
+    def put_sample(self, sample: QuerySample) -> None:
+        self.sampled.append(sample)
+
+    def samples(self, generation: str, since: float | None = None, limit: int = 1000) -> list[QuerySample]:
+        mine = [s for s in self.sampled if s.generation == generation and (since is None or s.at >= since)]
+        return mine[-limit:]
+
+    def put_comparison(self, comparison: ShadowComparison) -> None:
+        self.compared.append(comparison)
+
+    def comparisons(self, candidate: str, limit: int = 1000) -> list[ShadowComparison]:
+        return [c for c in self.compared if c.candidate == candidate][-limit:]
+
+
+@dataclass
+class InMemoryShadowQueue:
+    sent: list[ShadowJob] = field(default_factory=list)
+
+    def send(self, job: ShadowJob) -> None:
+        self.sent.append(job)
+
+
 class FaultyIndex:
     """Wraps a real ChunkIndex with the same fault knobs as InMemoryIndex: ``crash_after`` (the
     next write stores k chunks, then dies) and ``fail_next_writes`` (the next calls raise)."""
@@ -623,3 +661,5 @@ def _check() -> None:
     _p: ProgressStore = InMemoryProgressStore(InMemoryRegistry())
     _w: SentinelWriter = Harness()  # the harness writes the sentinel's items through its stream
     _w2: SentinelWriter = DynamoSentinelWriter("t", "doc_id", region="r")
+    _qs: QuerySampleStore = InMemoryQuerySamples()
+    _sq: ShadowQueue = InMemoryShadowQueue()

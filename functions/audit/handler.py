@@ -3,7 +3,10 @@ MissingDocuments, freshness lag (gauges published by the audit itself, through T
 optionally enqueues repairs.
 
 Read-only on the index: a repair only enqueues reconcile jobs (stale and missing docs). Stray
-chunks are reported, never deleted from here (docs/operations.md, orphaned-vectors)."""
+chunks are reported, never deleted from here (docs/operations.md, orphaned-vectors).
+
+``{"explain": "DOC_ID"}`` explains one doc instead (dynembed.audit.explain): per generation, its
+chunks against the source, and a verdict."""
 
 from typing import Any
 
@@ -18,6 +21,9 @@ from dynembed.wiring import Services, services
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None = None) -> dict[str, Any]:
     svc = svc or services()
+    if event.get("explain"):
+        explanation: dict[str, Any] = svc.explain(str(event["explain"])).to_dict()
+        return explanation
     budget_s = max(10.0, context.get_remaining_time_in_millis() / 1000.0 - 30.0)
     report = svc.audit(
         queue=svc.queue,

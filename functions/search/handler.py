@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from dynembed.core.errors import AccessDeniedError, UnknownGenerationError
-from dynembed.core.observability import logger, tracer
+from dynembed.core.observability import logger, metrics, tracer
 from dynembed.query.identity import ClaimsMapping, MissingIdentityError, identity_from_request_context
 from dynembed.query.request import ApiSearchBody, SearchRequest
 from dynembed.wiring import Services, services
@@ -24,6 +24,7 @@ from dynembed.wiring import Services, services
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics  # the sampled queries' signals (WeakRetrieval, ZeroResults, SearchLatency)
 def handler(event: dict[str, Any], context: LambdaContext, svc: Services | None = None) -> dict[str, Any]:
     svc = svc or services()
     if is_http_api_event(event):

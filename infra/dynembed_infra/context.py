@@ -156,6 +156,19 @@ class SearchApiConfig(_Strict):
         )
 
 
+class LiveQueryConfig(_Strict):
+    """Live-query signals and shadow searches (``dynembed.query.signals``)."""
+
+    sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live searches recorded as samples (their figures also go to CloudWatch)."""
+    shadow_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live searches also run on a rebuild's candidate while it builds."""
+    keep_query_text: bool = False
+    """Store sampled query text; else only its sha256 and length (queries are user data)."""
+    retention_days: int = Field(default=7, ge=1, le=90)
+    """Samples and shadow comparisons expire after this (DynamoDB TTL)."""
+
+
 class DeploymentConfig(_Strict):
     """Everything an operator may set per deployment; the rest comes from ``dynembed.core.config``."""
 
@@ -178,6 +191,7 @@ class DeploymentConfig(_Strict):
     eval_set_locations: tuple[str, ...] = ()
     """More ``s3://bucket/prefix`` locations rebuild inputs may name as golden sets (read-only)."""
     search_api: SearchApiConfig = Field(default_factory=SearchApiConfig)
+    live_queries: LiveQueryConfig = Field(default_factory=LiveQueryConfig)
     search_invoker_role_arns: tuple[str, ...] = ()
     """Roles the search function's resource policy lets invoke it directly (trusted back ends
     that name the principal themselves). None: only the HTTP API invokes it."""

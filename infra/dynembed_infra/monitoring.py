@@ -113,6 +113,39 @@ class Monitoring(Construct):
                 evaluation_periods=2,
             ),
             AlarmSpec(
+                "weak-retrieval-rate",
+                "Weak retrieval rate (sampled live queries)",
+                _sampled_rate(METRICS.weak_retrieval, "weak"),
+                THRESHOLDS.weak_retrieval_rate,
+                "live queries find less and less the generation answers well: their best score falls "
+                "under its calibrated threshold (traffic drifted from the corpus, or retrieval broke)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "zero-result-rate",
+                "Zero-result rate (sampled live queries)",
+                _sampled_rate(METRICS.zero_results, "zero"),
+                THRESHOLDS.zero_result_rate,
+                "live queries find nothing the caller may read (access, tenant or an emptied index)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "search-latency-p50",
+                "Search latency p50 (ms)",
+                _domain_metric(METRICS.search_latency, "p50", SHORT_PERIOD),
+                THRESHOLDS.search_latency_p50_ms,
+                "typical searches got slow (query embedding or k-NN)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "search-latency-p95",
+                "Search latency p95 (ms)",
+                _domain_metric(METRICS.search_latency, "p95", SHORT_PERIOD),
+                THRESHOLDS.search_latency_p95_ms,
+                "the slowest searches got slower (query embedding or k-NN)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
                 "oldest-job-age",
                 "Oldest reconcile job (s)",
                 jobs_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=SHORT_PERIOD),
@@ -228,6 +261,18 @@ class Monitoring(Construct):
             self.dashboard.add_widgets(*widgets[row_start : row_start + 3])
         self.dashboard.add_widgets(
             cw.GraphWidget(
+                title="Live queries: query drift (mean cosine to the nearest golden query)",
+                width=12,
+                left=[_domain_metric(METRICS.golden_similarity, "Average", SHORT_PERIOD)],
+            ),
+            cw.GraphWidget(
+                title="Shadow overlap@10 of a building candidate",
+                width=12,
+                left=[_domain_metric(METRICS.shadow_overlap, "Average", SHORT_PERIOD)],
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
                 title="Embedding work (sum per 5 min)",
                 width=24,
                 left=[
@@ -240,6 +285,20 @@ class Monitoring(Construct):
                 ],
             )
         )
+
+
+def _sampled_rate(name: str, label: str) -> cw.MathExpression:
+    """The Average of a 0/1 metric (a rate), counted only over periods with enough samples:
+    three queries at night, one of them weak, must not page."""
+    return cw.MathExpression(
+        expression=f"IF(n >= {THRESHOLDS.live_min_samples:g}, rate, 0)",
+        using_metrics={
+            "rate": _domain_metric(name, "Average", SHORT_PERIOD),
+            "n": _domain_metric(name, "SampleCount", SHORT_PERIOD),
+        },
+        label=f"{label} rate (periods with >= {THRESHOLDS.live_min_samples:g} samples)",
+        period=SHORT_PERIOD,
+    )
 
 
 def _domain_metric(name: str, statistic: str, period: Duration) -> cw.Metric:

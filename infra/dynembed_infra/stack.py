@@ -22,6 +22,7 @@ from dynembed_infra.encryption import DataKey
 from dynembed_infra.functions import FunctionFactory, FunctionSettings, NetworkPlacement
 from dynembed_infra.ingest import Ingest
 from dynembed_infra.layer import CoreLayer
+from dynembed_infra.live import LiveTraffic
 from dynembed_infra.monitoring import Monitoring
 from dynembed_infra.quality import QualityMonitors
 from dynembed_infra.search import Search
@@ -92,6 +93,18 @@ class DynembedStack(Stack):
             jobs_queue=self.ingest.jobs_queue,
             key=self.key,
             config=config,
+            tuning=tuning,
+        )
+        self.live = LiveTraffic(
+            self,
+            "LiveTraffic",
+            functions=self.functions,
+            data=self.data,
+            index=index,
+            bedrock=bedrock,
+            search=self.search.function,
+            workflow=self.workflow.function,
+            key=self.key,
             tuning=tuning,
         )
         self.audit = Audit(
@@ -190,6 +203,19 @@ class DynembedStack(Stack):
             "eval_dir": self.config.eval_dir,
             "reports_dir": self.workflow.reports_location,
             **self._identity_settings(),
+            **self._live_query_settings(),
+        }
+
+    def _live_query_settings(self) -> dict[str, str]:
+        """Sampling of live searches and shadow searches (context dynembed:liveQueries)."""
+        live = self.config.live_queries
+        return {
+            "query_samples_table": self.data.query_samples_table.table_name,
+            "query_sample_rate": str(live.sample_rate),
+            "query_keep_text": "true" if live.keep_query_text else "false",
+            "query_sample_ttl_days": str(live.retention_days),
+            "shadow_queue_url": self.live.shadow_queue.queue_url,
+            "shadow_sample_rate": str(live.shadow_rate),
         }
 
     def _identity_settings(self) -> dict[str, str]:
@@ -210,6 +236,7 @@ class DynembedStack(Stack):
             "JobsQueueUrl": self.ingest.jobs_queue.queue_url,
             "JobsDlqUrl": self.ingest.jobs_dlq.queue_url,
             "StreamFailuresQueueUrl": self.ingest.stream_failures_queue.queue_url,
+            "ShadowQueueUrl": self.live.shadow_queue.queue_url,
             "RebuildStateMachineArn": self.workflow.state_machine.state_machine_arn,
             "OpenSearchEndpoint": self.search.index.endpoint,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,

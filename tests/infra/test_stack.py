@@ -31,7 +31,7 @@ from tests.infra.conftest import (
 
 pytestmark = pytest.mark.infra
 
-ALL_FUNCTIONS = ("classify", "sync", "search", "audit", "drain", "workflow")
+ALL_FUNCTIONS = ("classify", "sync", "search", "audit", "drain", "workflow", "shadow")
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
@@ -71,13 +71,14 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
     # GIVEN the synthesised tables
     tables = synth.of_type("AWS::DynamoDB::Table")
     key_id = synth.logical_id(synth.stack.key)
-    # THEN all five exist, each with PITR and SSE under the stack's KMS key
+    # THEN all six exist, each with PITR and SSE under the stack's KMS key
     assert {t["Properties"]["TableName"] for t in tables.values()} == {
         NAMES.source_table,
         NAMES.ledger_table,
         NAMES.registry_table,
         NAMES.embedding_cache_table,
         NAMES.held_jobs_table,
+        NAMES.query_samples_table,
     }
     for table in tables.values():
         props = table["Properties"]
@@ -85,7 +86,9 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
         assert props["SSESpecification"]["SSEEnabled"] is True
         assert props["SSESpecification"]["SSEType"] == "KMS"
         assert props["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
-        assert table["DeletionPolicy"] == "Retain"
+        # AND every table is kept on stack deletion but the query samples (they expire anyway)
+        expired = props["TableName"] == NAMES.query_samples_table
+        assert table["DeletionPolicy"] == ("Delete" if expired else "Retain")
 
 
 @pytest.mark.parametrize(
@@ -122,6 +125,8 @@ def test_every_queue_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> No
         NAMES.jobs_queue,
         NAMES.jobs_dlq,
         NAMES.stream_failures_queue,
+        NAMES.shadow_queue,
+        NAMES.shadow_dlq,
     }
     for lid, queue in queues.items():
         assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
@@ -276,7 +281,7 @@ def test_bedrock_invoke_is_scoped_to_the_configured_foundation_models(synth: Syn
                     flat = json.dumps(resource)
                     assert "*" not in flat
                     assert ":foundation-model/amazon.titan-embed-text-v2:0" in flat
-    assert granted_to == {"sync", "search", "workflow"}
+    assert granted_to == {"sync", "search", "workflow", "shadow"}
 
 
 def _flat(resource: Any) -> str:
@@ -301,13 +306,21 @@ READ_APIS = {f"dynembed-chunks*/{api}" for api in ("_search", "_msearch", "_coun
 SINGLE_DOC_WRITES = {"*/_doc/*", "*/_create/*", "*/_update/*"}
 
 
-@pytest.mark.parametrize("name", ["search", "audit"])
+@pytest.mark.parametrize("name", ["search", "audit", "shadow"])
 def test_readers_cannot_write_tables_or_the_index(synth: Synth, name: str) -> None:
-    # GIVEN the search or audit role
+    # GIVEN the search, audit or shadow role
     statements = synth.statements_of_role(synth.role_id_of_function(name))
     allowed = _es_allows(statements)
-    # THEN it writes no table and holds no PUT or PATCH anywhere on the domain
-    assert not _role_actions(synth, name, effect="Allow") & WRITE_ACTIONS
+    # THEN it writes no table (search and shadow: only PutItem of a query sample) and holds no
+    # PUT or PATCH anywhere on the domain
+    samples = synth.logical_id(synth.stack.data.query_samples_table)
+    for statement in statements:
+        writes = _actions(statement) & WRITE_ACTIONS if statement["Effect"] == "Allow" else set()
+        if writes:
+            assert name != "audit" and writes == {"dynamodb:PutItem"}
+            assert {json.dumps(r) for r in _resources(statement)} == {
+                json.dumps({"Fn::GetAtt": [samples, "Arn"]})
+            }
     assert not allowed.keys() & {"es:ESHttpPut", "es:ESHttpPatch"}
     # AND reads with GET/HEAD; POSTs only to the read APIs (audit: plus _refresh and the scroll)
     assert allowed["es:ESHttpGet"] == allowed["es:ESHttpHead"] == {"*"}
@@ -392,11 +405,11 @@ def test_domain_policy_grants_each_role_exactly_its_iam_statements(synth: Synth)
 
     # THEN it names exactly the granted roles and the admin role
     named = {p["Fn::GetAtt"][0] for s in statements for p in _as_list(s["Principal"]["AWS"])}
-    callers = ("classify", "sync", "search", "audit", "workflow", "canary", "sentinel")
-    expected = {synth.role_id_of_function(n) for n in callers}
+    readers_and_writers = ("classify", "sync", "search", "audit", "workflow", "shadow", "canary", "sentinel")
+    expected = {synth.role_id_of_function(n) for n in readers_and_writers}
     assert named == expected | {synth.logical_id(synth.stack.search.admin_role)}
     # AND grants each function role just what its IAM policy grants on the domain
-    for name in callers:
+    for name in readers_and_writers:
         role_id = synth.role_id_of_function(name)
         in_domain = _es_allows(by_role(role_id))
         assert in_domain == _es_allows(synth.statements_of_role(role_id)), name
@@ -596,6 +609,12 @@ ALARMS = [
     ("missing-documents", NAMES.metrics_namespace, METRICS.missing_documents, THRESHOLDS.missing_documents),
     ("access-lag-p95", NAMES.metrics_namespace, METRICS.access_lag, THRESHOLDS.access_lag_p95_s),
     *((f"{name}-errors", "AWS/Lambda", "Errors", THRESHOLDS.function_errors) for name in ALL_FUNCTIONS),
+    ("search-latency-p50", NAMES.metrics_namespace, METRICS.search_latency, THRESHOLDS.search_latency_p50_ms),
+    ("search-latency-p95", NAMES.metrics_namespace, METRICS.search_latency, THRESHOLDS.search_latency_p95_ms),
+]
+RATE_ALARMS = [
+    ("weak-retrieval-rate", METRICS.weak_retrieval, THRESHOLDS.weak_retrieval_rate),
+    ("zero-result-rate", METRICS.zero_results, THRESHOLDS.zero_result_rate),
 ]
 BREACHING_WHEN_SILENT = ("orphaned-vectors", "stale-documents", "missing-documents", "freshness-lag-p95")
 
@@ -627,13 +646,68 @@ def _alarm(synth: Synth, slug: str) -> dict[str, Any]:
     return alarm
 
 
+@pytest.mark.parametrize(("slug", "metric", "threshold"), RATE_ALARMS)
+def test_rate_alarms_judge_only_periods_with_enough_samples(
+    synth: Synth, slug: str, metric: str, threshold: float
+) -> None:
+    # GIVEN the alarm on a 0/1 metric of sampled live queries
+    alarm = _alarm(synth, slug)
+    by_id = {m["Id"]: m for m in alarm["Metrics"]}
+    # THEN it is the metric's Average, counted only over periods with enough samples
+    assert by_id["expr_1"]["Expression"] == f"IF(n >= {THRESHOLDS.live_min_samples:g}, rate, 0)"
+    assert (
+        by_id["rate"]["MetricStat"]["Stat"] == "Average" and by_id["n"]["MetricStat"]["Stat"] == "SampleCount"
+    )
+    for part in ("rate", "n"):
+        stat = by_id[part]["MetricStat"]
+        assert stat["Metric"]["MetricName"] == metric and stat["Period"] == 300
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": NAMES.service}]
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (threshold, 3)
+    assert alarm["TreatMissingData"] == "notBreaching"  # no traffic, no samples: nothing to judge
+
+
+def test_search_latency_alarms_are_percentiles_of_sampled_queries(synth: Synth) -> None:
+    assert _alarm(synth, "search-latency-p50")["ExtendedStatistic"] == "p50"
+    assert _alarm(synth, "search-latency-p95")["ExtendedStatistic"] == "p95"
+
+
+def test_the_query_samples_table_expires_items_and_search_may_only_add_samples(synth: Synth) -> None:
+    synth.template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "TableName": NAMES.query_samples_table,
+            "TimeToLiveSpecification": {"AttributeName": KEYS.samples_ttl, "Enabled": True},
+            "KeySchema": [
+                {"AttributeName": KEYS.samples_hash, "KeyType": "HASH"},
+                {"AttributeName": KEYS.samples_range, "KeyType": "RANGE"},
+            ],
+        },
+    )
+    assert "dynamodb:PutItem" in _role_actions(synth, "search", effect="Allow")
+    assert "sqs:SendMessage" in _role_actions(synth, "search", effect="Allow")
+
+
+def test_shadow_searches_come_from_their_queue_within_a_small_reserved_concurrency(synth: Synth) -> None:
+    queue = synth.logical_id(synth.stack.live.shadow_queue)
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
+            "FunctionName": {"Ref": synth.function_id("shadow")},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    props = synth.resources[synth.function_id("shadow")]["Properties"]
+    assert props["ReservedConcurrentExecutions"] == TUNING.shadow_reserved_concurrency
+
+
 def test_every_alarm_is_tested_and_points_at_its_runbook_entry(synth: Synth) -> None:
     from tests.infra.test_quality import ALARMS as QUALITY_ALARMS  # the monitors' own, tested there
 
     names = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
-    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in [*ALARMS, *QUALITY_ALARMS]}
+    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in [*ALARMS, *RATE_ALARMS, *QUALITY_ALARMS]}
     runbook = (REPO_ROOT / "docs" / "operations.md").read_text()
-    for slug, *_ in ALARMS:
+    for slug, *_ in [*ALARMS, *RATE_ALARMS]:
         assert f"({slug})" in _alarm(synth, slug)["AlarmDescription"]
         assert f"| `{slug}` |" in runbook, f"docs/operations.md has no runbook row for {slug}"
 

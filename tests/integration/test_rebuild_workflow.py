@@ -390,6 +390,62 @@ def test_a_worse_model_is_rejected(stack: LocalStack, golden: Golden) -> None:
     assert seen == {baseline.index_name}
 
 
+# ---- shadow traffic ---------------------------------------------------------------------------------
+
+
+def test_live_searches_during_the_rebuild_are_shadowed_on_the_candidate_and_reported(
+    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a serving generation whose chunker truncates every doc, and live traffic that arrives
+    # while the candidate (the default chunker) is still building: at its first catch-up check
+    svc = stack.services()
+    baseline = start_baseline(stack, golden, chunker=TRUNCATING)
+    texts = [json.loads(line)["text"] for line in golden.queries.read_text().splitlines()][:12]
+    answered: list[Any] = []
+    candidate_state: list[tuple[GenerationStatus, bool]] = []
+    real_catchup = steps.catchup_status
+
+    def catchup_with_live_traffic(svc_: Any, config: Any, checks: int, now: float | None = None) -> Any:
+        if not answered:
+            candidate = svc_.registry.get(str(config.generation_id))
+            candidate_state.append((candidate.status, candidate.write_target))
+            answered.extend(svc_.search(text, READER, k=10) for text in texts)  # through the alias
+            # the shadow function (pumped in the background) runs them on the candidate
+            wait_until(
+                lambda: "done" if len(svc_.query_samples.comparisons(candidate.id)) >= len(texts) else None
+            )
+        return real_catchup(svc_, config, checks, now)
+
+    monkeypatch.setattr(steps, "catchup_status", catchup_with_live_traffic)
+    # WHEN the rebuild runs
+    out = rebuild(stack, rebuild_input(golden))
+    # THEN the searches ran while the candidate was building and a write target, and the callers
+    # got the active generation's answers
+    assert candidate_state == [(GenerationStatus.BUILDING, True)]
+    assert {response.generation for response in answered} == {baseline.id}
+    # AND the stored report carries the shadow figures, in the shape the HTML report renders
+    candidate = svc.registry.get(out["generation_id"])
+    shadow = (candidate.report or {})["shadow"]
+    assert shadow["generation_id"] == candidate.id and shadow["queries"] == len(texts)
+    assert 0.0 <= shadow["overlap@10"] < 1.0 and 0.0 <= shadow["rbo"] < 1.0  # truncated vs whole docs
+    assert len(shadow["active_scores"]) == len(shadow["candidate_scores"]) == len(texts)
+    assert shadow["disagreements"] and all(d["query"].startswith("sha256:") for d in shadow["disagreements"])
+    assert out["evaluation"]["shadow"]["queries"] == len(texts)
+    # AND the figures are what the two generations answer (recomputed from the indices, unchanged since)
+    from dynembed.quality.overlap import overlap_at_k, rbo
+
+    def ranking(text: str, generation: str) -> list[str]:
+        response = svc.search(text, READER, k=10, generation=generation)
+        return list(dict.fromkeys(r.doc_id for r in response.results))
+
+    pairs = [(ranking(t, baseline.id), ranking(t, candidate.id)) for t in texts]
+    assert shadow["overlap@10"] == pytest.approx(sum(overlap_at_k(a, c) for a, c in pairs) / len(pairs))
+    assert shadow["rbo"] == pytest.approx(sum(rbo(a, c) for a, c in pairs) / len(pairs))
+    # AND the candidate was calibrated for live signals on its golden set
+    assert candidate.report is not None and candidate.report["weak_threshold"]["value"] > 0
+    assert len(candidate.report["golden_queries"]["keys"]) == QUERIES
+
+
 # ---- live changes, crashes, retries ---------------------------------------------------------------------
 
 

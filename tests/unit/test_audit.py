@@ -20,7 +20,14 @@ from tests.harness import Harness, paragraphs
 pytestmark = pytest.mark.unit
 
 BODY = paragraphs("alpha", "bravo")
-ZERO = {"orphaned_vectors": 0, "stale_documents": 0, "missing_documents": 0, "duplicate_chunks": 0}
+ZERO = {
+    "orphaned_vectors": 0,
+    "stale_documents": 0,
+    "missing_documents": 0,
+    "duplicate_chunks": 0,
+    "malformed_items": 0,
+    "regressed_documents": 0,
+}
 
 
 def synced(*doc_ids: str) -> Harness:
@@ -174,4 +181,5 @@ def test_totals_reach_telemetry_and_the_metrics_sink() -> None:
         METRICS.stale_documents: 0,
         METRICS.missing_documents: 0,
         METRICS.audit_freshness_lag: 0.0,
+        METRICS.malformed_items: 0,
     }

@@ -49,8 +49,8 @@ BAD_LINES = {
     "not json": ('{"doc_id": "x", "body": ', None, None, "not valid JSON"),
     "not an object": ("[1, 2]", None, None, "expected a JSON object"),
     "no id": ('{"body": "x"}', None, "doc_id", "missing id attribute"),
-    "version text": (_good("v-text", version="seven"), "v-text", "version", "not a valid number"),
-    "version fraction": (_good("v-frac", version=1.5), "v-frac", "version", "not a valid number"),
+    "version text": (_good("v-text", version="seven"), "v-text", "version", "must be an integer number"),
+    "version fraction": (_good("v-frac", version=1.5), "v-frac", "version", "must be a whole number"),
     "version negative": (_good("v-neg", version=-3), "v-neg", "version", "negative"),
     "acl number": (_good("acl-num", acl=5), "acl-num", "acl", ""),
     "nan": ('{"doc_id": "nan", "body": "x", "score": NaN}', "nan", "score", "DynamoDB cannot store it"),
@@ -74,7 +74,7 @@ def test_every_bad_line_is_named_with_doc_attribute_and_reason(tmp_path: Path) -
         assert reason in problem.reason
     message = str(error)
     assert message.startswith(f"{path}: {len(BAD_LINES)} bad lines, nothing written")
-    assert "line 5, doc 'v-text', version: version attribute 'version' is not a valid number" in message
+    assert "line 5, doc 'v-text', version: version attribute 'version' must be an integer number" in message
 
 
 def test_a_duplicate_id_names_the_first_line(tmp_path: Path) -> None:
@@ -103,13 +103,20 @@ def test_nothing_is_written_when_any_line_is_bad(tmp_path: Path) -> None:
 
 
 def test_a_good_corpus_is_written_with_defaults_and_first_versions(tmp_path: Path) -> None:
-    path = _corpus(tmp_path, _good("a"), json.dumps({"doc_id": 42, "body": "numbered", "version": 7}))
+    path = _corpus(tmp_path, _good("a"), json.dumps({"doc_id": "b", "body": "numbered", "version": 7}))
     table = RecordingTable()
     assert SourceApp(table, SCHEMA).load(path, defaults={"acl": ["staff"]}) == 2
     first, second = table.puts
     assert (first["doc_id"], first["version"], first["acl"]) == ("a", 1, ["public"])
-    assert (second["doc_id"], second["version"], second["acl"]) == ("42", 7, ["staff"])
+    assert (second["doc_id"], second["version"], second["acl"]) == ("b", 7, ["staff"])
     assert "updated_at" in first
+
+
+def test_a_numeric_id_is_refused_like_any_wrong_type(tmp_path: Path) -> None:
+    # The id's type rule is the schema's (strict attribute types, one place): ids are strings.
+    path = _corpus(tmp_path, json.dumps({"doc_id": 42, "body": "numbered", "version": 7}))
+    with pytest.raises(CorpusError, match="must be a string"):
+        SourceApp(RecordingTable(), SCHEMA).load(path)
 
 
 def test_the_message_is_capped_but_every_bad_line_is_counted(tmp_path: Path) -> None:

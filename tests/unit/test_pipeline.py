@@ -132,7 +132,7 @@ def test_a_malformed_record_is_dead_lettered_with_its_reason_not_retried() -> No
 
 
 def test_without_a_dead_letter_queue_a_malformed_record_fails_the_item() -> None:
-    h = harness()
+    h = harness(dead_letters=None)
     h.source.items["bad"] = {"doc_id": "bad", "version": "seven", "body": BODY}
     h._record("INSERT", None, h.source.items["bad"])
     event = stream_event(h)

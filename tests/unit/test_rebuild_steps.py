@@ -435,7 +435,7 @@ def test_targeted_backfill_by_ids_tenant_or_source_type() -> None:
     h = serving(SourceSchema(metadata_attributes=("category",), source_type_attribute="kind"))
     h.source.items["py"]["kind"] = "faq"
     by_ids = step(h, "targeted_backfill", ids="py, db,py,")
-    assert by_ids == {"selector": "ids", "jobs_enqueued": 2, "write_targets": ["g1"]}
+    assert by_ids == {"selector": "ids", "jobs_enqueued": 2, "write_targets": ["g1"], "malformed_items": 0}
     assert [(j.doc_id, j.min_source_version) for j in h.queue.sent] == [("py", 1), ("db", 1)]
     h.queue.sent = []
     assert step(h, "targeted_backfill", tenant="globex")["jobs_enqueued"] == 1

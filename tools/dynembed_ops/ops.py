@@ -138,17 +138,32 @@ def alarms(
     dlq: QueueDepth,
     audit_totals: dict[str, float] | None,
     stream_failures: QueueDepth | None = None,
+    signals: Any | None = None,
     monitors: Mapping[str, float | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The stack's alarms, evaluated locally on the same thresholds (moto never evaluates them)."""
+    """The stack's alarms, evaluated locally on the same thresholds (moto never evaluates them).
+    ``signals`` is a ``SignalSummary`` of the serving generation's recent samples."""
     p95 = percentile(freshness_s, 95)
-    rows = [
+    rows: list[tuple[str, float | None, float]] = [
         ("FreshnessLagP95", p95, THRESHOLDS.freshness_p95_s),
         ("DeadLetterQueueNotEmpty", float(dlq.visible + dlq.in_flight), THRESHOLDS.dlq_messages),
     ]
     if stream_failures is not None:  # the stack's "stream records parked" alarm
         parked = float(stream_failures.visible + stream_failures.in_flight)
         rows.append(("StreamFailuresNotEmpty", parked, THRESHOLDS.dlq_messages))
+    if signals is not None and signals.samples:
+        enough = signals.samples >= THRESHOLDS.live_min_samples
+        weak_enough = signals.weak_samples >= THRESHOLDS.live_min_samples
+        rows += [
+            (
+                "WeakRetrievalRate",
+                signals.weak_retrieval_rate if weak_enough else None,
+                THRESHOLDS.weak_retrieval_rate,
+            ),
+            ("ZeroResultRate", signals.zero_result_rate if enough else None, THRESHOLDS.zero_result_rate),
+            ("SearchLatencyP50", signals.latency_ms.get("p50"), THRESHOLDS.search_latency_p50_ms),
+            ("SearchLatencyP95", signals.latency_ms.get("p95"), THRESHOLDS.search_latency_p95_ms),
+        ]
     if audit_totals is not None:
         rows += [
             ("OrphanedVectors", audit_totals.get("orphaned_vectors", 0.0), THRESHOLDS.orphaned_vectors),

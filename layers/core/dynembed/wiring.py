@@ -154,6 +154,47 @@ class Services:
         return UriBlobStore(lambda: boto3.client("s3", region_name=self.settings.region))
 
     @cached_property
+    def query_samples(self) -> Any:
+        """Sampled live queries and shadow comparisons (DynamoDB with TTL); None without a table."""
+        if not self.settings.query_samples_table:
+            return None
+        from dynembed.adapters.samples import DynamoQuerySamples
+
+        return DynamoQuerySamples(
+            self.settings.query_samples_table,
+            ttl_s=self.settings.query_sample_ttl_days * 86_400,
+            resource=boto3.resource("dynamodb", region_name=self.settings.region),
+        )
+
+    @cached_property
+    def shadow_queue(self) -> Any:
+        if not self.settings.shadow_queue_url:
+            return None
+        from dynembed.adapters.sqs import SqsShadowQueue
+
+        return SqsShadowQueue(self.settings.shadow_queue_url, self.sqs)
+
+    @cached_property
+    def query_signals(self) -> Any:
+        """The search flow's ``QuerySignals``: samples live searches, shadows a building candidate."""
+        store = self.query_samples
+        if store is None:
+            return None
+        from dynembed.quality.signals import load_golden_vectors
+        from dynembed.query.signals import LiveQuerySignals
+
+        return LiveQuerySignals(
+            store=store,
+            registry=self.registry,
+            telemetry=self.telemetry,
+            golden_for=lambda gen: load_golden_vectors(gen, self.cache),
+            sample_rate=self.settings.query_sample_rate,
+            keep_text=self.settings.query_keep_text,
+            shadow_queue=self.shadow_queue,
+            shadow_rate=self.settings.shadow_sample_rate,
+        )
+
+    @cached_property
     def sentinel_writer(self) -> SentinelWriter:
         """The end-to-end sentinel's own items in the source table (and nothing else)."""
         from dynembed.adapters.dynamodb.sentinel import DynamoSentinelWriter
@@ -176,12 +217,41 @@ class Services:
 
         options.setdefault("public_principal", self.schema.public_principal)
         options.setdefault("tenant_isolation", self.schema.tenant_isolation)
+        options.setdefault("signals", self.query_signals)
         return search(
             text,
             principal,
             registry=self.registry,
             index=self.index,
             embedder_for=self.embedder_for,
+            alias=self.settings.index_alias,
+            **options,
+        )
+
+    def shadow_search(self, job: Any) -> tuple[list[str], float | None, int]:
+        """Run a ``ShadowJob`` on its candidate as the original caller: (doc ranking, top score, hits)."""
+        response = self.search(
+            job.text,
+            job.principals,
+            k=job.k,
+            filters=job.filters,
+            tenant=job.tenant,
+            generation=job.candidate,
+        )
+        docs = list(dict.fromkeys(r.doc_id for r in response.results))
+        return docs, (response.results[0].score if response.results else None), len(response.results)
+
+    def explain(self, doc_id: str, **options: Any) -> Any:
+        """``dynembed.audit.explain.explain_document`` over this process's source, ledger, registry and index."""
+        from dynembed.audit.explain import explain_document
+
+        return explain_document(
+            doc_id,
+            schema=self.schema,
+            source=self.source,
+            ledger=self.ledger,
+            registry=self.registry,
+            index=self.index,
             alias=self.settings.index_alias,
             **options,
         )

@@ -79,6 +79,13 @@ def up(
     sentinel_every: Annotated[
         float, typer.Option(help="Minutes between end-to-end sentinel runs (0: none)")
     ] = float(TUNING.sentinel_rate_minutes),
+    sample_rate: Annotated[float, typer.Option(help="Share of live searches sampled (signals)")] = 1.0,
+    shadow_rate: Annotated[
+        float, typer.Option(help="Share of live searches shadowed on a building candidate")
+    ] = 1.0,
+    keep_query_text: Annotated[
+        bool, typer.Option("--keep-query-text", help="Keep sampled query text (else sha256 + length)")
+    ] = False,
 ) -> None:
     """Run a local stack on localhost until Ctrl-C; other commands talk to it (from any folder
     of the checkout). Its state is in memory unless ``--data-dir`` keeps it. The canary and the
@@ -89,9 +96,18 @@ def up(
 
     source_schema = SourceSchema.from_file(schema) if schema else None
     spec_for(model)  # an unknown model fails before anything starts
+    for name, rate in (("--sample-rate", sample_rate), ("--shadow-rate", shadow_rate)):
+        if not 0 <= rate <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {rate}")
     state_dir = state_dir_for_up()
     stack = LocalStack(
-        schema=source_schema, aws_port=port, opensearch_port=opensearch_port, data_dir=data_dir
+        schema=source_schema,
+        aws_port=port,
+        opensearch_port=opensearch_port,
+        data_dir=data_dir,
+        query_sample_rate=sample_rate,
+        shadow_sample_rate=shadow_rate,
+        query_keep_text=keep_query_text,
     )
     stack_file = None
 
@@ -246,14 +262,19 @@ def search_cmd(
         str | None, typer.Option(help="Search this generation instead of the alias")
     ] = None,
     tenant: Annotated[str | None, typer.Option()] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Explain each hit's doc (dynembed explain)")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """k-NN search as a principal; the access filter sits inside the query."""
     from dataclasses import asdict
 
+    from dynembed_ops.cli.explain import explain_doc, print_explanation
+
     svc = connect()
     response = svc.search(text, principal, k=k, tenant=tenant, generation=generation)
-    if emit(asdict(response), as_json):
+    docs = list(dict.fromkeys(r.doc_id for r in response.results)) if explain else []
+    explanations = [explain_doc(svc, doc) for doc in docs]
+    if emit({**asdict(response), "explain": [e.to_dict() for e in explanations]} if explain else asdict(response), as_json):
         return
     table = Table(title=f"{len(response.results)} results from {response.generation} ({response.model_id})")
     for col in ("score", "doc", "v", "chunk", "text"):
@@ -263,6 +284,8 @@ def search_cmd(
             f"{r.score:.3f}", r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " ")
         )
     console.print(table)
+    for explanation in explanations:
+        print_explanation(explanation, served_by=response.generation)
 
 
 @commands.command()

@@ -40,6 +40,7 @@ def status(as_json: JsonFlag = False) -> None:
     lags = [g.freshness_lag_s for g in audit.generations]
     telemetry = _up_telemetry()
     freshness = telemetry.get("freshness_s", [])
+    signals = _live_signals(svc)
     monitors = monitors_status(svc, telemetry)
     data = {
         "generations": [
@@ -56,8 +57,15 @@ def status(as_json: JsonFlag = False) -> None:
         "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
         "alarms": alarms(
-            freshness, jobs, dlq, audit.totals(), stream_failures=parked, monitors=monitors["latest"]
+            freshness,
+            jobs,
+            dlq,
+            audit.totals(),
+            stream_failures=parked,
+            signals=signals,
+            monitors=monitors["latest"],
         ),
+        "live_signals": signals.model_dump(exclude={"least_covered"}) if signals else None,
         "canary": monitors["canary"],
         "sentinel": monitors["sentinel"],
         "freshness_p50_s": percentile(freshness, 50),
@@ -129,6 +137,21 @@ def _reason_rows(table: Table, messages: list[dict[str, Any]]) -> None:
         table.add_row(f"  {escape(what)}", escape(str(message["reason"])[:160]))
     if len(messages) > STATUS_REASONS:
         table.add_row("  ...", f"{len(messages) - STATUS_REASONS} more: dynembed dlq")
+
+
+def _live_signals(svc: Any, window_s: float = 900.0) -> Any:
+    """The serving generation's signals over the alarms' window (three 5-minute periods)."""
+    import time
+
+    from dynembed.core.errors import UnknownGenerationError
+    from dynembed.quality.signals import signal_summary
+    from dynembed.query.search import resolve_generation
+
+    try:
+        gen = resolve_generation(svc.registry, svc.index, svc.settings.index_alias, None)
+    except UnknownGenerationError:
+        return None
+    return signal_summary(svc.query_samples, gen.id, since=time.time() - window_s)
 
 
 def _up_telemetry() -> dict[str, Any]:

@@ -100,6 +100,11 @@ class StackInfo:
     stream_failures_queue_url: str
     schema: dict[str, Any]
     pid: int = 0
+    shadow_queue_url: str = ""
+    query_sample_rate: float = 1.0
+    """Locally every live search is a sample (a laptop sees few), unless ``up`` says otherwise."""
+    shadow_sample_rate: float = 1.0
+    query_keep_text: bool = False
 
     def env(self) -> dict[str, str]:
         return {
@@ -125,6 +130,10 @@ class StackInfo:
             "DYNEMBED_JOBS_QUEUE_URL": self.jobs_queue_url,
             "DYNEMBED_JOBS_DLQ_URL": self.jobs_dlq_url,
             "DYNEMBED_STREAM_FAILURES_QUEUE_URL": self.stream_failures_queue_url,
+            "DYNEMBED_SHADOW_QUEUE_URL": self.shadow_queue_url,
+            "DYNEMBED_QUERY_SAMPLE_RATE": str(self.query_sample_rate),
+            "DYNEMBED_SHADOW_SAMPLE_RATE": str(self.shadow_sample_rate),
+            "DYNEMBED_QUERY_KEEP_TEXT": "true" if self.query_keep_text else "false",
             "DYNEMBED_SOURCE_SCHEMA": json.dumps(self.schema),
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -188,11 +197,15 @@ class LocalStack:
         opensearch_port: int | None = None,
         retry_delay_s: int = 0,
         data_dir: Path | None = None,
+        query_sample_rate: float = 1.0,
+        shadow_sample_rate: float = 1.0,
+        query_keep_text: bool = False,
     ) -> None:
         """With ``data_dir``, the source table and the registry are kept there and restored at
         start (``dynembed_ops.local.persistence``); the schema must match what the dir holds."""
         self.data = DataDir(data_dir).lock() if data_dir is not None else None
         self.schema = self.data.schema_for(schema) if self.data is not None else (schema or SourceSchema())
+        self.signals = (query_sample_rate, shadow_sample_rate, query_keep_text)
         self.aws_port = aws_port or free_port()
         self.opensearch_port = opensearch_port or free_port()
         self.retry_delay_s = retry_delay_s
@@ -203,6 +216,7 @@ class LocalStack:
         self.sqs_pump: SqsPump | None = None
         self.journal_pump: StreamPump | None = None
         self.restored: Restored | None = None
+        self.shadow_pump: SqsPump | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._schedules_stop = threading.Event()
@@ -305,6 +319,22 @@ class LocalStack:
             ddb.create_table(
                 TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST"
             )
+        ddb.create_table(
+            TableName=NAMES.query_samples_table,
+            KeySchema=[
+                {"AttributeName": KEYS.samples_hash, "KeyType": "HASH"},
+                {"AttributeName": KEYS.samples_range, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": KEYS.samples_hash, "AttributeType": "S"},
+                {"AttributeName": KEYS.samples_range, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.update_time_to_live(
+            TableName=NAMES.query_samples_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": KEYS.samples_ttl},
+        )
         sqs = self.client("sqs")
         dlq_url = sqs.create_queue(QueueName=NAMES.jobs_dlq)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -320,6 +350,23 @@ class LocalStack:
             },
         )["QueueUrl"]
         failures_url = sqs.create_queue(QueueName=NAMES.stream_failures_queue)["QueueUrl"]
+        shadow_dlq_url = sqs.create_queue(QueueName=NAMES.shadow_dlq)["QueueUrl"]
+        shadow_dlq_arn = sqs.get_queue_attributes(QueueUrl=shadow_dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        shadow_url = sqs.create_queue(
+            QueueName=NAMES.shadow_queue,
+            Attributes={
+                "VisibilityTimeout": str(6 * TUNING.shadow_timeout_s),
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": shadow_dlq_arn,
+                        "maxReceiveCount": TUNING.shadow_max_receive_count,
+                    }
+                ),
+            },
+        )["QueueUrl"]
+        sample_rate, shadow_rate, keep_text = self.signals
         return StackInfo(
             aws_url=aws_url,
             opensearch_url=opensearch_url,
@@ -330,6 +377,10 @@ class LocalStack:
             stream_failures_queue_url=failures_url,
             schema=self.schema.model_dump(mode="json"),
             pid=os.getpid(),
+            shadow_queue_url=shadow_url,
+            query_sample_rate=sample_rate,
+            shadow_sample_rate=shadow_rate,
+            query_keep_text=keep_text,
         )
 
     def _build_pumps(self) -> None:
@@ -351,6 +402,19 @@ class LocalStack:
             queue_url=self.info.jobs_queue_url,
             queue_arn=jobs_arn,
             invoke=lambda event: invoke("sync", event, TUNING.sync_timeout_s),
+            retry_delay_s=self.retry_delay_s,
+            region=REGION,
+        )
+        shadow_arn = sqs.get_queue_attributes(
+            QueueUrl=self.info.shadow_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        self.shadow_pump = SqsPump(
+            sqs=sqs,
+            queue_url=self.info.shadow_queue_url,
+            queue_arn=shadow_arn,
+            invoke=lambda event: invoke("shadow", event, TUNING.shadow_timeout_s),
+            batch_size=TUNING.shadow_batch_size,
+            visibility_timeout_s=6 * TUNING.shadow_timeout_s,
             retry_delay_s=self.retry_delay_s,
             region=REGION,
         )
@@ -431,6 +495,11 @@ class LocalStack:
                 received = self.sqs_pump.step()
                 moved += received
                 if not received:
+                    break
+            while self.shadow_pump is not None:
+                shadowed = self.shadow_pump.step()
+                moved += shadowed
+                if not shadowed:
                     break
             return moved
 

@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dynembed.core.errors import TransientError
 from dynembed.core.models import ReconcileJob
+from dynembed.core.samples import ShadowJob
 
 _SQS_BATCH = 10
 _DEPTH_ATTRIBUTES = (
@@ -78,3 +79,17 @@ class SqsDeadLetters:
 
     def send(self, body: Mapping[str, Any]) -> None:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body, default=str))
+
+
+class SqsShadowQueue:
+    """Shadow searches of a rebuild's candidate (``ShadowJob`` messages)."""
+
+    def __init__(self, queue_url: str, client: Any) -> None:
+        self.queue_url = queue_url
+        self.client = client
+
+    def send(self, job: ShadowJob) -> None:
+        try:
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=job.model_dump_json())
+        except ClientError as exc:
+            raise TransientError(f"cannot send a shadow search to {self.queue_url}: {exc}") from exc

@@ -33,6 +33,9 @@ class GenerationAudit:
     """Live docs with content but no chunk in the index."""
     duplicate_chunks: int = 0
     """The same (doc, text) indexed under more than one id."""
+    regressed_documents: int = 0
+    """Live docs whose source version is below the indexed one: the source went back, and the
+    index keeps the newer content (it cannot go back) until a write above it."""
     freshness_lag_s: float = 0.0
     """Age of the oldest source change not yet indexed."""
     examples: dict[str, list[str]] = field(default_factory=dict)
@@ -47,11 +50,23 @@ class AuditReport:
     repairs_enqueued: int = 0
     orphans_deleted: int = 0
     seconds: float = 0.0
+    malformed_items: int = 0
+    """Source items that break the schema's attribute rules: not indexed, their chunks not
+    served (any still in the index count as orphaned vectors, and a repair deletes them)."""
+    malformed_examples: list[str] = field(default_factory=list)
+    """Their reasons (each names the doc and the attribute), up to ``max_examples``."""
 
     def totals(self) -> dict[str, float]:
-        keys = ("orphaned_vectors", "stale_documents", "missing_documents", "duplicate_chunks")
+        keys = (
+            "orphaned_vectors",
+            "stale_documents",
+            "missing_documents",
+            "duplicate_chunks",
+            "regressed_documents",
+        )
         out: dict[str, float] = {k: sum(getattr(g, k) for g in self.generations) for k in keys}
         out["freshness_lag_s"] = max((g.freshness_lag_s for g in self.generations), default=0.0)
+        out["malformed_items"] = self.malformed_items
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +149,9 @@ def run_audit(
                 stale_or_missing.add(doc_id)
                 _example(audit, "stale", doc_id, max_examples)
             else:
+                if indexed_version > version:
+                    audit.regressed_documents += 1
+                    _example(audit, "regressed", doc_id, max_examples)
                 continue
             if updated_at is not None:
                 audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
@@ -166,6 +184,8 @@ def run_audit(
         repairs_enqueued=repairs,
         orphans_deleted=orphans_deleted,
         seconds=round(clock() - started, 3),
+        malformed_items=len(scan.malformed),
+        malformed_examples=scan.malformed[:max_examples],
     )
     if telemetry is not None:
         publish(report, telemetry)
@@ -180,6 +200,7 @@ def publish(report: AuditReport, telemetry: Telemetry) -> None:
     telemetry.gauge(METRICS.stale_documents, totals["stale_documents"])
     telemetry.gauge(METRICS.missing_documents, totals["missing_documents"])
     telemetry.gauge(METRICS.audit_freshness_lag, totals["freshness_lag_s"], "Seconds")
+    telemetry.gauge(METRICS.malformed_items, totals["malformed_items"])
 
 
 def _example(audit: GenerationAudit, kind: str, value: str, limit: int) -> None:

@@ -26,9 +26,14 @@ class ResourceNames(BaseModel):
     embedding_cache_table: str = "dynembed-embedding-cache"
     held_jobs_table: str = "dynembed-held-jobs"
     """Batched update policy: jobs held and coalesced per doc until the drain."""
+    query_samples_table: str = "dynembed-query-samples"
+    """Sampled live queries and shadow comparisons, per generation, expiring by TTL."""
     jobs_queue: str = "dynembed-jobs"
     jobs_dlq: str = "dynembed-jobs-dlq"
     stream_failures_queue: str = "dynembed-stream-failures"
+    shadow_queue: str = "dynembed-shadow"
+    """Shadow searches of a rebuild's candidate, run off the response path."""
+    shadow_dlq: str = "dynembed-shadow-dlq"
     """On-failure destination of the stream event source: records that exhausted retries."""
     index_alias: str = "dynembed-chunks"
     index_prefix: str = "dynembed-chunks"
@@ -47,6 +52,12 @@ class KeySchema(BaseModel):
     registry_hash: str = "generation_id"
     cache_hash: str = "cache_key"
     held_jobs_hash: str = "doc_id"
+    samples_hash: str = "pk"
+    """``sample#<generation>`` or ``shadow#<candidate>``."""
+    samples_range: str = "sk"
+    """``<epoch ms, 15 digits>#<random>``: newest last, so a window is one Query."""
+    samples_ttl: str = "expires_at"
+    """Epoch seconds; DynamoDB's TTL deletes the item after it."""
 
 
 class Tuning(BaseModel):
@@ -69,6 +80,11 @@ class Tuning(BaseModel):
     backfill_segments: int = 4
     backfill_page_size: int = 100
     catchup_wait_s: int = 30
+    shadow_timeout_s: int = 60
+    shadow_batch_size: int = 10
+    shadow_max_receive_count: int = 3
+    shadow_reserved_concurrency: int = 2
+    """Shadow searches are a sample, not a service: keep them from competing with live search."""
     canary_rate_minutes: int = 60
     """The canary evaluates the active generation on its golden set this often."""
     canary_timeout_s: int = 900
@@ -77,7 +93,7 @@ class Tuning(BaseModel):
     sentinel_rate_minutes: int = 5
     sentinel_wait_s: float = 120.0
     """How long the sentinel waits for its write to be searchable, and again for its delete to be
-    gone; past it the run records the wait as a lower bound (which breaches the alarm)."""
+    gone; a wait that runs out publishes no value (the alarms treat missing data as breaching)."""
     sentinel_poll_s: float = 1.0
     sentinel_alarm_periods: int = 2
     """The end-to-end alarms fire after this many sentinel periods in a row breach (or miss)."""
@@ -127,6 +143,16 @@ class AlarmThresholds(BaseModel):
     sentinel_freshness_s: float = 60.0
     """A sentinel write must be searchable through the alias within this (and below the wait)."""
     sentinel_delete_s: float = 60.0
+    weak_retrieval_rate: float = 0.5
+    """Share of sampled live queries whose best score is under the generation's calibrated
+    threshold (measured on the FAQ set: 15-24% for on-corpus traffic, 77-100% off-corpus)."""
+    zero_result_rate: float = 0.2
+    """Share of sampled live queries that found nothing the caller may read."""
+    search_latency_p50_ms: float = 500.0
+    search_latency_p95_ms: float = 1500.0
+    live_min_samples: float = 20.0
+    """Rate alarms judge a period only with at least this many samples (a quiet night of three
+    queries, one weak, must not page)."""
 
 
 class IamCaller(BaseModel):
@@ -273,6 +299,19 @@ class Settings(BaseSettings):
         if value is None or value == "":
             raise ConfigError(f"{self.variable(field_name)} is not set")
         return str(value)
+    # Live-query signals (dynembed.query.signals) and shadow searches of a rebuild's candidate.
+    query_samples_table: str = NAMES.query_samples_table
+    query_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live searches (through the alias) recorded as samples."""
+    query_keep_text: bool = False
+    """Keep sampled query text; otherwise only its sha256 and length (opt in: queries are user data)."""
+    query_sample_ttl_days: int = Field(default=7, ge=1, le=90)
+    """How long samples and shadow comparisons stay (DynamoDB TTL)."""
+    shadow_queue_url: str = ""
+    """Where shadow searches are enqueued; "" turns shadowing off."""
+    shadow_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live searches also run on a rebuild's candidate while it builds (independent of
+    ``query_sample_rate``)."""
 
 
 @lru_cache(maxsize=1)
@@ -297,6 +336,9 @@ class MetricNames(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     freshness_lag: str = "FreshnessLagSeconds"
+    """Source change (``updated_at``, else the stream record's time) → chunks written."""
+    access_lag: str = "AccessLagSeconds"
+    """Source change → its access patch applied to every write target (classify)."""
     embeddings_computed: str = "EmbeddingsComputed"
     embeddings_skipped: str = "EmbeddingsSkipped"
     embedded_characters: str = "EmbeddedCharacters"
@@ -317,11 +359,14 @@ class MetricNames(BaseModel):
     """Chunks hidden because access changed without a version bump."""
     deletes: str = "Deletes"
     stale_deletes_skipped: str = "StaleDeletesSkipped"
+    source_went_back: str = "SourceWentBack"
+    """A reconcile found the source at a lower version than its job: it converged to the source."""
+    malformed_items: str = "MalformedItems"
+    """Source items that break the schema's attribute rules: their chunks are hidden, and the
+    audit publishes the count it found as a gauge."""
     orphaned_vectors: str = "OrphanedVectors"
     stale_documents: str = "StaleDocuments"
     missing_documents: str = "MissingDocuments"
-    access_lag: str = "AccessLagSeconds"
-    """Source write of an ACL/tenant change -> access patch applied to the index (classify)."""
     audit_freshness_lag: str = "AuditFreshnessLagSeconds"
     eval_ndcg: str = "EvalNdcgAt10"
     eval_recall: str = "EvalRecallAt10"
@@ -350,6 +395,24 @@ class MetricNames(BaseModel):
         """Registered; an evaluation metric at another k keeps its name with ``At<k>``."""
         names = self.names()
         return name in names or _AT_K.sub("At10", name) in names
+    weak_retrieval: str = "WeakRetrieval"
+    """Per sampled live query: 1 if its best score is under the generation's threshold, else 0
+    (the Average is the weak-retrieval rate; not published while the generation has none)."""
+    zero_results: str = "ZeroResults"
+    """Per sampled live query: 1 if it returned nothing, else 0 (Average = zero-result rate)."""
+    search_latency: str = "SearchLatency"
+    """Milliseconds per sampled live query (embedding + retrieval), p50/p95."""
+    golden_similarity: str = "QueryGoldenSimilarity"
+    """Per sampled live query: cosine similarity to its nearest golden query (Average = the
+    query-drift figure; lower means live traffic strays from what the golden set covers)."""
+    shadow_overlap: str = "ShadowOverlapAt10"
+    """Per shadow comparison: doc overlap@10 of candidate and active."""
+    query_signal_errors: str = "QuerySignalErrors"
+    """A live query whose sample could not be recorded (the search itself never fails for it)."""
+    shadow_searches_enqueued: str = "ShadowSearchesEnqueued"
+    shadow_jobs_skipped: str = "ShadowJobsSkipped"
+    """Shadow jobs not compared: the candidate is no longer building or its backfill runs."""
+    shadow_jobs_malformed: str = "ShadowJobsMalformed"
 
 
 _AT_K = re.compile(r"At\d+$")
@@ -365,6 +428,7 @@ FUNCTIONS: dict[str, str] = {
     "workflow": "rebuild workflow steps (one function, routed by the step name)",
     "canary": "scheduled: the active generation on its golden set and probes, against its promotion figures",
     "sentinel": "scheduled: a sentinel write and delete, timed until searchable and gone",
+    "shadow": "SQS shadow searches: a rebuild's candidate answers sampled live queries, compared",
 }
 
 REBUILD_ASL_PATH = "layers/core/dynembed/rebuild/rebuild.asl.json"

@@ -20,6 +20,8 @@ class MalformedRecordError(DynembedError):
 
     def __init__(self, message: str, doc_id: str | None = None) -> None:
         self.doc_id = doc_id
+        self.detail = message
+        """The message without the doc prefix (to combine several problems of one item)."""
         prefix = f"doc {doc_id!r}: " if doc_id else ""
         super().__init__(prefix + message)
 

@@ -28,7 +28,9 @@ class Decision(BaseModel):
     """The most expensive action (what the change is reported as)."""
     actions: tuple[ChangeKind, ...]
     doc_id: str
-    source_version: int
+    source_version: int | None
+    """None when the image that carries it is unreadable (a REMOVE whose old image is malformed):
+    the applier then acts on the current source item alone."""
     changed: tuple[str, ...] = ()
     """Attributes that differ between the old and new image, sorted."""
     reason: str
@@ -167,6 +169,15 @@ class ChunkDocument(BaseModel):
     @property
     def id(self) -> str:
         return chunk_id(self.doc_id, self.chunk_key)
+
+
+MAX_INDEX_ID_BYTES = 512
+"""OpenSearch refuses an ``_id`` longer than 512 bytes (UTF-8)."""
+MAX_CHUNK_KEY_BYTES = 16 + 1 + 6
+"""``make_chunks``: 16 hex digits of the text's hash, then ``-<ordinal>`` for repeated text; a
+DynamoDB item (400 KB) cannot hold a million repeats, so the ordinal has at most 6 digits."""
+MAX_DOC_ID_BYTES = MAX_INDEX_ID_BYTES - 1 - MAX_CHUNK_KEY_BYTES
+"""488 bytes: the longest doc id whose every chunk id ``<doc_id>:<chunk_key>`` fits ``_id``."""
 
 
 def chunk_id(doc_id: str, chunk_key: str) -> str:

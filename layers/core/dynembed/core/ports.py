@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from dynembed.core.models import ChunkDocument, Generation, ModelSpec, ReconcileJob
+from dynembed.core.samples import LiveQuery, QuerySample, ShadowComparison, ShadowJob
 
 
 @runtime_checkable
@@ -245,6 +246,38 @@ class ApprovalChannel(Protocol):
     """Answers a workflow task that waits for a token (the Step Functions client fits)."""
 
     def send_task_success(self, *, taskToken: str, output: str) -> object: ...
+
+
+# ---- live traffic: signals and shadow searches (dynembed.core.samples) ----------------------------
+
+
+class QuerySignals(Protocol):
+    """Told of every live search (through the alias) after its response is built; decides for
+    itself what to sample. Must never raise: a broken signal store cannot fail a search."""
+
+    def observe(self, query: LiveQuery) -> None: ...
+
+
+class QuerySampleStore(Protocol):
+    """Sampled live queries and shadow comparisons, kept for a window (TTL)."""
+
+    def put_sample(self, sample: QuerySample) -> None: ...
+
+    def samples(self, generation: str, since: float | None = None, limit: int = 1000) -> list[QuerySample]:
+        """The newest ``limit`` samples of ``generation`` taken at or after ``since``, oldest first."""
+        ...
+
+    def put_comparison(self, comparison: ShadowComparison) -> None: ...
+
+    def comparisons(self, candidate: str, limit: int = 1000) -> list[ShadowComparison]:
+        """The newest ``limit`` shadow comparisons of ``candidate``, oldest first."""
+        ...
+
+
+class ShadowQueue(Protocol):
+    def send(self, job: ShadowJob) -> None:
+        """Raises TransientError when the job was not taken."""
+        ...
 
 
 class SentinelWriter(Protocol):

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -414,6 +414,11 @@ class GatePolicy(BaseModel):
     """Every probe reported must have passed."""
     required_probes: tuple[str, ...] = ()
     """Probes that must be reported at all (a probe that never ran is a failure)."""
+    min_shadow_overlap: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Lowest mean doc overlap@10 with the active generation on shadowed live traffic; None
+    (the default) only reports the shadow figures."""
+    min_shadow_queries: int = Field(default=20, ge=1)
+    """Shadow comparisons needed before ``min_shadow_overlap`` can pass (too few is a failure)."""
 
     def minimum(self, metric: MetricName) -> float:
         return float(getattr(self, f"min_{metric}"))
@@ -429,8 +434,22 @@ class GateDecision(BaseModel):
     """Checks that could not run (e.g. no active generation to regress against)."""
 
 
-def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy) -> GateDecision:
-    """Check absolute minimums, regression against the active generation, and probes."""
+class ShadowEvidence(Protocol):
+    """What the gate reads of the shadow comparison (``dynembed.quality.shadow.ShadowSummary``)."""
+
+    queries: int
+    overlap_at_10: float | None
+
+
+def gate(
+    comparison: Comparison,
+    probes: Mapping[str, bool],
+    policy: GatePolicy,
+    *,
+    shadow: ShadowEvidence | None = None,
+) -> GateDecision:
+    """Check absolute minimums, regression against the active generation, probes, and (when the
+    policy asks) the overlap with the active generation on shadowed live traffic."""
     k = comparison.k
     reasons: list[str] = []
     notes: list[str] = []
@@ -457,7 +476,21 @@ def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy)
             reasons.append(f"probe {name} missing")
     if policy.require_probes:
         reasons.extend(f"probe {name} failed" for name, ok in probes.items() if not ok)
+    if policy.min_shadow_overlap is not None:
+        reasons.extend(_shadow_reasons(policy, policy.min_shadow_overlap, shadow))
     return GateDecision(passed=not reasons, reasons=reasons, notes=notes)
+
+
+def _shadow_reasons(policy: GatePolicy, minimum: float, shadow: ShadowEvidence | None) -> list[str]:
+    queries = shadow.queries if shadow is not None else 0
+    if queries < policy.min_shadow_queries or shadow is None or shadow.overlap_at_10 is None:
+        return [
+            f"shadow: {queries} live queries compared, {policy.min_shadow_queries} needed for min_shadow_overlap"
+        ]
+    if shadow.overlap_at_10 < minimum - _FLOAT_SLACK:
+        shown, limit = _distinct(shadow.overlap_at_10, minimum)
+        return [f"shadow overlap@10 {shown} < min {limit} on {queries} live queries"]
+    return []
 
 
 def _distinct(value: float, limit: float) -> tuple[str, str]:

@@ -50,18 +50,32 @@ class Measurement:
 
 
 def measure(
-    svc: Services, generation: Generation, golden: GoldenSet, principal: Sequence[str], k: int
+    svc: Services,
+    generation: Generation,
+    golden: GoldenSet,
+    principal: Sequence[str],
+    k: int,
+    tops: dict[str, tuple[str, float]] | None = None,
 ) -> Measurement:
-    """Every judged query of ``golden`` against ``generation``'s own index, scored at ``k``."""
-    run, latencies = run_golden_set(golden, doc_search(svc, generation, principal, chunks_for(k)))
+    """Every judged query of ``golden`` against ``generation``'s own index, scored at ``k``;
+    ``tops`` (if given) collects each query's top hit (calibration)."""
+    run, latencies = run_golden_set(golden, doc_search(svc, generation, principal, chunks_for(k), tops))
     return Measurement(evaluate_run(run, golden, k=k), latencies)
 
 
 def doc_search(
-    svc: Services, generation: Generation, principal: Sequence[str], k: int
+    svc: Services,
+    generation: Generation,
+    principal: Sequence[str],
+    k: int,
+    tops: dict[str, tuple[str, float]] | None = None,
 ) -> Callable[[str], list[str]]:
+    """Doc ids of each query's chunk hits; ``tops`` (if given) collects each top hit."""
+
     def run(text: str) -> list[str]:
         response = svc.search(text, list(principal), k=k, generation=generation.id)
+        if tops is not None and response.results:
+            tops[text] = (response.results[0].doc_id, response.results[0].score)
         return [r.doc_id for r in response.results]
 
     return run
@@ -73,6 +87,8 @@ class IndexSnapshot:
 
     live: dict[str, LiveDoc]
     indexed: set[str]
+    malformed: list[str] = field(default_factory=list)
+    """Reasons of the malformed source items (not live: none of their chunks may be served)."""
     taken_at: float = field(default_factory=time.time)
 
     @property
@@ -83,8 +99,9 @@ class IndexSnapshot:
 
 def snapshot(svc: Services, generation: Generation) -> IndexSnapshot:
     svc.index.refresh(generation.index_name)
-    live = {d: doc for d, doc in live_documents(svc.schema, svc.source).docs.items() if not is_sentinel(d)}
-    return IndexSnapshot(live, _indexed_docs(svc, generation))
+    scan = live_documents(svc.schema, svc.source)
+    live = {d: doc for d, doc in scan.docs.items() if not is_sentinel(d)}
+    return IndexSnapshot(live, _indexed_docs(svc, generation), scan.malformed)
 
 
 def _indexed_docs(svc: Services, generation: Generation) -> set[str]:
@@ -118,9 +135,9 @@ def run_probes(
     probes["deleted_docs_absent"] = not strays
     details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
 
-    found, probed = _newest_edits(svc, generation, seen.live, k, settled)
+    found, probed, newest = _newest_edits(svc, generation, seen.live, k, settled)
     probes["newest_edits_retrievable"] = found == probed
-    details["newest_edits_retrievable"] = {"probed": probed, "found": found}
+    details["newest_edits_retrievable"] = newest
 
     leaks = _restricted_leaks(svc, generation, golden, k)
     probes["restricted_principal_public_only"] = not leaks
@@ -172,35 +189,66 @@ def _newest_edits(
     live: dict[str, LiveDoc],
     k: int,
     settled: Callable[[float | None], bool] | None,
-) -> tuple[int, int]:
+) -> tuple[int, int, dict[str, Any]]:
+    """Search for the most recently edited docs by their own text, as their own readers. The
+    edit time is the item's ``updated_at``, else the change time the ledger recorded (the stream
+    record's). Docs nobody may read (an empty ACL) and items that turned malformed are skipped
+    and listed: there is no principal to search as."""
     schema = svc.schema
+    changed_at = _ledger_change_times(svc, generation)
     newest = sorted(
         (
-            (updated, doc_id)
+            (when, doc_id)
             for doc_id, (_v, updated, has_content) in live.items()
-            if has_content and updated and (settled is None or settled(updated))
+            if has_content
+            and (when := updated or changed_at.get(doc_id))
+            and (settled is None or settled(when))
         ),
         reverse=True,
     )
     found = probed = 0
+    nobody: list[str] = []
+    malformed: list[str] = []
     for _, doc_id in newest:
         if probed == NEWEST_EDITS_PROBED:
             break
         item = svc.source.get_item(doc_id)
-        if item is None:
+        state = schema.state_of(item, doc_id)
+        if state.kind == "malformed":
+            malformed.append(doc_id)
             continue
+        if state.kind != "live" or item is None:
+            continue  # deleted since the scan
         acl = schema.acl_of(item)
         if not acl:
-            continue  # nobody may read it: nothing to retrieve
-        version = schema.version_of(item, doc_id)
+            nobody.append(doc_id)
+            continue
         text = " ".join(t for _, t in schema.content_of(item))[:500]
         probed += 1
         response = svc.search(
             text, acl, k=k, generation=generation.id, public_principal=schema.public_principal
         )
-        if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
+        if any(r.doc_id == doc_id and r.source_version == state.version for r in response.results):
             found += 1
-    return found, probed
+    detail: dict[str, Any] = {"probed": probed, "found": found}
+    if nobody:
+        detail["skipped_nobody_may_read"] = nobody[:10]
+    if malformed:
+        detail["skipped_malformed"] = malformed[:10]
+    if not probed:
+        detail["note"] = "no recently edited doc has a reader: nothing probed"
+    return found, probed, detail
+
+
+def _ledger_change_times(svc: Services, generation: Generation) -> dict[str, float]:
+    """doc → the latest change time this generation's or the active generation's ledger holds."""
+    times: dict[str, float] = {}
+    for gen in svc.registry.list():
+        if gen.id == generation.id or gen.status is GenerationStatus.ACTIVE:
+            for entry in svc.ledger.scan(gen.id):
+                if entry.source_updated_at is not None:
+                    times[entry.doc_id] = max(times.get(entry.doc_id, 0.0), entry.source_updated_at)
+    return times
 
 
 def _restricted_leaks(svc: Services, generation: Generation, golden: GoldenSet, k: int) -> list[str]:

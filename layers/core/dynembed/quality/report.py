@@ -138,6 +138,8 @@ class EvaluationReport(BaseModel):
     ties: int = 0
     per_query: list[QueryRow] = Field(default_factory=list)
     """Worst nDCG delta first, so regressions are read before improvements."""
+    shadow: dict[str, Any] | None = None
+    """Candidate vs active on shadowed live traffic (``dynembed.quality.shadow.ShadowSummary``)."""
 
     @classmethod
     def build(
@@ -154,6 +156,7 @@ class EvaluationReport(BaseModel):
         latency_ms: Mapping[str, float] | LatencyStats | None = None,
         latency_samples: int | None = None,
         embeddings: EmbeddingUsage | None = None,
+        shadow: Mapping[str, Any] | None = None,
     ) -> EvaluationReport:
         """Assemble the report from the evaluation steps' outputs."""
         if isinstance(latency_ms, Mapping):
@@ -178,6 +181,7 @@ class EvaluationReport(BaseModel):
             coverage=coverage,
             latency_ms=latency_ms,
             embeddings=embeddings,
+            shadow=dict(shadow) if shadow is not None else None,
             wins=len(comparison.wins),
             losses=len(comparison.losses),
             ties=len(comparison.ties),
@@ -265,6 +269,7 @@ def _render(report: EvaluationReport) -> str:
         lines.append("No probes were run.")
     lines += ["", "## Index", ""]
     lines += _index_lines(report)
+    lines += ["", "## Shadow traffic", "", *_shadow_lines(report.shadow)]
     lines += ["", *_per_query_table(report)]
     return "\n".join(lines) + "\n"
 
@@ -312,6 +317,24 @@ def _index_lines(report: EvaluationReport) -> list[str]:
         share = f" ({emb.reused / total:.1%} reused)" if total else ""
         lines.append(f"- embeddings: {emb.reused:,} reused, {emb.computed:,} computed{share}")
     return lines or ["No coverage, latency or embedding figures were recorded."]
+
+
+def _shadow_lines(shadow: Mapping[str, Any] | None) -> list[str]:
+    if not shadow or not shadow.get("queries"):
+        return ["No live query was shadowed on the candidate."]
+    lines = [
+        f"{shadow['queries']} live queries answered by both; mean doc overlap@10 "
+        f"{float(shadow.get('overlap@10') or 0.0):.3f}, rank-biased overlap (p={shadow.get('rbo_p', 0.9)}) "
+        f"{float(shadow.get('rbo') or 0.0):.3f}.",
+    ]
+    disagreements = shadow.get("disagreements") or []
+    if disagreements:
+        lines += ["", "| query | overlap@10 | rbo |", "|---|---|---|"]
+        lines += [
+            f"| {_text(str(d.get('query', '')))} | {float(d.get('overlap', 0.0)):.3f} | {float(d.get('rbo', 0.0)):.3f} |"
+            for d in disagreements
+        ]
+    return lines
 
 
 def _per_query_table(report: EvaluationReport) -> list[str]:

@@ -3,6 +3,7 @@ inside the query, return chunks with their provenance (DESIGN.md flow 3, invaria
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,8 @@ from dynembed.core.errors import (
     UnknownGenerationError,
 )
 from dynembed.core.models import SENTINEL_PRINCIPAL, SENTINEL_TENANT, Generation, GenerationStatus, ModelSpec
-from dynembed.core.ports import ChunkIndex, Embedder, Registry
+from dynembed.core.ports import ChunkIndex, Embedder, QuerySignals, Registry
+from dynembed.core.samples import LiveQuery
 from dynembed.index.filters import access_filter
 
 
@@ -93,10 +95,14 @@ def search(
     generation: str | None = None,
     public_principal: str = "public",
     tenant_isolation: bool = False,
+    signals: QuerySignals | None = None,
     internal: bool = False,
 ) -> SearchResponse:
-    """``internal``: a caller inside dynembed (the end-to-end sentinel), the only one allowed
-    the sentinel's reserved principal and tenant."""
+    """``signals`` hears of live searches (through the alias) once the response is built; a
+    search naming its generation (evaluations, shadow runs) is not live traffic. ``internal``:
+    a caller inside dynembed (the end-to-end sentinel), the only one allowed the sentinel's
+    reserved principal and tenant."""
+    started = time.perf_counter()
     if tenant_isolation and not tenant:
         raise AccessDeniedError("tenant isolation is on: a search must name its tenant (none was given)")
     if not text.strip():
@@ -142,8 +148,35 @@ def search(
                 metadata=src.get("metadata") or {},
             )
         )
-    return SearchResponse(
+    response = SearchResponse(
         generation=gen.id, index=gen.index_name, model_id=gen.model.model_id, results=results
+    )
+    if signals is not None and generation is None and not internal:  # the sentinel is no user
+        signals.observe(live_query(text, principal, tenant, filters, k, response, vector, started))
+    return response
+
+
+def live_query(
+    text: str,
+    principal: str | Sequence[str],
+    tenant: str | None,
+    filters: Mapping[str, Any] | None,
+    k: int,
+    response: SearchResponse,
+    vector: Sequence[float],
+    started: float,
+) -> LiveQuery:
+    return LiveQuery(
+        text=text,
+        principals=(principal,) if isinstance(principal, str) else tuple(principal),
+        tenant=tenant,
+        filters=filters,
+        k=k,
+        generation=response.generation,
+        model_id=response.model_id,
+        vector=vector,
+        hits=tuple((r.doc_id, r.score) for r in response.results),
+        latency_ms=(time.perf_counter() - started) * 1000.0,
     )
 
 

@@ -26,7 +26,9 @@ from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import GoldenSet, compare, gate, latency_summary, load_golden_set
 from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
 from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.quality.shadow import shadow_summary
 from dynembed.rebuild import generations
+from dynembed.rebuild.calibrate import calibration_fields
 from dynembed.rebuild.inputs import EvalSetInput, RebuildInput
 
 if TYPE_CHECKING:
@@ -125,7 +127,8 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         if gen is not None:
             svc.index.refresh(gen.index_name)
 
-    measured = measure(svc, candidate, golden, config.eval_principal, config.k)
+    tops: dict[str, tuple[str, float]] = {}
+    measured = measure(svc, candidate, golden, config.eval_principal, config.k, tops=tops)
     candidate_result, latencies = measured.result, measured.latencies_ms
     baseline_result = None
     if active is not None:
@@ -138,7 +141,8 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     probes, probe_details = run_probes(
         svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs
     )
-    decision = gate(comparison, probes, config.gate)
+    shadow = shadow_summary(svc.query_samples, gen_id) if getattr(svc, "query_samples", None) else None
+    decision = gate(comparison, probes, config.gate, shadow=shadow)
     wanted = seen.wanted
     report = EvaluationReport.build(
         golden=golden,
@@ -155,6 +159,7 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             reused=progress.total("reused") if progress else 0,
             computed=progress.total("computed") if progress else 0,
         ),
+        shadow=shadow.report() if shadow is not None else None,
     )
     report_location = store_markdown(report, gen_id, svc)
     publish_metrics(report, gen_id, svc.telemetry)
@@ -169,7 +174,10 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             "runs": progress.runs if progress else 0,
             "failed_docs": sorted(failed_docs)[:20],
         },
+        # Not indexed and not counted as missing: their chunks must not be served at all.
+        malformed_items={"count": len(seen.malformed), "examples": seen.malformed[:10]},
     )
+    stored.update(calibration_fields(svc, candidate, golden, tops))
     previous = candidate.report or {}
     if previous.get("failed_reason"):
         stored["previous_failure"] = previous["failed_reason"]
@@ -199,6 +207,9 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         if report.latency_ms
         else None,
         "embeddings": report.embeddings.model_dump() if report.embeddings else None,
+        "shadow": {k: (report.shadow or {}).get(k) for k in ("queries", "overlap@10", "rbo")}
+        if report.shadow
+        else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,

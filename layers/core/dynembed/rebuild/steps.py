@@ -204,17 +204,26 @@ def _reconcile_page(svc: Services, gen: Generation, items: list[dict[str, Any]])
     schema = svc.schema
     failed: dict[str, str] = {}
     jobs: list[ReconcileJob] = []
+    no_id = 0
     for number, item in enumerate(items):
         try:
             doc_id = schema.id_of(item)
-            version = schema.version_of(item, doc_id)
         except MalformedRecordError as exc:
-            failed[str(item.get(schema.id_attribute) or f"<item without id #{number}>")] = str(exc)
+            # No usable id: nothing of it can be in the index; recorded under a label (the
+            # raw id may be a map, never shown as a Python repr).
+            failed[f"<item without a usable id #{number}>"] = str(exc)
+            no_id += 1
+            continue
+        if schema.problems(item):
+            # Its reconcile hides whatever the candidate holds of it and fails with the reason.
+            jobs.append(
+                ReconcileJob(doc_id=doc_id, min_source_version=0, reason="backfill", generations=[gen.id])
+            )
             continue
         jobs.append(
             ReconcileJob(
                 doc_id=doc_id,
-                min_source_version=version,
+                min_source_version=schema.version_of(item, doc_id),
                 reason="backfill",
                 source_updated_at=schema.updated_at_of(item),
                 generations=[gen.id],
@@ -235,8 +244,11 @@ def _reconcile_page(svc: Services, gen: Generation, items: list[dict[str, Any]])
             f"(first: {transient[0].job.doc_id}: {transient[0].error}); the page is retried"
         )
     systemic = [o for o in errors if not isinstance(o.error, DOC_ERRORS)]
-    if systemic or (jobs and len(errors) == len(jobs) and len(jobs) > 1):
-        first = (systemic or errors)[0]
+    # Every readable doc of the page failing is a systemic fault (a model or index down), not
+    # bad data; malformed items are bad data however many there are.
+    readable = [o for o in outcomes if not isinstance(o.error, MalformedRecordError)]
+    if systemic or (len(readable) > 1 and all(o.error is not None for o in readable)):
+        first = (systemic or readable)[0]
         raise DynembedError(
             f"backfill of {gen.id}: {len(errors)} of {len(jobs)} docs failed "
             f"(first: {first.job.doc_id}: {type(first.error).__name__}: {first.error})"
@@ -246,6 +258,7 @@ def _reconcile_page(svc: Services, gen: Generation, items: list[dict[str, Any]])
     reused = int(page_telemetry.get(METRICS.embeddings_skipped))
     svc.telemetry.count(METRICS.embeddings_computed, computed)
     svc.telemetry.count(METRICS.embeddings_skipped, reused)
+    svc.telemetry.count(METRICS.malformed_items, page_telemetry.get(METRICS.malformed_items) + no_id)
     for doc_id, reason in failed.items():
         logger.warning("backfill skipped a document", generation=gen.id, doc_id=doc_id, reason=reason)
     return PageResult(docs=len(items), computed=computed, reused=reused, failed=failed)
@@ -481,22 +494,34 @@ def targeted_backfill(
         raise ConfigError("targeted backfill: give exactly one of tenant, source_type or ids")
     schema = svc.schema
     jobs: list[ReconcileJob] = []
+    malformed = 0
     if ids:
         for doc_id in dict.fromkeys(i.strip() for i in ids if i.strip()):
-            item = svc.source.get_item(doc_id)
-            version = schema.version_of(item, doc_id) if item is not None else 0
-            jobs.append(ReconcileJob(doc_id=doc_id, min_source_version=version, reason="targeted backfill"))
+            state = schema.state_of(svc.source.get_item(doc_id), doc_id)
+            malformed += state.kind == "malformed"
+            jobs.append(
+                ReconcileJob(doc_id=doc_id, min_source_version=state.version or 0, reason="targeted backfill")
+            )
     else:
         if tenant and not schema.tenant_attribute:
             raise ConfigError("tenant: the source schema has no tenant_attribute")
         if source_type and not schema.source_type_attribute:
             raise ConfigError("source_type: the source schema has no source_type_attribute")
         for item in iter_source(svc.source):
+            label = schema.label_of(item)
+            if label is None:
+                malformed += 1  # no usable id: nothing of it can be indexed
+                continue
+            doc_id = label
+            if schema.problems(item):
+                # Its tenant or type may be unreadable: enqueue it, its reconcile hides it.
+                malformed += 1
+                jobs.append(ReconcileJob(doc_id=doc_id, min_source_version=0, reason="targeted backfill"))
+                continue
             if tenant and schema.tenant_of(item) != tenant:
                 continue
             if source_type and schema.source_type_of(item) != source_type:
                 continue
-            doc_id = schema.id_of(item)
             jobs.append(
                 ReconcileJob(
                     doc_id=doc_id,
@@ -510,8 +535,19 @@ def targeted_backfill(
     if jobs:
         svc.queue.send(jobs)
     targets = [g.id for g in svc.registry.list() if g.write_target]
-    logger.info("targeted backfill", selector=chosen[0], jobs=len(jobs), write_targets=targets)
-    return {"selector": chosen[0], "jobs_enqueued": len(jobs), "write_targets": targets}
+    logger.info(
+        "targeted backfill",
+        selector=chosen[0],
+        jobs=len(jobs),
+        malformed_items=malformed,
+        write_targets=targets,
+    )
+    return {
+        "selector": chosen[0],
+        "jobs_enqueued": len(jobs),
+        "malformed_items": malformed,
+        "write_targets": targets,
+    }
 
 
 # ---- the router ---------------------------------------------------------------------------------------
