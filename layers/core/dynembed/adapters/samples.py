@@ -30,7 +30,7 @@ SHADOW_PREFIX = "shadow#"
 
 
 def sort_key(at: float, nonce: str | None = None) -> str:
-    return f"{int(at * 1000):015d}#{nonce or secrets.token_hex(4)}"
+    return f"{int(at * 1000):015d}#{secrets.token_hex(4) if nonce is None else nonce}"
 
 
 class DynamoQuerySamples:
