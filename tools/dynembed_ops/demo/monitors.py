@@ -26,6 +26,7 @@ SENTINEL_WAIT_S = 30.0
 SENTINEL_POLL_S = 0.1
 REPORT_NAME = "dynembed-demo-report.html"
 NO_SHADOW = {"queries": None, "overlap@10": None, "rbo": None}
+"""The summary's shadow figures when no live query was shadowed on the candidate."""
 
 
 def run_monitors(state: DemoState) -> None:
@@ -75,7 +76,9 @@ def run_monitors(state: DemoState) -> None:
         "delete_s": sentinel.delete_s,
         "ok": sentinel.ok,
     }
-    summary.setdefault("shadow", dict(NO_SHADOW))
+    rebuilt = summary.get("rebuild_generation")
+    shadow = (svc.registry.get(rebuilt).report or {}).get("shadow") if rebuilt else None
+    summary["shadow"] = {key: (shadow or {}).get(key) for key in NO_SHADOW}
     summary["monitor_alarms_firing"] = firing
     summary["report_html"] = str(_write_report(state, canary, sentinel))
     state.console.print(f"HTML report: {summary['report_html']}")
@@ -119,10 +122,8 @@ def _write_report(state: DemoState, canary: dict[str, Any], sentinel: SentinelRe
         "sentinel_freshness_s": None if sentinel.freshness_timed_out else sentinel.freshness_s,
         "sentinel_delete_s": None if sentinel.delete_timed_out else sentinel.delete_s,
     }
+    # The rebuild report carries its own shadow section when live queries were shadowed.
     report: dict[str, Any] = {**(generation.report or {}), "canary": canary, "freshness": freshness}
-    shadow = state.summary.get("shadow")
-    if isinstance(shadow, dict) and any(v is not None for v in shadow.values()):
-        report["shadow"] = shadow
     title = f"Rebuild {generation.id}" if rebuilt else f"Generation {generation.id}"
     folder = state.options.json_out.parent if state.options.json_out else Path("out")
     folder.mkdir(parents=True, exist_ok=True)
