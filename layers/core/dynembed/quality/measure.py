@@ -128,14 +128,15 @@ def run_probes(
     probes: dict[str, bool] = {}
     settled = (lambda updated: updated is None or updated <= clock() - settle_s) if settle_s > 0 else None
 
-    deleted = _deleted_doc_ids(svc, generation) - seen.live.keys()
+    ledgers = _ledger_facts(svc, generation)
+    deleted = ledgers.deleted - seen.live.keys()
     strays = sorted(seen.indexed - seen.live.keys())
     if strays and settle_s > 0:
         strays = _still_stray(svc, generation, strays, seen.taken_at + settle_s, sleep, clock)
     probes["deleted_docs_absent"] = not strays
     details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
 
-    found, probed, newest = _newest_edits(svc, generation, seen.live, k, settled)
+    found, probed, newest = _newest_edits(svc, generation, seen.live, k, settled, ledgers.changed_at)
     probes["newest_edits_retrievable"] = found == probed
     details["newest_edits_retrievable"] = newest
 
@@ -174,13 +175,32 @@ def _still_stray(
     return [d for d in strays if d in indexed and d not in back]
 
 
-def _deleted_doc_ids(svc: Services, generation: Generation) -> set[str]:
-    """Docs some write target's ledger holds as deleted (this generation's and the active's)."""
-    ids: set[str] = set()
+@dataclass
+class LedgerFacts:
+    """What the probes read from the ledgers of this generation and the active one, in one scan
+    of each (a ledger holds an entry per doc: scanning it twice doubled the probes' cost)."""
+
+    deleted: set[str] = field(default_factory=set)
+    """Docs some ledger holds as deleted."""
+    changed_at: dict[str, float] = field(default_factory=dict)
+    """doc -> the latest source change time a ledger recorded."""
+
+
+def _ledger_facts(svc: Services, generation: Generation) -> LedgerFacts:
+    facts = LedgerFacts()
     for gen in svc.registry.list():
-        if gen.id == generation.id or gen.status is GenerationStatus.ACTIVE:
-            ids.update(e.doc_id for e in svc.ledger.scan(gen.id) if e.state == "deleted")
-    return {d for d in ids if not is_sentinel(d)}
+        if gen.id != generation.id and gen.status is not GenerationStatus.ACTIVE:
+            continue
+        for entry in svc.ledger.scan(gen.id):
+            if is_sentinel(entry.doc_id):
+                continue
+            if entry.state == "deleted":
+                facts.deleted.add(entry.doc_id)
+            if entry.source_updated_at is not None:
+                facts.changed_at[entry.doc_id] = max(
+                    facts.changed_at.get(entry.doc_id, 0.0), entry.source_updated_at
+                )
+    return facts
 
 
 def _newest_edits(
@@ -189,13 +209,13 @@ def _newest_edits(
     live: dict[str, LiveDoc],
     k: int,
     settled: Callable[[float | None], bool] | None,
+    changed_at: dict[str, float],
 ) -> tuple[int, int, dict[str, Any]]:
     """Search for the most recently edited docs by their own text, as their own readers. The
     edit time is the item's ``updated_at``, else the change time the ledger recorded (the stream
     record's). Docs nobody may read (an empty ACL) and items that turned malformed are skipped
     and listed: there is no principal to search as."""
     schema = svc.schema
-    changed_at = _ledger_change_times(svc, generation)
     newest = sorted(
         (
             (when, doc_id)
@@ -238,17 +258,6 @@ def _newest_edits(
     if not probed:
         detail["note"] = "no recently edited doc has a reader: nothing probed"
     return found, probed, detail
-
-
-def _ledger_change_times(svc: Services, generation: Generation) -> dict[str, float]:
-    """doc → the latest change time this generation's or the active generation's ledger holds."""
-    times: dict[str, float] = {}
-    for gen in svc.registry.list():
-        if gen.id == generation.id or gen.status is GenerationStatus.ACTIVE:
-            for entry in svc.ledger.scan(gen.id):
-                if entry.source_updated_at is not None:
-                    times[entry.doc_id] = max(times.get(entry.doc_id, 0.0), entry.source_updated_at)
-    return times
 
 
 def _restricted_leaks(svc: Services, generation: Generation, golden: GoldenSet, k: int) -> list[str]:
