@@ -17,9 +17,11 @@ import bisect
 import copy
 import json
 import math
+import re
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,6 +45,7 @@ from dynembed.core.ports import (
     DeadLetters,
     EmbeddingCache,
     HeldJobs,
+    IndexSearch,
     JobDeadLetters,
     JobQueue,
     Ledger,
@@ -59,7 +62,9 @@ from dynembed.core.ports import (
 )
 from dynembed.core.samples import QuerySample, ShadowComparison, ShadowJob
 from dynembed.index.errors import BulkWriteError, ItemFailure
-from dynembed.index.exact import FilterEvaluator
+from dynembed.index.filter_eval import FilterEvaluator
+from dynembed.index.fusion import fuse_for
+from dynembed.index.scoring import Scorer, prepare_vectors
 from dynembed.rebuild.progress import BackfillProgress, Mutation, ProgressStore
 
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
@@ -166,7 +171,7 @@ def _newer(row: LedgerEntry, version: int) -> bool:
     return row.source_version > version or (row.state == "deleted" and row.source_version >= version)
 
 
-_UPDATABLE = frozenset({"status", "write_target", "report", "backfill", "canary"})
+_UPDATABLE = frozenset({"status", "write_target", "report", "backfill", "quantizer", "threshold", "canary"})
 
 
 @dataclass
@@ -352,6 +357,29 @@ class InMemoryIndex:
             for score, doc_id in scored[:k]
         ]
 
+    def search(self, index: str, request: IndexSearch) -> list[SearchHit]:
+        """Cosine k-NN at the request's precision (the real scorer), and for hybrid a plain
+        BM25 over ``text`` fused by the real fusion: what the adapters do, in memory."""
+        store = self.indices[self._resolve(index)]
+        ids = sorted(store)
+        if not ids:
+            return []
+        docs = [store[i] for i in ids]
+        mask = FilterEvaluator(ids, docs).mask(request.filter)
+        full = prepare_vectors(np.asarray([d["embedding"] for d in docs], dtype=np.float32), "cosinesimil")
+        norms = np.einsum("ij,ij->i", full, full).astype(np.float32)
+        scorer = Scorer(full, norms, "cosinesimil", request.vectors, request.quantizer)
+        top = scorer.top(np.asarray(request.vector, dtype=np.float32), mask, request.depth)
+        vector_hits = [SearchHit(ids[row], score, _public(docs[row])) for row, score in top]
+        if not request.retrieval.hybrid:
+            return vector_hits
+        scores = bm25([str(d.get("text", "")) for d in docs], str(request.text))
+        ranked = sorted(
+            (i for i in range(len(ids)) if mask[i] and scores[i] > 0), key=lambda i: (-scores[i], ids[i])
+        )
+        lexical = [SearchHit(ids[i], scores[i], _public(docs[i])) for i in ranked[: request.depth]]
+        return fuse_for(request.retrieval, lexical, vector_hits, request.k)
+
     def iter_chunks(self, index: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         store = self.indices[self._existing(index, "iter_chunks over")]
         for doc_id, source in sorted(store.items()):
@@ -383,6 +411,29 @@ def _score(space: str, query: Sequence[float], stored: Sequence[float]) -> float
     if space == "innerproduct":
         return 1 + dot if dot >= 0 else 1 / (1 - dot)
     return 1 / (1 + sum((a - b) ** 2 for a, b in zip(query, stored, strict=True)))
+
+
+def _public(source: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in source.items() if k != "embedding"}
+
+
+def bm25(texts: Sequence[str], query: str, k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Lucene's BM25 with lowercase word tokens (no stemming): enough to rank a fake's text."""
+    tokens = [re.findall(r"\w+", t.lower()) for t in texts]
+    counts = [Counter(t) for t in tokens]
+    average = sum(len(t) for t in tokens) / max(len(tokens), 1) or 1.0
+    terms = set(re.findall(r"\w+", query.lower()))
+    scores = [0.0] * len(texts)
+    for term in terms:
+        having = sum(1 for c in counts if term in c)
+        if not having:
+            continue
+        idf = math.log(1 + (len(texts) - having + 0.5) / (having + 0.5))
+        for i, c in enumerate(counts):
+            tf = c.get(term, 0)
+            if tf:
+                scores[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(tokens[i]) / average))
+    return scores
 
 
 @dataclass

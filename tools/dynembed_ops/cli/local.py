@@ -30,15 +30,44 @@ def demo(
     no_edits: Annotated[bool, typer.Option("--no-edits", help="Skip the edit replay")] = False,
     max_commits: Annotated[int, typer.Option(help="Edit commits to replay")] = 20,
     baseline_model: Annotated[str, typer.Option(help="Model of the first generation")] = "static-64",
-    candidate_model: Annotated[str, typer.Option(help="Model to rebuild to ('none' to skip)")] = "minilm",
+    candidate_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model to rebuild to ('none' to skip; default minilm, or the baseline's model "
+            "when only --candidate-retrieval/--candidate-precision change)"
+        ),
+    ] = None,
+    candidate_retrieval: Annotated[
+        str | None, typer.Option(help="The candidate's retrieval: vector or hybrid")
+    ] = None,
+    candidate_fusion: Annotated[str | None, typer.Option(help="Hybrid candidate: linear or rrf")] = None,
+    candidate_lexical_weight: Annotated[
+        float | None, typer.Option(help="Hybrid candidate: weight of BM25")
+    ] = None,
+    candidate_precision: Annotated[
+        str | None, typer.Option(help="The candidate's vectors: float32, float16, byte or binary")
+    ] = None,
+    candidate_oversample: Annotated[
+        float | None, typer.Option(help="Quantized candidate: rescoring oversample factor")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here")] = None,
 ) -> None:
     """Run the whole pipeline locally on real data and print a summary."""
     from dynembed_ops import paths
-    from dynembed_ops.demo.run import DemoOptions, run_demo
+    from dynembed_ops.demo.run import DemoOptions, candidate_settings, run_demo
 
     if (queries is None) != (qrels is None):
         raise ValueError("--queries and --qrels go together")
+    retrieval, vectors = candidate_settings(
+        candidate_retrieval,
+        candidate_fusion,
+        candidate_lexical_weight,
+        candidate_precision,
+        candidate_oversample,
+    )
+    changes_settings = retrieval.hybrid or vectors.quantized
+    if candidate_model is None:
+        candidate_model = baseline_model if changes_settings else "minilm"
     options = DemoOptions(
         corpus=corpus or paths.FAQ_CORPUS,
         queries=queries or paths.FAQ_QUERIES,
@@ -47,6 +76,8 @@ def demo(
         max_commits=max_commits,
         baseline_model=baseline_model,
         candidate_model=None if candidate_model.lower() == "none" else candidate_model,
+        candidate_retrieval=retrieval,
+        candidate_vectors=vectors,
         json_out=json_out,
     )
     summary = run_demo(options, console)
@@ -265,7 +296,8 @@ def search_cmd(
     explain: Annotated[bool, typer.Option("--explain", help="Explain each hit's doc (dynembed explain)")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """k-NN search as a principal; the access filter sits inside the query."""
+    """Search as a principal (k-NN or hybrid, as the generation says); the access filter sits
+    inside every sub-query. Hits under the generation's score threshold are marked."""
     from dataclasses import asdict
 
     from dynembed_ops.cli.explain import explain_doc, print_explanation
@@ -276,13 +308,16 @@ def search_cmd(
     explanations = [explain_doc(svc, doc) for doc in docs]
     if emit({**asdict(response), "explain": [e.to_dict() for e in explanations]} if explain else asdict(response), as_json):
         return
-    table = Table(title=f"{len(response.results)} results from {response.generation} ({response.model_id})")
+    threshold = "" if response.threshold is None else f", threshold {response.threshold:.3f}"
+    table = Table(
+        title=f"{len(response.results)} results from {response.generation} ({response.model_id},"
+        f" {response.retrieval}, {response.precision}{threshold})"
+    )
     for col in ("score", "doc", "v", "chunk", "text"):
         table.add_column(col)
     for r in response.results:
-        table.add_row(
-            f"{r.score:.3f}", r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " ")
-        )
+        score = f"{r.score:.3f}" + (" (below)" if r.below_threshold else "")
+        table.add_row(score, r.doc_id, str(r.source_version), r.chunk_key, r.text[:70].replace("\n", " "))
     console.print(table)
     for explanation in explanations:
         print_explanation(explanation, served_by=response.generation)

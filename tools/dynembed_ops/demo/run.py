@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from dynembed.core.config import METRICS
+from dynembed.core.errors import ConfigError
+from dynembed.core.models import RetrievalSpec, VectorSpec
 from dynembed.core.telemetry import percentile
 from dynembed.embedders.catalog import spec_for
 from dynembed.quality.evaluation import (
@@ -24,12 +27,38 @@ from dynembed.quality.evaluation import (
     latency_summary,
     load_golden_set,
 )
+from dynembed.rebuild.inputs import describe_errors
 from dynembed_ops.demo.monitors import run_monitors
 from dynembed_ops.demo.rebuild import run_rebuild_part
 from dynembed_ops.demo.state import DEMO_SCHEMA, READER, DemoOptions, DemoState
 from dynembed_ops.editstream import batches, read_events
 from dynembed_ops.local.stack import LocalStack
 from dynembed_ops.source_app import source_app_for
+
+
+def candidate_settings(
+    retrieval: str | None,
+    fusion: str | None,
+    lexical_weight: float | None,
+    precision: str | None,
+    oversample: float | None,
+) -> tuple[RetrievalSpec, VectorSpec]:
+    """The candidate's retrieval and vector settings from the demo's options (validated by
+    the same models as the rebuild input, so a wrong value names its option's field)."""
+    try:
+        chosen = RetrievalSpec.model_validate(
+            {
+                k: v
+                for k, v in (("mode", retrieval), ("fusion", fusion), ("lexical_weight", lexical_weight))
+                if v is not None
+            }
+        )
+        vectors = VectorSpec.model_validate(
+            {k: v for k, v in (("precision", precision), ("oversample", oversample)) if v is not None}
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"demo candidate: {describe_errors(exc)}") from None
+    return chosen, vectors
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, Any]:

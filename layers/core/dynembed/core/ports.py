@@ -8,7 +8,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from dynembed.core.models import ChunkDocument, Generation, ModelSpec, ReconcileJob
+from dynembed.core.models import (
+    ChunkDocument,
+    Generation,
+    ModelSpec,
+    QuantizerState,
+    ReconcileJob,
+    RetrievalSpec,
+    VectorSpec,
+)
 from dynembed.core.samples import LiveQuery, QuerySample, ShadowComparison, ShadowJob
 
 
@@ -128,6 +136,35 @@ class SearchHit:
     source: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IndexSearch:
+    """One search of one generation's index, with what the index needs to answer it the way
+    the generation was built: its retrieval (vector or hybrid fusion) and vector precision."""
+
+    vector: Sequence[float]
+    k: int
+    filter: Mapping[str, Any] | None = None
+    """Access, tenant and caller filters: applied inside every sub-query, before ranking."""
+    text: str | None = None
+    """The query text, for the lexical sub-query of hybrid retrieval."""
+    retrieval: RetrievalSpec = field(default_factory=RetrievalSpec)
+    vectors: VectorSpec = field(default_factory=VectorSpec)
+    quantizer: QuantizerState | None = None
+    pipeline: str | None = None
+    """The search pipeline a hybrid generation's index fuses with (native mode)."""
+
+    def __post_init__(self) -> None:
+        if self.k <= 0:
+            raise ValueError(f"k must be positive, got {self.k}")
+        if self.retrieval.hybrid and not (self.text or "").strip():
+            raise ValueError("hybrid retrieval needs the query text")
+
+    @property
+    def depth(self) -> int:
+        """Hits each sub-query contributes (k for vector retrieval)."""
+        return self.retrieval.depth(self.k) if self.retrieval.hybrid else self.k
+
+
 class ChunkIndex(Protocol):
     """The search index (OpenSearch), addressed by index name or alias."""
 
@@ -154,6 +191,11 @@ class ChunkIndex(Protocol):
         self, index: str, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None
     ) -> list[SearchHit]:
         """Top-k by vector similarity among docs that match ``filter_query`` (pre-filter)."""
+        ...
+
+    def search(self, index: str, request: IndexSearch) -> list[SearchHit]:
+        """Top-k as the request's generation retrieves: k-NN at its precision, or hybrid
+        (BM25 + k-NN fused), the filter inside every sub-query."""
         ...
 
     def iter_chunks(self, index: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dynembed.core.errors import ConfigError
+from dynembed.core.models import ScoreThreshold
 
 logger = logging.getLogger(__name__)
 
@@ -394,6 +395,87 @@ def compare(
         wins=outcomes[Outcome.WIN],
         losses=outcomes[Outcome.LOSS],
         ties=outcomes[Outcome.TIE],
+    )
+
+
+# -------------------------------------------------------------------------- score thresholds
+
+
+class ThresholdPolicy(BaseModel):
+    """How a generation's score threshold is calibrated on its golden set.
+
+    ``f1`` (default): the threshold maximising F1 of the prediction "the top hit is relevant"
+    (score >= threshold) over the judged queries. ``precision``: the lowest threshold whose
+    precision reaches ``target_precision`` (keeps the most answers at that precision)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["f1", "precision"] = "f1"
+    target_precision: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _target_fits_method(self) -> ThresholdPolicy:
+        if self.method == "precision" and self.target_precision is None:
+            raise ValueError("target_precision: required with method 'precision'")
+        if self.method == "f1" and self.target_precision is not None:
+            raise ValueError("target_precision: only with method 'precision'")
+        return self
+
+
+TopHit = tuple[float, bool]
+"""A judged query's top hit: its score, and whether that doc is relevant (grade >= 1)."""
+
+
+def top_hits(run: Mapping[str, Sequence[tuple[str, float]]], golden: GoldenSet) -> list[TopHit]:
+    """(score, relevant) of the first hit of every judged query that has one."""
+    hits = []
+    for query_id in golden.judged_query_ids:
+        ranked = run.get(query_id) or ()
+        if ranked:
+            doc_id, score = ranked[0]
+            hits.append((float(score), golden.qrels[query_id].get(doc_id, 0) >= 1))
+    return hits
+
+
+def calibrate_threshold(hits: Sequence[TopHit], policy: ThresholdPolicy) -> ScoreThreshold | None:
+    """The score below which a top hit is unlikely to be relevant (see ``ThresholdPolicy``).
+
+    Candidate thresholds are the observed top scores; a threshold t keeps the queries whose top
+    score is >= t. Precision = relevant kept / kept, recall = relevant kept / relevant top hits.
+    Ties in F1 go to the higher threshold (fewer wrong answers at the same F1). None when no
+    top hit is relevant, or the target precision is never reached: nothing to calibrate on."""
+    relevant_total = sum(1 for _, relevant in hits if relevant)
+    if not hits or relevant_total == 0:
+        return None
+    ordered = sorted(hits, key=lambda h: -h[0])
+    best: tuple[float, float, float, float] | None = None  # (key, threshold, precision, recall)
+    kept = relevant_kept = 0
+    for position, (score, relevant) in enumerate(ordered):
+        kept += 1
+        relevant_kept += relevant
+        if position + 1 < len(ordered) and ordered[position + 1][0] == score:
+            continue  # a threshold keeps every hit with the same score
+        precision, recall = relevant_kept / kept, relevant_kept / relevant_total
+        if policy.method == "precision":
+            if precision + _FLOAT_SLACK >= float(policy.target_precision or 1.0):
+                best = (recall, score, precision, recall)  # lower thresholds come later
+            continue
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if best is None or f1 > best[0] + _FLOAT_SLACK:
+            best = (f1, score, precision, recall)
+    if best is None:
+        return None
+    _, value, precision, recall = best
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return ScoreThreshold(
+        value=value,
+        method=policy.method,
+        target_precision=policy.target_precision,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        queries=len(hits),
+        relevant_top1=relevant_total,
     )
 
 

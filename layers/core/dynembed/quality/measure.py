@@ -47,38 +47,43 @@ def chunks_for(k: int) -> int:
 class Measurement:
     result: EvaluationResult
     latencies_ms: list[float]
+    hits: dict[str, list[tuple[str, float]]]
+    """Per judged query, its chunk hits (doc id, score) best first: thresholds calibrate on them."""
 
 
 def measure(
-    svc: Services,
-    generation: Generation,
-    golden: GoldenSet,
-    principal: Sequence[str],
-    k: int,
-    tops: dict[str, tuple[str, float]] | None = None,
+    svc: Services, generation: Generation, golden: GoldenSet, principal: Sequence[str], k: int
 ) -> Measurement:
-    """Every judged query of ``golden`` against ``generation``'s own index, scored at ``k``;
-    ``tops`` (if given) collects each query's top hit (calibration)."""
-    run, latencies = run_golden_set(golden, doc_search(svc, generation, principal, chunks_for(k), tops))
-    return Measurement(evaluate_run(run, golden, k=k), latencies)
+    """Every judged query of ``golden`` against ``generation``'s own index, scored at ``k``, after
+    one untimed query (a cold cache must not land in the latency figures)."""
+    search = ScoredSearch(svc, generation, principal, chunks_for(k))
+    search.warm(golden)
+    run, latencies = run_golden_set(golden, search)
+    return Measurement(evaluate_run(run, golden, k=k), latencies, search.runs(golden))
 
 
-def doc_search(
-    svc: Services,
-    generation: Generation,
-    principal: Sequence[str],
-    k: int,
-    tops: dict[str, tuple[str, float]] | None = None,
-) -> Callable[[str], list[str]]:
-    """Doc ids of each query's chunk hits; ``tops`` (if given) collects each top hit."""
+class ScoredSearch:
+    """A golden-set search over one generation that also keeps each query's hits with their
+    scores, in the order the queries ran."""
 
-    def run(text: str) -> list[str]:
-        response = svc.search(text, list(principal), k=k, generation=generation.id)
-        if tops is not None and response.results:
-            tops[text] = (response.results[0].doc_id, response.results[0].score)
+    def __init__(self, svc: Services, gen: Generation, principal: Sequence[str], k: int) -> None:
+        self.svc, self.gen, self.principal, self.k = svc, gen, list(principal), k
+        self.calls: list[list[tuple[str, float]]] = []
+
+    def __call__(self, text: str) -> list[str]:
+        response = self.svc.search(text, self.principal, k=self.k, generation=self.gen.id)
+        self.calls.append([(r.doc_id, r.score) for r in response.results])
         return [r.doc_id for r in response.results]
 
-    return run
+    def warm(self, golden: GoldenSet) -> None:
+        """One untimed query first, so no generation's latency counts loading its caches."""
+        self.svc.search(
+            golden.queries[golden.judged_query_ids[0]], self.principal, k=self.k, generation=self.gen.id
+        )
+
+    def runs(self, golden: GoldenSet) -> dict[str, list[tuple[str, float]]]:
+        """Per judged query (``run_golden_set`` runs them in this order)."""
+        return dict(zip(golden.judged_query_ids, self.calls, strict=True))
 
 
 @dataclass
@@ -87,6 +92,8 @@ class IndexSnapshot:
 
     live: dict[str, LiveDoc]
     indexed: set[str]
+    chunks: int = 0
+    """Chunks in the index (the sentinel's left out), for sizing."""
     malformed: list[str] = field(default_factory=list)
     """Reasons of the malformed source items (not live: none of their chunks may be served)."""
     taken_at: float = field(default_factory=time.time)
@@ -101,14 +108,16 @@ def snapshot(svc: Services, generation: Generation) -> IndexSnapshot:
     svc.index.refresh(generation.index_name)
     scan = live_documents(svc.schema, svc.source)
     live = {d: doc for d, doc in scan.docs.items() if not is_sentinel(d)}
-    return IndexSnapshot(live, _indexed_docs(svc, generation), scan.malformed)
+    chunk_docs = _chunk_docs(svc, generation)
+    return IndexSnapshot(live, set(chunk_docs), len(chunk_docs), scan.malformed)
 
 
-def _indexed_docs(svc: Services, generation: Generation) -> set[str]:
+def _chunk_docs(svc: Services, generation: Generation) -> list[str]:
+    """The doc id of every chunk in the index."""
     docs = (
         str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(generation.index_name, ["doc_id"])
     )
-    return {d for d in docs if not is_sentinel(d)}
+    return [d for d in docs if not is_sentinel(d)]
 
 
 def run_probes(
@@ -171,7 +180,7 @@ def _still_stray(
         sleep(wait)
     svc.index.refresh(generation.index_name)
     back = set(svc.source.get_items(strays))
-    indexed = _indexed_docs(svc, generation)
+    indexed = set(_chunk_docs(svc, generation))
     return [d for d in strays if d in indexed and d not in back]
 
 

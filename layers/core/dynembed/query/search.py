@@ -1,5 +1,7 @@
-"""Query flow: embed the text with the serving generation's model, k-NN with the access filter
-inside the query, return chunks with their provenance (DESIGN.md flow 3, invariant I1)."""
+"""Query flow: embed the text with the serving generation's model, retrieve as the generation
+says (k-NN, or hybrid BM25 + k-NN) with the access filter inside every sub-query, return chunks
+with their provenance and the generation's calibrated score threshold (DESIGN.md flow 3,
+invariant I1)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from dynembed.core.errors import (
     UnknownGenerationError,
 )
 from dynembed.core.models import SENTINEL_PRINCIPAL, SENTINEL_TENANT, Generation, GenerationStatus, ModelSpec
-from dynembed.core.ports import ChunkIndex, Embedder, QuerySignals, Registry
+from dynembed.core.ports import ChunkIndex, Embedder, IndexSearch, QuerySignals, Registry
 from dynembed.core.samples import LiveQuery
 from dynembed.index.filters import access_filter
+from dynembed.index.mapping import search_pipeline_name
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class SearchResult:
     model_id: str
     tenant: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    below_threshold: bool | None = None
+    """True when the score is under the generation's threshold (None: no threshold)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,11 @@ class SearchResponse:
     index: str
     model_id: str
     results: list[SearchResult]
+    threshold: float | None = None
+    """The generation's calibrated minimum score: a top hit below it is unlikely to be relevant.
+    Scores are only comparable within one generation, so an app's cut-off should follow this."""
+    retrieval: str = "vector"
+    precision: str = "float32"
 
 
 def resolve_generation(
@@ -126,7 +136,8 @@ def search(
     query_filter = access_filter(principal, tenant, public_principal=public_principal, extra=filters)
     # With a named generation, search its own index; else the alias (what production serves).
     target = gen.index_name if generation else alias
-    hits = index.knn_search(target, vector, k, query_filter)
+    hits = index.search(target, index_search_for(gen, vector, text, k, query_filter))
+    threshold = gen.threshold.value if gen.threshold is not None else None
     results = []
     for hit in hits:
         src = hit.source
@@ -146,10 +157,17 @@ def search(
                 model_id=src["model_id"],
                 tenant=src.get("tenant"),
                 metadata=src.get("metadata") or {},
+                below_threshold=None if threshold is None else hit.score < threshold,
             )
         )
     response = SearchResponse(
-        generation=gen.id, index=gen.index_name, model_id=gen.model.model_id, results=results
+        generation=gen.id,
+        index=gen.index_name,
+        model_id=gen.model.model_id,
+        results=results,
+        threshold=threshold,
+        retrieval=gen.retrieval.describe(),
+        precision=gen.vectors.describe(),
     )
     if signals is not None and generation is None and not internal:  # the sentinel is no user
         signals.observe(live_query(text, principal, tenant, filters, k, response, vector, started))
@@ -177,6 +195,22 @@ def live_query(
         vector=vector,
         hits=tuple((r.doc_id, r.score) for r in response.results),
         latency_ms=(time.perf_counter() - started) * 1000.0,
+    )
+
+
+def index_search_for(
+    gen: Generation, vector: Sequence[float], text: str, k: int, query_filter: Mapping[str, Any]
+) -> IndexSearch:
+    """The index request for one query against ``gen``: its retrieval and vector settings."""
+    return IndexSearch(
+        vector=vector,
+        k=k,
+        filter=query_filter,
+        text=text,
+        retrieval=gen.retrieval,
+        vectors=gen.vectors,
+        quantizer=gen.quantizer,
+        pipeline=search_pipeline_name(gen),
     )
 
 

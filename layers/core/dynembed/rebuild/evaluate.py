@@ -1,31 +1,51 @@
 """The Evaluate step: the candidate against the active generation on the same golden set,
-both searched by explicit generation id, plus the probes that metrics alone would miss (both
-from ``dynembed.quality.measure``, which the canary runs too).
+both searched by explicit generation id, plus probes that metrics alone would miss.
 
-The report is stored on the generation and as Markdown under ``DYNEMBED_REPORTS_DIR`` (S3 in
-AWS, the local stack's state folder locally; the registry keeps that location), and its metrics
-go through ``Telemetry`` with a ``generation`` dimension; the workflow only carries a small
-summary. The stored report records where the golden set came from, who it ran as and at which
-k, so the canary can run the very same evaluation on the generation later and compare with
-these figures.
+Before searching, a candidate whose precision needs training (byte, binary) gets its quantizer
+trained on a sample of its own vectors and stored, so local exact scoring quantizes as the
+engine does. The golden-set run also calibrates the candidate's score threshold, measures both
+generations' search latency, and the report sizes both indices with the engine's formula.
+
+The golden-set run and the probes come from ``dynembed.quality.measure``, which the canary
+runs too. The report is stored on the generation and as Markdown under ``DYNEMBED_REPORTS_DIR``
+(S3 in AWS, the local stack's state folder locally; the registry keeps that location), and its
+metrics go through ``Telemetry`` with a ``generation`` dimension; the workflow only carries a
+small summary. The stored report records where the golden set came from, who it ran as and at
+which k, so the canary can run the very same evaluation on the generation later and compare
+with these figures.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dynembed.core.config import METRICS, Settings
 from dynembed.core.errors import ConfigError, DynembedError
-from dynembed.core.models import GenerationStatus
+from dynembed.core.models import Generation, GenerationStatus, VectorPrecision
 from dynembed.core.observability import logger
 from dynembed.core.ports import BlobStore
 from dynembed.core.telemetry import Telemetry
-from dynembed.quality.evaluation import GoldenSet, compare, gate, latency_summary, load_golden_set
+from dynembed.index import quantize
+from dynembed.index.mapping import EMBEDDING_FIELD
+from dynembed.index.scoring import prepare_vectors
+from dynembed.index.sizing import size_index
+from dynembed.quality.evaluation import (
+    GoldenSet,
+    calibrate_threshold,
+    compare,
+    gate,
+    latency_summary,
+    load_golden_set,
+    top_hits,
+)
 from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
-from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport
+from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport, IndexProfile, LatencyStats
 from dynembed.quality.shadow import shadow_summary
 from dynembed.rebuild import generations
 from dynembed.rebuild.calibrate import calibration_fields
@@ -126,13 +146,23 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
+    candidate = train_quantizer(svc, candidate)
 
-    tops: dict[str, tuple[str, float]] = {}
-    measured = measure(svc, candidate, golden, config.eval_principal, config.k, tops=tops)
+    measured = measure(svc, candidate, golden, config.eval_principal, config.k)
     candidate_result, latencies = measured.result, measured.latencies_ms
+    # Each judged query's top hit, by its text: the weak-retrieval calibration (quality.signals).
+    tops = {golden.queries[qid]: hits[0] for qid, hits in measured.hits.items() if hits}
+    threshold = calibrate_threshold(top_hits(measured.hits, golden), config.threshold)
+    svc.registry.update(gen_id, threshold=threshold)
     baseline_result = None
+    baseline_latencies: list[float] = []
     if active is not None:
-        baseline_result = measure(svc, active, golden, config.eval_principal, config.k).result
+        baseline = measure(svc, active, golden, config.eval_principal, config.k)
+        baseline_result, baseline_latencies = baseline.result, baseline.latencies_ms
+        if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
+            base_threshold = calibrate_threshold(top_hits(baseline.hits, golden), config.threshold)
+            if base_threshold is not None:
+                svc.registry.update(active.id, threshold=base_threshold)
     comparison = compare(candidate_result, baseline_result)
 
     progress = svc.progress.load(gen_id)
@@ -160,6 +190,11 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             computed=progress.total("computed") if progress else 0,
         ),
         shadow=shadow.report() if shadow is not None else None,
+        candidate_index=index_profile(candidate, seen.chunks, latencies),
+        baseline_index=index_profile(active, _chunk_count(svc, active), baseline_latencies)
+        if active is not None
+        else None,
+        threshold=threshold,
     )
     report_location = store_markdown(report, gen_id, svc)
     publish_metrics(report, gen_id, svc.telemetry)
@@ -210,10 +245,71 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         "shadow": {k: (report.shadow or {}).get(k) for k in ("queries", "overlap@10", "rbo")}
         if report.shadow
         else None,
+        "retrieval": candidate.retrieval.describe(),
+        "precision": candidate.vectors.describe(),
+        "index": _profile_summary(report.candidate_index),
+        "baseline_index": _profile_summary(report.baseline_index),
+        "threshold": round(threshold.value, 6) if threshold is not None else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
         "report_location": report_location,
+    }
+
+
+# ---- quantizer, sizing ---------------------------------------------------------------------------------
+
+
+def train_quantizer(svc: Services, gen: Generation) -> Generation:
+    """Train the generation's quantizer on a sample of its vectors when its precision needs one
+    (byte ranges, binary thresholds) and none is stored yet; store it and return the generation."""
+    needs = gen.vectors.precision
+    if needs not in (VectorPrecision.BYTE, VectorPrecision.BINARY):
+        return gen
+    if gen.quantizer is not None and gen.quantizer.precision is needs:
+        return gen
+    rows: list[list[float]] = []
+    for _, fields in svc.index.iter_chunks(gen.index_name, [EMBEDDING_FIELD]):
+        vector = fields.get(EMBEDDING_FIELD)
+        if vector:
+            rows.append(vector)
+        if len(rows) >= quantize.SAMPLE_SIZE:
+            break
+    if not rows:
+        return gen
+    matrix = prepare_vectors(np.asarray(rows, dtype=np.float32), gen.model.space.value)
+    state = quantize.train(needs, matrix)
+    logger.info("quantizer trained", generation=gen.id, precision=needs.value, vectors=len(rows))
+    return svc.registry.update(gen.id, quantizer=state)
+
+
+def index_profile(gen: Generation, vectors: int, latencies_ms: Sequence[float]) -> IndexProfile:
+    sizing = size_index(gen.vectors, gen.model.dimension, vectors)
+    return IndexProfile(
+        vectors=vectors,
+        dimension=gen.model.dimension,
+        memory_per_vector_bytes=sizing.memory_per_vector,
+        index_memory_bytes=sizing.index_memory,
+        disk_per_vector_bytes=sizing.disk_per_vector,
+        latency_ms=LatencyStats(**latency_summary(latencies_ms), samples=len(latencies_ms))
+        if latencies_ms
+        else None,
+    )
+
+
+def _chunk_count(svc: Any, gen: Generation) -> int:
+    return sum(1 for _ in svc.index.iter_chunks(gen.index_name, []))
+
+
+def _profile_summary(profile: IndexProfile | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    latency = profile.latency_ms
+    return {
+        "vectors": profile.vectors,
+        "memory_per_vector_bytes": round(profile.memory_per_vector_bytes, 1),
+        "index_memory_bytes": round(profile.index_memory_bytes),
+        "latency_ms": {"p50": round(latency.p50, 2), "p95": round(latency.p95, 2)} if latency else None,
     }
 
 

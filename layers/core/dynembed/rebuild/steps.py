@@ -76,8 +76,7 @@ def validate(svc: Services, raw: Mapping[str, Any]) -> dict[str, Any]:
             "or set DYNEMBED_EVAL_DIR on the workflow function"
         )
     if config.generation_id is None:
-        spec, chunker = config.model_spec(), config.chunker_spec()
-        config = config.model_copy(update={"generation_id": generations.generation_id_for(spec, chunker)})
+        config = config.model_copy(update={"generation_id": config.new_generation_id()})
 
     golden = load_eval_set(
         config, svc.settings, svc.blobs
@@ -88,7 +87,8 @@ def validate(svc: Services, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def register(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """Register the candidate (status building) and create its index. A re-run with the same
-    generation id resumes it: same model and chunker required, progress kept."""
+    generation id resumes it: same model, chunker, retrieval and vector settings required,
+    progress kept."""
     gen_id = str(config.generation_id)
     spec, chunker = config.model_spec(), config.chunker_spec()
     try:
@@ -102,6 +102,12 @@ def register(svc: Services, config: RebuildInput) -> dict[str, Any]:
                 f"generation_id: {gen_id} exists with model {existing.model.name} and chunker "
                 f"{existing.chunker.version}; this input asks for {spec.name} and {chunker.version}: "
                 "omit generation_id to start a new generation"
+            )
+        if existing.retrieval != config.retrieval or existing.vectors != config.vectors:
+            raise ConfigError(
+                f"generation_id: {gen_id} exists with retrieval {existing.retrieval.describe()} and "
+                f"vectors {existing.vectors.describe()}; this input asks for {config.retrieval.describe()} "
+                f"and {config.vectors.describe()}: omit generation_id to start a new generation"
             )
         if existing.status in (GenerationStatus.ACTIVE, GenerationStatus.STANDBY, GenerationStatus.RETIRED):
             raise ConfigError(
@@ -118,6 +124,8 @@ def register(svc: Services, config: RebuildInput) -> dict[str, Any]:
             svc.settings.index_prefix,
             schema_version=svc.schema.schema_version,
             generation_id=gen_id,
+            retrieval=config.retrieval,
+            vectors=config.vectors,
         )
         generations.create(svc.registry, svc.index, candidate)
 
@@ -139,6 +147,8 @@ def register(svc: Services, config: RebuildInput) -> dict[str, Any]:
     return {
         "generation_id": gen_id,
         "index_name": gen.index_name,
+        "retrieval": gen.retrieval.describe(),
+        "vectors": gen.vectors.describe(),
         "resumed": resumed,
         "total_segments": progress.total_segments,
         "segments": progress.pending_segments,

@@ -15,7 +15,16 @@ from pynamodb.models import Model
 
 from dynembed.adapters.dynamodb.tables import bind, is_condition_failure
 from dynembed.core.errors import TransientError, UnknownGenerationError
-from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, ModelSpec
+from dynembed.core.models import (
+    ChunkerSpec,
+    Generation,
+    GenerationStatus,
+    ModelSpec,
+    QuantizerState,
+    RetrievalSpec,
+    ScoreThreshold,
+    VectorSpec,
+)
 from dynembed.rebuild.progress import BackfillProgress, Mutation
 
 
@@ -29,6 +38,10 @@ class RegistryModel(Model):
     index_name = UnicodeAttribute()
     model = UnicodeAttribute()  # ModelSpec JSON
     chunker = UnicodeAttribute()  # ChunkerSpec JSON
+    retrieval = UnicodeAttribute(null=True)  # RetrievalSpec JSON
+    vectors = UnicodeAttribute(null=True)  # VectorSpec JSON
+    quantizer = UnicodeAttribute(null=True)  # QuantizerState JSON
+    threshold = UnicodeAttribute(null=True)  # ScoreThreshold JSON
     schema_version = NumberAttribute(default=1)
     status = UnicodeAttribute()
     write_target = BooleanAttribute(default=False)
@@ -61,6 +74,10 @@ class DynamoRegistry:
             index_name=generation.index_name,
             model=generation.model.model_dump_json(),
             chunker=generation.chunker.model_dump_json(),
+            retrieval=generation.retrieval.model_dump_json(),
+            vectors=generation.vectors.model_dump_json(),
+            quantizer=generation.quantizer.model_dump_json() if generation.quantizer else None,
+            threshold=generation.threshold.model_dump_json() if generation.threshold else None,
             schema_version=generation.schema_version,
             status=generation.status.value,
             write_target=generation.write_target,
@@ -93,6 +110,9 @@ class DynamoRegistry:
                 actions.append(self.model.report.set(json.dumps(value)))
             elif name == "backfill":
                 actions.append(self.model.backfill.set(json.dumps(value)))
+            elif name in ("quantizer", "threshold"):
+                attribute = getattr(self.model, name)
+                actions.append(attribute.remove() if value is None else attribute.set(_json_of(value)))
             elif name == "canary":
                 actions.append(self.model.canary.set(json.dumps(value)))
             else:
@@ -106,12 +126,20 @@ class DynamoRegistry:
         return _to_generation(row)
 
 
+def _json_of(value: Any) -> str:
+    return value.model_dump_json() if hasattr(value, "model_dump_json") else json.dumps(value)
+
+
 def _to_generation(row: RegistryModel) -> Generation:
     return Generation(
         id=row.generation_id,
         index_name=row.index_name,
         model=ModelSpec.model_validate_json(row.model),
         chunker=ChunkerSpec.model_validate_json(row.chunker),
+        retrieval=RetrievalSpec.model_validate_json(row.retrieval) if row.retrieval else RetrievalSpec(),
+        vectors=VectorSpec.model_validate_json(row.vectors) if row.vectors else VectorSpec(),
+        quantizer=QuantizerState.model_validate_json(row.quantizer) if row.quantizer else None,
+        threshold=ScoreThreshold.model_validate_json(row.threshold) if row.threshold else None,
         schema_version=int(row.schema_version or 1),
         status=GenerationStatus(row.status),
         write_target=bool(row.write_target),
