@@ -55,6 +55,7 @@ from dynembed.core.ports import (
     QuerySampleStore,
     Registry,
     SearchHit,
+    SentinelWriter,
     ShadowQueue,
     SourceReader,
     WriteReport,
@@ -170,7 +171,7 @@ def _newer(row: LedgerEntry, version: int) -> bool:
     return row.source_version > version or (row.state == "deleted" and row.source_version >= version)
 
 
-_UPDATABLE = frozenset({"status", "write_target", "report", "backfill", "quantizer", "threshold"})
+_UPDATABLE = frozenset({"status", "write_target", "report", "backfill", "quantizer", "threshold", "canary"})
 
 
 @dataclass
@@ -683,8 +684,10 @@ def _check() -> None:
     from dynembed.adapters.dynamodb.held_jobs import DynamoHeldJobs
     from dynembed.adapters.dynamodb.ledger import DynamoLedger
     from dynembed.adapters.dynamodb.registry import DynamoProgressStore, DynamoRegistry
+    from dynembed.adapters.dynamodb.sentinel import DynamoSentinelWriter
     from dynembed.adapters.dynamodb.source import DynamoSourceReader
     from dynembed.adapters.sqs import SqsDeadLetters, SqsJobDeadLetters, SqsJobQueue
+    from tests.harness import Harness
 
     _s: SourceReader = InMemorySource()
     _l: Ledger = InMemoryLedger()
@@ -707,5 +710,7 @@ def _check() -> None:
     _b: BlobStore = InMemoryBlobs()
     _m: MetricsSink = RecordingMetricsSink()
     _p: ProgressStore = InMemoryProgressStore(InMemoryRegistry())
+    _w: SentinelWriter = Harness()  # the harness writes the sentinel's items through its stream
+    _w2: SentinelWriter = DynamoSentinelWriter("t", "doc_id", region="r")
     _qs: QuerySampleStore = InMemoryQuerySamples()
     _sq: ShadowQueue = InMemoryShadowQueue()

@@ -5,7 +5,7 @@ tests drive it; integration tests drive the same code on moto + osmem."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -148,6 +148,14 @@ class Harness:
         self.source.items[doc_id] = new
         self._record("MODIFY" if old else "INSERT", old, new)
         return new
+
+    def put_item(self, item: Mapping[str, Any]) -> None:
+        """Put a whole item, its version the writer's (a SentinelWriter, as the sentinel uses it)."""
+        self.put(str(item["doc_id"]), dict(item))
+
+    def delete_item(self, doc_id: str) -> None:
+        if doc_id in self.source.items:
+            self.remove(doc_id)
 
     def remove(self, doc_id: str) -> None:
         old = self.source.items.pop(doc_id)

@@ -24,6 +24,7 @@ from dynembed_infra.ingest import Ingest
 from dynembed_infra.layer import CoreLayer
 from dynembed_infra.live import LiveTraffic
 from dynembed_infra.monitoring import Monitoring
+from dynembed_infra.quality import QualityMonitors
 from dynembed_infra.search import Search
 from dynembed_infra.workflow import Workflow
 
@@ -134,6 +135,18 @@ class DynembedStack(Stack):
             audit_rate_minutes=config.audit_rate_minutes,
             alarm_email=config.alarm_email,
         )
+        self.quality = QualityMonitors(
+            self,
+            "Quality",
+            functions=self.functions,
+            data=self.data,
+            index=index,
+            bedrock=bedrock,
+            topic=self.monitoring.topic,
+            config=config,
+            tuning=tuning,
+        )
+        self.quality.add_to_dashboard(self.monitoring.dashboard)
 
         # Needs every resource: the Settings values, the domain policy, the per-role findings.
         self.unmapped_settings = self.functions.apply_settings(self, self._settings_values(tuning))

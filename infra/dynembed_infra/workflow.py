@@ -89,7 +89,7 @@ class Workflow(Construct):
         jobs_queue.grant_send_messages(fn.role)
         index.grant(fn, IndexAccess.ADMIN)
         bedrock.grant_invoke(fn)
-        self._grant_golden_sets(fn, config)
+        grant_golden_sets(self, fn, config)
         self.reports_bucket = self._reports_bucket(fn, key)
 
         self.log_group = logs.LogGroup(
@@ -167,22 +167,24 @@ class Workflow(Construct):
         )
         return bucket
 
-    def _grant_golden_sets(self, fn: DynembedFunction, config: DeploymentConfig) -> None:
-        """Read-only access to the S3 prefixes golden sets may come from (context)."""
-        stack = Stack.of(self)
-        for bucket, prefix in config.eval_read_locations:
-            objects = stack.format_arn(
-                service="s3",
-                region="",
-                account="",
-                resource=bucket,
-                resource_name=f"{prefix}*",
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            fn.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
-            nag.acknowledge(
-                fn.role,
-                "IAM5",
-                f"golden sets are read (s3:GetObject only) from the configured prefix s3://{bucket}/{prefix}",
-                nag.wildcard_resource(self, objects),
-            )
+
+def grant_golden_sets(scope: Construct, fn: DynembedFunction, config: DeploymentConfig) -> None:
+    """Read-only access to the S3 prefixes golden sets may come from (context): the workflow's
+    Evaluate step and the canary read the same golden sets."""
+    stack = Stack.of(scope)
+    for bucket, prefix in config.eval_read_locations:
+        objects = stack.format_arn(
+            service="s3",
+            region="",
+            account="",
+            resource=bucket,
+            resource_name=f"{prefix}*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        fn.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+        nag.acknowledge(
+            fn.role,
+            "IAM5",
+            f"golden sets are read (s3:GetObject only) from the configured prefix s3://{bucket}/{prefix}",
+            nag.wildcard_resource(scope, objects),
+        )

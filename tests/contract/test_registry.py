@@ -37,6 +37,7 @@ def test_put_then_get_round_trips_everything_but_updated_at(registry: Registry) 
         write_target=True,
         report={"ndcg": 0.5, "rows": [1, 2]},
         backfill={"segments": {"0": {"done": True}}},
+        canary={"metrics": {"ndcg": 0.5}, "passed": True},
     )
     before = time.time()
     # WHEN it is stored and read back
@@ -92,6 +93,17 @@ def test_update_changes_the_named_fields_and_returns_the_result(registry: Regist
     assert updated.backfill == {"runs": 2}
     assert updated.updated_at >= stored.updated_at
     assert updated.model == stored.model and updated.created_at == stored.created_at
+
+
+def test_the_latest_canary_report_is_updated_on_its_own(registry: Registry) -> None:
+    # GIVEN a generation with an evaluation report
+    registry.put(gen("g1", report={"gate_passed": True}))
+    # WHEN a canary report is stored on it, then replaced by the next one
+    registry.update("g1", canary={"created_at": 1.0, "drops": {"ndcg": 0.0}})
+    updated = registry.update("g1", canary={"created_at": 2.0, "drops": {"ndcg": 0.1}})
+    # THEN the latest one is kept and the evaluation report is untouched
+    assert updated.canary == registry.get("g1").canary == {"created_at": 2.0, "drops": {"ndcg": 0.1}}
+    assert registry.get("g1").report == {"gate_passed": True}
 
 
 def test_update_of_an_unknown_generation_raises(registry: Registry) -> None:

@@ -405,7 +405,7 @@ def test_domain_policy_grants_each_role_exactly_its_iam_statements(synth: Synth)
 
     # THEN it names exactly the granted roles and the admin role
     named = {p["Fn::GetAtt"][0] for s in statements for p in _as_list(s["Principal"]["AWS"])}
-    readers_and_writers = ("classify", "sync", "search", "audit", "workflow", "shadow")
+    readers_and_writers = ("classify", "sync", "search", "audit", "workflow", "shadow", "canary", "sentinel")
     expected = {synth.role_id_of_function(n) for n in readers_and_writers}
     assert named == expected | {synth.logical_id(synth.stack.search.admin_role)}
     # AND grants each function role just what its IAM policy grants on the domain
@@ -414,7 +414,7 @@ def test_domain_policy_grants_each_role_exactly_its_iam_statements(synth: Synth)
         in_domain = _es_allows(by_role(role_id))
         assert in_domain == _es_allows(synth.statements_of_role(role_id)), name
     # AND the readers get no write verb there either, and the same explicit deny
-    for name in ("search", "audit"):
+    for name in ("search", "audit", "canary", "sentinel"):
         granted = by_role(synth.role_id_of_function(name))
         assert not _es_allows(granted).keys() & {"es:ESHttpPut", "es:ESHttpPatch"}
         assert [s["Effect"] for s in granted].count("Deny") == 1
@@ -702,8 +702,10 @@ def test_shadow_searches_come_from_their_queue_within_a_small_reserved_concurren
 
 
 def test_every_alarm_is_tested_and_points_at_its_runbook_entry(synth: Synth) -> None:
+    from tests.infra.test_quality import ALARMS as QUALITY_ALARMS  # the monitors' own, tested there
+
     names = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
-    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in [*ALARMS, *RATE_ALARMS]}
+    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in [*ALARMS, *RATE_ALARMS, *QUALITY_ALARMS]}
     runbook = (REPO_ROOT / "docs" / "operations.md").read_text()
     for slug, *_ in [*ALARMS, *RATE_ALARMS]:
         assert f"({slug})" in _alarm(synth, slug)["AlarmDescription"]

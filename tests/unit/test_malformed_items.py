@@ -14,8 +14,8 @@ from dynembed.core.models import Generation
 from dynembed.core.source_scan import iter_source, live_documents
 from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import GoldenSet
+from dynembed.quality.measure import IndexSnapshot, run_probes
 from dynembed.rebuild import steps
-from dynembed.rebuild.evaluate import run_probes
 from dynembed.rebuild.generations import create, new_generation
 from dynembed.rebuild.progress import BackfillProgress
 from tests.fakes import RecordingMetricsSink
@@ -164,7 +164,7 @@ def test_newest_edit_probe_skips_docs_nobody_may_read_and_says_so() -> None:
     indexed = {c["doc_id"] for c in h.indexed().values()}
     golden = GoldenSet(queries={"q1": "delta0 delta1"}, qrels={"q1": {"readable": 1}})
     # WHEN the probes run on the generation (they used to search as an empty principal)
-    probes, details = run_probes(h.services(), h.generation, golden, scan.docs, indexed, set(), k=10)
+    probes, details = run_probes(h.services(), h.generation, golden, IndexSnapshot(scan.docs, indexed), k=10)
     # THEN the readable doc is probed and found; the others are skipped, and the detail says why
     assert probes["newest_edits_retrievable"]
     newest = details["newest_edits_retrievable"]
@@ -181,7 +181,7 @@ def test_newest_edit_probe_uses_the_ledgers_change_time_when_items_have_no_updat
     scan = live_documents(h.schema, h.source)
     indexed = {c["doc_id"] for c in h.indexed().values()}
     golden = GoldenSet(queries={"q1": "golf0"}, qrels={"q1": {"d1": 1}})
-    probes, details = run_probes(h.services(), h.generation, golden, scan.docs, indexed, set(), k=10)
+    probes, details = run_probes(h.services(), h.generation, golden, IndexSnapshot(scan.docs, indexed), k=10)
     # THEN it is still probed (it used to be left out: nothing was probed, and the probe passed)
     assert details["newest_edits_retrievable"]["probed"] == 1
     assert probes["newest_edits_retrievable"]

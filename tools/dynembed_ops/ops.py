@@ -1,13 +1,15 @@
 """Operator queries shared by the CLI and the local runtime: queue depths, dead letters,
-which alarms would fire with the stack's thresholds."""
+which alarms would fire with the stack's thresholds (moto never evaluates alarms)."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dynembed.core.config import THRESHOLDS
+from dynembed.core.config import METRICS, THRESHOLDS, TUNING
 from dynembed.core.models import ReconcileJob
 from dynembed.core.telemetry import percentile
 
@@ -137,6 +139,7 @@ def alarms(
     audit_totals: dict[str, float] | None,
     stream_failures: QueueDepth | None = None,
     signals: Any | None = None,
+    monitors: Mapping[str, float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The stack's alarms, evaluated locally on the same thresholds (moto never evaluates them).
     ``signals`` is a ``SignalSummary`` of the serving generation's recent samples."""
@@ -166,7 +169,7 @@ def alarms(
             ("OrphanedVectors", audit_totals.get("orphaned_vectors", 0.0), THRESHOLDS.orphaned_vectors),
             ("StaleDocuments", audit_totals.get("stale_documents", 0.0), THRESHOLDS.stale_documents),
         ]
-    return [
+    evaluated = [
         {
             "alarm": name,
             "value": value,
@@ -175,6 +178,93 @@ def alarms(
         }
         for name, value, threshold in rows
     ]
+    return evaluated + (monitor_alarms(monitors) if monitors is not None else [])
+
+
+# The monitors' alarms: (alarm, metric under the service dimension, threshold, seconds of data
+# the stack's alarm looks at). Missing data breaches: a monitor that stops is itself a failure.
+_SENTINEL_WINDOW_S = TUNING.sentinel_alarm_period_s * TUNING.sentinel_alarm_periods
+MONITOR_ALARMS: tuple[tuple[str, str, float, int], ...] = (
+    ("CanaryNdcgDrop", METRICS.canary_ndcg_drop, THRESHOLDS.canary_max_drop, TUNING.canary_alarm_period_s),
+    (
+        "CanaryRecallDrop",
+        METRICS.canary_recall_drop,
+        THRESHOLDS.canary_max_drop,
+        TUNING.canary_alarm_period_s,
+    ),
+    ("CanaryMrrDrop", METRICS.canary_mrr_drop, THRESHOLDS.canary_max_drop, TUNING.canary_alarm_period_s),
+    (
+        "CanaryProbeFailures",
+        METRICS.canary_probe_failures,
+        THRESHOLDS.canary_probe_failures,
+        TUNING.canary_alarm_period_s,
+    ),
+    ("EndToEndFreshness", METRICS.e2e_freshness, THRESHOLDS.sentinel_freshness_s, _SENTINEL_WINDOW_S),
+    ("EndToEndDelete", METRICS.e2e_delete, THRESHOLDS.sentinel_delete_s, _SENTINEL_WINDOW_S),
+)
+
+
+def monitor_alarms(latest: Mapping[str, float | None]) -> list[dict[str, Any]]:
+    """The monitors' alarms on ``latest`` (metric name -> its newest value in the alarm's window,
+    or None): missing data is breaching, as in the stack."""
+    rows = []
+    for name, metric, threshold, _window in MONITOR_ALARMS:
+        value = latest.get(metric)
+        rows.append(
+            {
+                "alarm": name,
+                "value": value,
+                "threshold": threshold,
+                "firing": value is None or value > threshold,
+                "missing": value is None,
+            }
+        )
+    return rows
+
+
+def monitor_values(
+    telemetry: Mapping[str, Any], canary: Mapping[str, Any] | None, now: float | None = None
+) -> dict[str, float | None]:
+    """The newest value of each monitor metric within its alarm's window, None when there is
+    none: the canary's from the serving generation's stored report (whichever process ran it),
+    the sentinel's from a telemetry snapshot's gauges (the `dynembed up` process runs it)."""
+    now = time.time() if now is None else now
+    gauges, times = telemetry.get("gauges") or {}, telemetry.get("gauge_times") or {}
+    canary_fresh = (
+        bool(canary) and now - float((canary or {}).get("created_at") or 0) <= TUNING.canary_alarm_period_s
+    )
+    drops = (canary or {}).get("drops") or {}
+    from_canary = {
+        METRICS.canary_ndcg_drop: drops.get("ndcg"),
+        METRICS.canary_recall_drop: drops.get("recall"),
+        METRICS.canary_mrr_drop: drops.get("mrr"),
+        METRICS.canary_probe_failures: (canary or {}).get("probe_failures"),
+    }
+    latest: dict[str, float | None] = {}
+    for _name, metric, _threshold, window in MONITOR_ALARMS:
+        if metric in from_canary:
+            value = from_canary[metric]
+            latest[metric] = float(value) if canary_fresh and value is not None else None
+        elif metric in gauges and now - float(times.get(metric, 0)) <= window:
+            latest[metric] = float(gauges[metric])
+        else:
+            latest[metric] = None
+    return latest
+
+
+def monitors_status(svc: Any, telemetry: Mapping[str, Any]) -> dict[str, Any]:
+    """The canary of the serving generation and the sentinel's latest figures, for `status`."""
+    from dynembed.quality.canary import summary
+    from dynembed.rebuild.generations import find_active
+
+    active = find_active(svc.registry)
+    canary = active.canary if active is not None else None
+    latest = monitor_values(telemetry, canary)
+    return {
+        "latest": latest,
+        "canary": summary(canary),
+        "sentinel": {"freshness_s": latest[METRICS.e2e_freshness], "delete_s": latest[METRICS.e2e_delete]},
+    }
 
 
 def _json(text: str) -> Any:

@@ -23,6 +23,7 @@ from dynembed.core.ports import (
     JobQueue,
     Ledger,
     Registry,
+    SentinelWriter,
     SourceReader,
 )
 from dynembed.core.schema import SourceSchema
@@ -191,6 +192,15 @@ class Services:
             keep_text=self.settings.query_keep_text,
             shadow_queue=self.shadow_queue,
             shadow_rate=self.settings.shadow_sample_rate,
+        )
+
+    @cached_property
+    def sentinel_writer(self) -> SentinelWriter:
+        """The end-to-end sentinel's own items in the source table (and nothing else)."""
+        from dynembed.adapters.dynamodb.sentinel import DynamoSentinelWriter
+
+        return DynamoSentinelWriter(
+            self.settings.source_table, self.schema.id_attribute, region=self.settings.region
         )
 
     def embedder_for(self, spec: ModelSpec) -> Embedder:

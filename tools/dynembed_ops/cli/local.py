@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from dynembed.core.config import TUNING
 from dynembed_ops.cli.common import CommandSet, JsonFlag, connect, console, emit, friendly
 from dynembed_ops.source_app import source_app_for
 
@@ -103,6 +104,12 @@ def up(
             "and restore them at start (indexes are rebuilt from them). Without it, state is in memory."
         ),
     ] = None,
+    canary_every: Annotated[
+        float, typer.Option(help="Minutes between canary runs (0: none); golden set: DYNEMBED_EVAL_DIR")
+    ] = float(TUNING.canary_rate_minutes),
+    sentinel_every: Annotated[
+        float, typer.Option(help="Minutes between end-to-end sentinel runs (0: none)")
+    ] = float(TUNING.sentinel_rate_minutes),
     sample_rate: Annotated[float, typer.Option(help="Share of live searches sampled (signals)")] = 1.0,
     shadow_rate: Annotated[
         float, typer.Option(help="Share of live searches shadowed on a building candidate")
@@ -112,7 +119,8 @@ def up(
     ] = False,
 ) -> None:
     """Run a local stack on localhost until Ctrl-C; other commands talk to it (from any folder
-    of the checkout). Its state is in memory unless ``--data-dir`` keeps it."""
+    of the checkout). Its state is in memory unless ``--data-dir`` keeps it. The canary and the
+    sentinel run on their schedules, as EventBridge runs them in AWS."""
     from dynembed.core.schema import SourceSchema
     from dynembed.embedders.catalog import spec_for
     from dynembed_ops.local.stack import TELEMETRY_FILE_NAME, LocalStack, state_dir_for_up
@@ -147,6 +155,11 @@ def up(
         stack_file = stack.info.save(state_dir)
         if stack.restored is not None:
             _restore_report(stack)
+        every = {"canary": canary_every * 60, "sentinel": sentinel_every * 60}
+        stack.start_schedules(
+            {name: seconds for name, seconds in every.items() if seconds > 0},
+            {"canary": TUNING.canary_timeout_s, "sentinel": TUNING.sentinel_timeout_s},
+        )
         console.print(
             f"[bold green]dynembed is up[/]  AWS endpoint: [bold]{stack.info.aws_url}[/]  "
             f"OpenSearch: {stack.info.opensearch_url}"

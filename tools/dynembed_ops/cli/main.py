@@ -9,7 +9,7 @@ import os
 
 import typer
 
-from dynembed_ops.cli import bench, explain, generations, local, operate, signals
+from dynembed_ops.cli import bench, explain, generations, local, operate, quality, signals
 
 
 def build_app() -> typer.Typer:
@@ -22,6 +22,7 @@ def build_app() -> typer.Typer:
     local.commands.register(app)
     operate.commands.register(app)
     generations.commands.register(app)
+    quality.commands.register(app)
     explain.commands.register(app)
     signals.commands.register(signals_app)
     operate.dlq_commands.register(dlq_app)

@@ -19,9 +19,9 @@ dlq_commands = CommandSet()
 @friendly
 def status(as_json: JsonFlag = False) -> None:
     """Generations, queue depth, dead letters and parked stream records (with their reasons),
-    held jobs, freshness, and which alarms would fire."""
+    held jobs, freshness, the canary and the sentinel, and which alarms would fire."""
     from dynembed.core.telemetry import percentile
-    from dynembed_ops.ops import alarms, peek_dead_letters, peek_stream_failures, queue_depth
+    from dynembed_ops.ops import alarms, monitors_status, peek_dead_letters, peek_stream_failures, queue_depth
 
     svc = connect()
     jobs = queue_depth(svc.sqs, svc.settings.jobs_queue_url)
@@ -41,6 +41,7 @@ def status(as_json: JsonFlag = False) -> None:
     telemetry = _up_telemetry()
     freshness = telemetry.get("freshness_s", [])
     signals = _live_signals(svc)
+    monitors = monitors_status(svc, telemetry)
     data = {
         "generations": [
             {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
@@ -55,8 +56,18 @@ def status(as_json: JsonFlag = False) -> None:
         "held_jobs": svc.held.count(),
         "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
-        "alarms": alarms(freshness, jobs, dlq, audit.totals(), stream_failures=parked, signals=signals),
+        "alarms": alarms(
+            freshness,
+            jobs,
+            dlq,
+            audit.totals(),
+            stream_failures=parked,
+            signals=signals,
+            monitors=monitors["latest"],
+        ),
         "live_signals": signals.model_dump(exclude={"least_covered"}) if signals else None,
+        "canary": monitors["canary"],
+        "sentinel": monitors["sentinel"],
         "freshness_p50_s": percentile(freshness, 50),
         "freshness_p95_s": percentile(freshness, 95),
         "counters": telemetry.get("counters", {}),
@@ -83,12 +94,31 @@ def status(as_json: JsonFlag = False) -> None:
     table.add_row(
         "freshness p50 / p95 (s)", "n/a (nothing synced yet)" if p50 is None else f"{p50:.2f} / {p95:.2f}"
     )
+    canary, sentinel = data["canary"], data["sentinel"]
+    table.add_row(
+        "canary nDCG / drop since promotion",
+        "n/a (no run yet)"
+        if canary is None
+        else f"{canary['generation']}: {_num(canary.get('ndcg@' + str(canary['k'])))} / {_num(canary['ndcg_drop'])}",
+    )
+    table.add_row(
+        "sentinel searchable / gone (s)", f"{_num(sentinel['freshness_s'])} / {_num(sentinel['delete_s'])}"
+    )
     for alarm in data["alarms"]:
         table.add_row(
             f"alarm {alarm['alarm']}",
-            ("[red]FIRING[/]" if alarm["firing"] else "ok") + f" ({alarm['value']} > {alarm['threshold']}?)",
+            ("[red]FIRING[/]" if alarm["firing"] else "ok")
+            + (
+                " (no data: missing data breaches)"
+                if alarm.get("missing")
+                else f" ({alarm['value']} > {alarm['threshold']}?)"
+            ),
         )
     console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 STATUS_REASONS = 5

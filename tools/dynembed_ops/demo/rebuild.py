@@ -9,6 +9,7 @@ time, as it would be on AWS.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,7 +33,9 @@ REBUILD_TIMEOUT_S = 900.0
 ResultRow = tuple[str, str, int, float]
 
 
-def run_rebuild_part(state: DemoState) -> None:
+def run_rebuild_part(state: DemoState, after_decision: Callable[[], None] | None = None) -> None:
+    """``after_decision`` runs once the gate has decided, while the outcome still serves (before
+    the demo rolls a promotion back): the monitors check the generation that was just chosen."""
     options, console = state.options, state.console
     assert options.candidate_model is not None
     svc = state.stack.services()
@@ -100,6 +103,8 @@ def run_rebuild_part(state: DemoState) -> None:
     if decision == "promoted":
         console.print(f"[green]Promoted[/]: alias {alias} now serves {alias_after} (one _aliases request)")
         _print_results(state, "After promotion", probe_query, _results(state, probe_query))
+        if after_decision is not None:
+            after_decision()
         move = steps.rollback(svc)
         results_after_rollback = _results(state, probe_query)
         same = results_after_rollback == results_before
@@ -118,6 +123,8 @@ def run_rebuild_part(state: DemoState) -> None:
             f"[yellow]Rejected[/]: {'; '.join(reasons) or 'gate failed'}. The alias never moved "
             f"({'yes' if alias_after == alias_before else '[red]it did[/]'}), so no rollback is needed."
         )
+        if after_decision is not None:
+            after_decision()
     summary["generations"] = [
         {
             "id": g.id,

@@ -2,7 +2,8 @@
 
 Loads a QA corpus through the source table, syncs it, evaluates search, replays real edits,
 changes metadata on one doc, revokes access on another, deletes a third, then (when a candidate
-model is given) rebuilds a generation, compares, promotes and rolls back. Returns the summary.
+model is given) rebuilds a generation, compares and promotes it, runs the canary and the
+end-to-end sentinel on what serves, writes the HTML report, and rolls back. Returns the summary.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dynembed.quality.evaluation import (
     load_golden_set,
 )
 from dynembed.rebuild.inputs import describe_errors
+from dynembed_ops.demo.monitors import run_monitors
 from dynembed_ops.demo.rebuild import run_rebuild_part
 from dynembed_ops.demo.state import DEMO_SCHEMA, READER, DemoOptions, DemoState
 from dynembed_ops.editstream import batches, read_events
@@ -78,7 +80,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         _replay_edits(state)
         _changes(state)
         if options.candidate_model:
-            run_rebuild_part(state)
+            run_rebuild_part(state, after_decision=lambda: run_monitors(state))
+        else:
+            run_monitors(state)
         state.summary.pop("freshness_from", None)
         state.summary["wall_s"] = round(time.monotonic() - started, 1)
         _print_summary(state)
@@ -353,6 +357,19 @@ def _print_summary(state: DemoState) -> None:
             ("decision", s["decision"]),
             ("alias before → after", f"{s['alias_before']} → {s['alias_after']}"),
             ("rollback ok", s.get("rollback_ok")),
+        ]
+    if "canary" in s:
+        canary, sentinel = s["canary"], s.get("sentinel") or {}
+        rows += [
+            (
+                f"canary of {canary['generation']}: nDCG@10 / drop",
+                f"{_fmt(canary.get('ndcg@10'))} / {_fmt(canary.get('ndcg_drop'))}",
+            ),
+            (
+                "sentinel searchable / gone (s)",
+                f"{_fmt(sentinel.get('freshness_s'))} / {_fmt(sentinel.get('delete_s'))}",
+            ),
+            ("report", s.get("report_html")),
         ]
     rows.append(("wall time (s)", s.get("wall_s")))
     for name, value in rows:

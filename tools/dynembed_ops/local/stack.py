@@ -31,6 +31,8 @@ from dynembed_ops.local.pumps import SqsPump, StreamPump
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+SCHEDULED_EVENT: dict[str, Any] = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+"""What EventBridge sends a scheduled function (the fields the handlers ignore left out)."""
 STATE_DIR_ENV = "DYNEMBED_STATE_DIR"
 STATE_DIR_NAME = ".dynembed"
 STATE_FILE_NAME = "stack.json"
@@ -217,6 +219,8 @@ class LocalStack:
         self.shadow_pump: SqsPump | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._schedules_stop = threading.Event()
+        self._schedules: list[threading.Thread] = []
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -263,6 +267,7 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        self.stop_schedules()
         if self.data is not None:
             with contextlib.suppress(Exception), self._lock:  # best effort: written as it changed
                 self.step_journal()
@@ -559,6 +564,41 @@ class LocalStack:
                 moved = 0
             if moved == 0:
                 self._stop.wait(interval_s)
+
+    def start_schedules(
+        self, every_s: Mapping[str, float], timeouts_s: Mapping[str, int]
+    ) -> list[threading.Thread]:
+        """EventBridge, locally: each function of ``every_s`` (canary, sentinel) invoked at its
+        rate, the first time right away, each in a thread of its own (the sentinel waits on
+        the pumps, the canary takes seconds). Stops with the stack."""
+        self._schedules_stop.clear()
+        threads = []
+        for name, interval in every_s.items():
+            thread = threading.Thread(
+                target=self._every,
+                args=(name, interval, timeouts_s[name]),
+                daemon=True,
+                name=f"schedule-{name}",
+            )
+            thread.start()
+            threads.append(thread)
+        self._schedules += threads
+        return threads
+
+    def stop_schedules(self, timeout_s: float = 30.0) -> None:
+        """No further runs; waits (bounded) for one under way to end."""
+        self._schedules_stop.set()
+        for thread in self._schedules:
+            thread.join(timeout=timeout_s)
+        self._schedules = [t for t in self._schedules if t.is_alive()]
+
+    def _every(self, name: str, interval_s: float, timeout_s: int) -> None:
+        while not self._schedules_stop.is_set():
+            try:
+                invoke(name, dict(SCHEDULED_EVENT), timeout_s)
+            except Exception as exc:  # a failed run is the alarms' to report; keep the schedule
+                print(f"{name}: {exc}", flush=True)
+            self._schedules_stop.wait(interval_s)
 
     @contextlib.contextmanager
     def background(self, interval_s: float = 0.1) -> Iterator[None]:

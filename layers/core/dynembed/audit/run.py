@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dynembed.core.config import METRICS
-from dynembed.core.models import ReconcileJob, chunk_id
+from dynembed.core.models import ReconcileJob, chunk_id, is_sentinel
 from dynembed.core.ports import ChunkIndex, JobQueue, Ledger, Registry, SourceReader
 from dynembed.core.schema import SourceSchema
 from dynembed.core.source_scan import live_documents
@@ -74,6 +74,8 @@ class AuditReport:
 
 
 def _in_sample(doc_id: str, fraction: float) -> bool:
+    if is_sentinel(doc_id):
+        return False  # the sentinel's own item comes and goes by design: not drift
     if fraction >= 1.0:
         return True
     bucket = int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF

@@ -85,6 +85,34 @@ class Tuning(BaseModel):
     shadow_max_receive_count: int = 3
     shadow_reserved_concurrency: int = 2
     """Shadow searches are a sample, not a service: keep them from competing with live search."""
+    canary_rate_minutes: int = 60
+    """The canary evaluates the active generation on its golden set this often."""
+    canary_timeout_s: int = 900
+    canary_settle_s: float = 30.0
+    """Probes leave alone changes younger than this: they may still be on their way (not a fault)."""
+    sentinel_rate_minutes: int = 5
+    sentinel_wait_s: float = 120.0
+    """How long the sentinel waits for its write to be searchable, and again for its delete to be
+    gone; a wait that runs out publishes no value (the alarms treat missing data as breaching)."""
+    sentinel_poll_s: float = 1.0
+    sentinel_alarm_periods: int = 2
+    """The end-to-end alarms fire after this many sentinel periods in a row breach (or miss)."""
+
+    @property
+    def sentinel_alarm_period_s(self) -> int:
+        return 60 * self.sentinel_rate_minutes
+
+    @property
+    def canary_alarm_period_s(self) -> int:
+        """Two canary intervals, so one late run is not a missing one; past an hour CloudWatch
+        wants whole hours."""
+        period = 2 * 60 * self.canary_rate_minutes
+        return period if period <= 3600 else -(-period // 3600) * 3600
+
+    @property
+    def sentinel_timeout_s(self) -> int:
+        # Both waits plus the writes and one cold start; shorter than the rate, so runs never overlap.
+        return int(2 * self.sentinel_wait_s + 30)
 
     @property
     def sqs_visibility_timeout_s(self) -> int:
@@ -107,6 +135,14 @@ class AlarmThresholds(BaseModel):
     """Source write of an ACL/tenant change -> the patch applied to the index (p95)."""
     function_errors: float = 0.0
     """Errors of any one Lambda function in five minutes."""
+    canary_max_drop: float = 0.05
+    """Largest allowed fall of a canary metric below the generation's own figure at promotion."""
+    canary_probe_failures: float = 0.0
+    canary_latency_p95_ms: float = 2_000.0
+    """The canary's latency probe: p95 of a golden query (embedding + k-NN) must stay under it."""
+    sentinel_freshness_s: float = 60.0
+    """A sentinel write must be searchable through the alias within this (and below the wait)."""
+    sentinel_delete_s: float = 60.0
     weak_retrieval_rate: float = 0.5
     """Share of sampled live queries whose best score is under the generation's calibrated
     threshold (measured on the FAQ set: 15-24% for on-corpus traffic, 77-100% off-corpus)."""
@@ -337,6 +373,20 @@ class MetricNames(BaseModel):
     eval_mrr: str = "EvalMrrAt10"
     eval_latency_p95: str = "EvalLatencyP95"
     eval_coverage: str = "EvalCoverage"
+    canary_ndcg: str = "CanaryNdcg"
+    canary_recall: str = "CanaryRecall"
+    canary_mrr: str = "CanaryMrr"
+    """Canary metrics at the generation's own k, with dimension ``generation``."""
+    canary_ndcg_drop: str = "CanaryNdcgDrop"
+    canary_recall_drop: str = "CanaryRecallDrop"
+    canary_mrr_drop: str = "CanaryMrrDrop"
+    """Figure at promotion minus the canary's: by ``generation``, and under ``service`` alone for the
+    alarms (whichever generation is active)."""
+    canary_probe_failures: str = "CanaryProbeFailures"
+    canary_latency_p95: str = "CanaryLatencyP95"
+    e2e_freshness: str = "EndToEndFreshnessSeconds"
+    """Sentinel write to searchable through the alias (a timed-out wait publishes nothing)."""
+    e2e_delete: str = "EndToEndDeleteSeconds"
 
     def names(self) -> frozenset[str]:
         return frozenset(str(value) for value in self.model_dump().values())
@@ -376,6 +426,8 @@ FUNCTIONS: dict[str, str] = {
     "audit": "scheduled: source vs ledger vs index; orphaned/stale/missing",
     "drain": "scheduled: enqueue held (batched-policy) jobs",
     "workflow": "rebuild workflow steps (one function, routed by the step name)",
+    "canary": "scheduled: the active generation on its golden set and probes, against its promotion figures",
+    "sentinel": "scheduled: a sentinel write and delete, timed until searchable and gone",
     "shadow": "SQS shadow searches: a rebuild's candidate answers sampled live queries, compared",
 }
 

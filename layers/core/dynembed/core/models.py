@@ -338,6 +338,9 @@ class Generation(BaseModel):
     updated_at: float = Field(default_factory=time.time)
     report: dict[str, Any] | None = None
     backfill: dict[str, Any] = Field(default_factory=dict)
+    canary: dict[str, Any] | None = None
+    """The latest canary report on this generation (``dynembed.quality.canary``), with the one
+    before it as ``previous``."""
 
 
 class ChunkDocument(BaseModel):
@@ -377,3 +380,17 @@ MAX_DOC_ID_BYTES = MAX_INDEX_ID_BYTES - 1 - MAX_CHUNK_KEY_BYTES
 
 def chunk_id(doc_id: str, chunk_key: str) -> str:
     return f"{doc_id}:{chunk_key}"
+
+
+# The end-to-end sentinel (dynembed.quality.sentinel) writes one item of its own to the source
+# table. Users never see it: its only principal is reserved (search refuses it and its tenant to
+# callers), and the audit and the cost figures leave it out.
+SENTINEL_ID_PREFIX = "__dynembed_sentinel__"
+"""Every sentinel doc id starts with this (IAM holds the sentinel's writes to it)."""
+SENTINEL_DOC_ID = SENTINEL_ID_PREFIX
+SENTINEL_TENANT = "__dynembed_sentinel__"
+SENTINEL_PRINCIPAL = "__sentinel__"
+
+
+def is_sentinel(doc_id: str) -> bool:
+    return doc_id.startswith(SENTINEL_ID_PREFIX)

@@ -320,3 +320,11 @@ class ShadowQueue(Protocol):
     def send(self, job: ShadowJob) -> None:
         """Raises TransientError when the job was not taken."""
         ...
+
+
+class SentinelWriter(Protocol):
+    """The source table, written: only the end-to-end sentinel writes, and only its own items."""
+
+    def put_item(self, item: Mapping[str, Any]) -> None: ...
+
+    def delete_item(self, doc_id: str) -> None: ...

@@ -24,14 +24,16 @@ many events each. Small on purpose: it is written to the local stack's telemetry
 
 
 class Telemetry:
-    """Counters by (metric, dimensions), last gauge values, freshness samples, observed values
-    (latencies, rates) and a small ring of each doc's recent decisions. ``sink`` is None in tests
-    and local mode, where EMF lines would only be noise."""
+    """Counters by (metric, dimensions), last gauge values (and when each was set: the local alarm
+    evaluator treats an old one as missing data), freshness samples, observed values (latencies,
+    rates) and a small ring of each doc's recent decisions. ``sink`` is None in tests and local
+    mode, where EMF lines would only be noise."""
 
     def __init__(self, sink: MetricsSink | None = None) -> None:
         self.sink = sink
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float] = {}
+        self.gauge_times: dict[str, float] = {}
         self.freshness_s: list[float] = []
         self.access_lag_s: list[float] = []
         self.values: dict[str, deque[float]] = {}
@@ -62,6 +64,7 @@ class Telemetry:
         dims = dict(dimensions or {})
         with self._lock:
             self.gauges[_key(name, dims)] = value
+            self.gauge_times[_key(name, dims)] = time.time()
         if self.sink is not None:
             self.sink.emit(name, value, unit, dims)
 
@@ -129,6 +132,7 @@ class Telemetry:
             return {
                 "counters": dict(self.counters),
                 "gauges": dict(self.gauges),
+                "gauge_times": dict(self.gauge_times),
                 "freshness_s": list(self.freshness_s),
                 "access_lag_s": list(self.access_lag_s),
                 "values": {name: list(v) for name, v in self.values.items()},
@@ -139,6 +143,7 @@ class Telemetry:
         with self._lock:
             self.counters.clear()
             self.gauges.clear()
+            self.gauge_times.clear()
             self.freshness_s.clear()
             self.access_lag_s.clear()
             self.values.clear()

@@ -16,7 +16,7 @@ from dynembed.core.errors import (
     ModelMismatchError,
     UnknownGenerationError,
 )
-from dynembed.core.models import Generation, GenerationStatus, ModelSpec
+from dynembed.core.models import SENTINEL_PRINCIPAL, SENTINEL_TENANT, Generation, GenerationStatus, ModelSpec
 from dynembed.core.ports import ChunkIndex, Embedder, IndexSearch, QuerySignals, Registry
 from dynembed.core.samples import LiveQuery
 from dynembed.index.filters import access_filter
@@ -106,14 +106,19 @@ def search(
     public_principal: str = "public",
     tenant_isolation: bool = False,
     signals: QuerySignals | None = None,
+    internal: bool = False,
 ) -> SearchResponse:
     """``signals`` hears of live searches (through the alias) once the response is built; a
-    search naming its generation (evaluations, shadow runs) is not live traffic."""
+    search naming its generation (evaluations, shadow runs) is not live traffic. ``internal``:
+    a caller inside dynembed (the end-to-end sentinel), the only one allowed the sentinel's
+    reserved principal and tenant."""
     started = time.perf_counter()
     if tenant_isolation and not tenant:
         raise AccessDeniedError("tenant isolation is on: a search must name its tenant (none was given)")
     if not text.strip():
         raise ValueError("search text is empty")
+    if not internal:
+        refuse_reserved(principal, tenant)
     if not 1 <= k <= 1000:
         raise ValueError(f"k must be between 1 and 1000, got {k}")
     gen = resolve_generation(registry, index, alias, generation)
@@ -164,7 +169,7 @@ def search(
         retrieval=gen.retrieval.describe(),
         precision=gen.vectors.describe(),
     )
-    if signals is not None and generation is None:
+    if signals is not None and generation is None and not internal:  # the sentinel is no user
         signals.observe(live_query(text, principal, tenant, filters, k, response, vector, started))
     return response
 
@@ -207,6 +212,15 @@ def index_search_for(
         quantizer=gen.quantizer,
         pipeline=search_pipeline_name(gen),
     )
+
+
+def refuse_reserved(principal: str | Sequence[str], tenant: str | None) -> None:
+    """The sentinel's principal and tenant are dynembed's own: no caller may search as them."""
+    principals = [principal] if isinstance(principal, str) else list(principal)
+    if SENTINEL_PRINCIPAL in principals:
+        raise AccessDeniedError(f"principal {SENTINEL_PRINCIPAL!r} is reserved for dynembed's sentinel")
+    if tenant == SENTINEL_TENANT:
+        raise AccessDeniedError(f"tenant {SENTINEL_TENANT!r} is reserved for dynembed's sentinel")
 
 
 def rank_docs(results: Sequence[SearchResult]) -> list[str]:

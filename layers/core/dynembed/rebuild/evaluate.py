@@ -6,13 +6,13 @@ trained on a sample of its own vectors and stored, so local exact scoring quanti
 engine does. The golden-set run also calibrates the candidate's score threshold, measures both
 generations' search latency, and the report sizes both indices with the engine's formula.
 
-Probes: deleted docs are absent (no indexed doc is missing from the source, including every
-doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
-are found by their own text, at their current version); a principal with no groups sees public
-chunks only; coverage (every live doc with content is indexed). The report is stored on the
-generation and as Markdown under ``DYNEMBED_REPORTS_DIR`` (S3 in AWS, the local stack's state
-folder locally; the registry keeps that location), and its metrics go through ``Telemetry``
-with a ``generation`` dimension; the workflow only carries a small summary.
+The golden-set run and the probes come from ``dynembed.quality.measure``, which the canary
+runs too. The report is stored on the generation and as Markdown under ``DYNEMBED_REPORTS_DIR``
+(S3 in AWS, the local stack's state folder locally; the registry keeps that location), and its
+metrics go through ``Telemetry`` with a ``generation`` dimension; the workflow only carries a
+small summary. The stored report records where the golden set came from, who it ran as and at
+which k, so the canary can run the very same evaluation on the generation later and compare
+with these figures.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import numpy as np
 
 from dynembed.core.config import METRICS, Settings
 from dynembed.core.errors import ConfigError, DynembedError
-from dynembed.core.models import Generation, GenerationStatus, VectorPrecision, chunk_id
+from dynembed.core.models import Generation, GenerationStatus, VectorPrecision
 from dynembed.core.observability import logger
 from dynembed.core.ports import BlobStore
-from dynembed.core.source_scan import LiveDoc, live_documents
 from dynembed.core.telemetry import Telemetry
 from dynembed.index import quantize
 from dynembed.index.mapping import EMBEDDING_FIELD
@@ -40,13 +39,12 @@ from dynembed.quality.evaluation import (
     GoldenSet,
     calibrate_threshold,
     compare,
-    evaluate_run,
     gate,
     latency_summary,
     load_golden_set,
-    run_golden_set,
     top_hits,
 )
+from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
 from dynembed.quality.report import Coverage, EmbeddingUsage, EvaluationReport, IndexProfile, LatencyStats
 from dynembed.quality.shadow import shadow_summary
 from dynembed.rebuild import generations
@@ -59,15 +57,6 @@ if TYPE_CHECKING:
 MAX_REPORT_BYTES = 350_000
 """DynamoDB items stop at 400 KB; past this the per-query rows are trimmed in the registry copy
 (the Markdown report keeps them all)."""
-NEWEST_EDITS_PROBED = 5
-RESTRICTED_QUERIES_PROBED = 5
-NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
-PROBES = (
-    "deleted_docs_absent",
-    "newest_edits_retrievable",
-    "restricted_principal_public_only",
-    "coverage_complete",
-)
 
 
 # ---- golden sets ---------------------------------------------------------------------------------
@@ -76,12 +65,20 @@ PROBES = (
 def load_eval_set(config: RebuildInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
     """The golden set the input names (bundled paths or s3:// URIs, read through ``blobs``), or
     DYNEMBED_EVAL_DIR's."""
-    chosen = config.eval
-    if chosen is None:
-        if not settings.eval_dir:
-            raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
-        base = settings.eval_dir.rstrip("/")
-        chosen = EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+    return load_eval_set_from(eval_set_of(config.eval, settings), settings, blobs)
+
+
+def eval_set_of(chosen: EvalSetInput | None, settings: Settings) -> EvalSetInput:
+    """``chosen``, or the golden set in DYNEMBED_EVAL_DIR."""
+    if chosen is not None:
+        return chosen
+    if not settings.eval_dir:
+        raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
+    base = settings.eval_dir.rstrip("/")
+    return EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+
+
+def load_eval_set_from(chosen: EvalSetInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
     if chosen.queries.startswith("s3://") or chosen.qrels.startswith("s3://"):
         folder = Path(tempfile.mkdtemp(prefix="dynembed-eval-"))
         queries = _local_copy(chosen.queries, "queries", folder, settings, blobs)
@@ -141,53 +138,42 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
         raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
     candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
-    golden = load_eval_set(config, svc.settings, svc.blobs)
+    eval_set = eval_set_of(config.eval, svc.settings)
+    golden = load_eval_set_from(eval_set, svc.settings, svc.blobs)
     active = generations.find_active(svc.registry)
     if active is not None and active.id == candidate.id:
         raise DynembedError(f"generation {gen_id} is already active")
-    chunks_k = min(1000, config.k * 3)  # chunk hits collapse to docs; ask for enough of them
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
     candidate = train_quantizer(svc, candidate)
 
-    candidate_search = _ScoredSearch(svc, candidate, config.eval_principal, chunks_k)
-    candidate_search.warm(golden)
-    candidate_run, latencies = run_golden_set(golden, candidate_search)
+    measured = measure(svc, candidate, golden, config.eval_principal, config.k)
+    candidate_result, latencies = measured.result, measured.latencies_ms
     # Each judged query's top hit, by its text: the weak-retrieval calibration (quality.signals).
-    tops = {
-        golden.queries[qid]: hits[0] for qid, hits in candidate_search.runs(golden).items() if hits
-    }
-    candidate_result = evaluate_run(candidate_run, golden, k=config.k)
-    threshold = calibrate_threshold(top_hits(candidate_search.runs(golden), golden), config.threshold)
+    tops = {golden.queries[qid]: hits[0] for qid, hits in measured.hits.items() if hits}
+    threshold = calibrate_threshold(top_hits(measured.hits, golden), config.threshold)
     svc.registry.update(gen_id, threshold=threshold)
     baseline_result = None
     baseline_latencies: list[float] = []
     if active is not None:
-        baseline_search = _ScoredSearch(svc, active, config.eval_principal, chunks_k)
-        baseline_search.warm(golden)
-        baseline_run, baseline_latencies = run_golden_set(golden, baseline_search)
-        baseline_result = evaluate_run(baseline_run, golden, k=config.k)
+        baseline = measure(svc, active, golden, config.eval_principal, config.k)
+        baseline_result, baseline_latencies = baseline.result, baseline.latencies_ms
         if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
-            base_threshold = calibrate_threshold(
-                top_hits(baseline_search.runs(golden), golden), config.threshold
-            )
+            base_threshold = calibrate_threshold(top_hits(baseline.hits, golden), config.threshold)
             if base_threshold is not None:
                 svc.registry.update(active.id, threshold=base_threshold)
     comparison = compare(candidate_result, baseline_result)
 
     progress = svc.progress.load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
-    scan = live_documents(svc.schema, svc.source)
-    live = scan.docs
-    chunk_docs = [
-        str(fields.get("doc_id")) for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"])
-    ]
-    indexed = set(chunk_docs)
-    probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
+    seen = snapshot(svc, candidate)
+    probes, probe_details = run_probes(
+        svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs
+    )
     shadow = shadow_summary(svc.query_samples, gen_id) if getattr(svc, "query_samples", None) else None
     decision = gate(comparison, probes, config.gate, shadow=shadow)
-    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
+    wanted = seen.wanted
     report = EvaluationReport.build(
         golden=golden,
         comparison=comparison,
@@ -196,7 +182,7 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         candidate=candidate,
         baseline=active,
         probes=probes,
-        coverage=Coverage(docs_indexed=len(indexed & wanted), docs_in_source=len(wanted)),
+        coverage=Coverage(docs_indexed=len(seen.indexed & wanted), docs_in_source=len(wanted)),
         latency_ms=latency_summary(latencies),
         latency_samples=len(latencies),
         embeddings=EmbeddingUsage(
@@ -204,7 +190,7 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             computed=progress.total("computed") if progress else 0,
         ),
         shadow=shadow.report() if shadow is not None else None,
-        candidate_index=index_profile(candidate, len(chunk_docs), latencies),
+        candidate_index=index_profile(candidate, seen.chunks, latencies),
         baseline_index=index_profile(active, _chunk_count(svc, active), baseline_latencies)
         if active is not None
         else None,
@@ -216,13 +202,15 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     stored.update(
         report_location=report_location,
         probe_details=probe_details,
+        eval_set=eval_set.model_dump(),
+        eval_principal=list(config.eval_principal),
         backfill={
             "docs": progress.total("docs") if progress else 0,
             "runs": progress.runs if progress else 0,
             "failed_docs": sorted(failed_docs)[:20],
         },
         # Not indexed and not counted as missing: their chunks must not be served at all.
-        malformed_items={"count": len(scan.malformed), "examples": scan.malformed[:10]},
+        malformed_items={"count": len(seen.malformed), "examples": seen.malformed[:10]},
     )
     stored.update(calibration_fields(svc, candidate, golden, tops))
     previous = candidate.report or {}
@@ -267,30 +255,6 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         "ties": report.ties,
         "report_location": report_location,
     }
-
-
-class _ScoredSearch:
-    """A golden-set search over one generation that also keeps each query's hits with their
-    scores (the threshold is calibrated from them), in the order the queries ran."""
-
-    def __init__(self, svc: Services, gen: Generation, principal: Sequence[str], k: int) -> None:
-        self.svc, self.gen, self.principal, self.k = svc, gen, list(principal), k
-        self.calls: list[list[tuple[str, float]]] = []
-
-    def __call__(self, text: str) -> list[str]:
-        response = self.svc.search(text, self.principal, k=self.k, generation=self.gen.id)
-        self.calls.append([(r.doc_id, r.score) for r in response.results])
-        return [r.doc_id for r in response.results]
-
-    def warm(self, golden: GoldenSet) -> None:
-        """One untimed query first, so neither generation's latency counts loading its caches."""
-        self.svc.search(
-            golden.queries[golden.judged_query_ids[0]], self.principal, k=self.k, generation=self.gen.id
-        )
-
-    def runs(self, golden: GoldenSet) -> dict[str, list[tuple[str, float]]]:
-        """Per judged query (``run_golden_set`` runs them in this order)."""
-        return dict(zip(golden.judged_query_ids, self.calls, strict=True))
 
 
 # ---- quantizer, sizing ---------------------------------------------------------------------------------
@@ -347,133 +311,6 @@ def _profile_summary(profile: IndexProfile | None) -> dict[str, Any] | None:
         "index_memory_bytes": round(profile.index_memory_bytes),
         "latency_ms": {"p50": round(latency.p50, 2), "p95": round(latency.p95, 2)} if latency else None,
     }
-
-
-# ---- probes --------------------------------------------------------------------------------------------
-
-
-def run_probes(
-    svc: Services,
-    candidate: Generation,
-    golden: GoldenSet,
-    live: dict[str, LiveDoc],
-    indexed: set[str],
-    failed_docs: set[str],
-    k: int,
-) -> tuple[dict[str, bool], dict[str, Any]]:
-    """Each probe's verdict, and the figures behind it (for the report)."""
-    details: dict[str, Any] = {}
-    probes: dict[str, bool] = {}
-
-    deleted = _deleted_doc_ids(svc, candidate) - live.keys()
-    strays = sorted(indexed - live.keys())
-    probes["deleted_docs_absent"] = not strays
-    details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
-
-    found, probed, newest = _newest_edits(svc, candidate, live, k)
-    probes["newest_edits_retrievable"] = found == probed
-    details["newest_edits_retrievable"] = newest
-
-    leaks = _restricted_leaks(svc, candidate, golden, k)
-    probes["restricted_principal_public_only"] = not leaks
-    details["restricted_principal_public_only"] = {
-        "principal": NO_GROUPS_PRINCIPAL,
-        "non_public_hits": leaks[:10],
-    }
-
-    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content} - failed_docs
-    missing = sorted(wanted - indexed)
-    probes["coverage_complete"] = not missing
-    details["coverage_complete"] = {"missing": missing[:10], "missing_count": len(missing)}
-    return probes, details
-
-
-def _deleted_doc_ids(svc: Services, candidate: Generation) -> set[str]:
-    """Docs some write target's ledger holds as deleted (the candidate's and the active's)."""
-    ids: set[str] = set()
-    for gen in svc.registry.list():
-        if gen.id == candidate.id or gen.status is GenerationStatus.ACTIVE:
-            ids.update(e.doc_id for e in svc.ledger.scan(gen.id) if e.state == "deleted")
-    return ids
-
-
-def _newest_edits(
-    svc: Services, candidate: Generation, live: dict[str, LiveDoc], k: int
-) -> tuple[int, int, dict[str, Any]]:
-    """Search for the most recently edited docs by their own text, as their own readers. The
-    edit time is the item's ``updated_at``, else the change time the ledger recorded (the stream
-    record's). Docs nobody may read (an empty ACL) and items that turned malformed are skipped
-    and listed: there is no principal to search as."""
-    schema = svc.schema
-    changed_at = _ledger_change_times(svc, candidate)
-    newest = sorted(
-        (
-            (updated or changed_at.get(doc_id), doc_id)
-            for doc_id, (_v, updated, has_content) in live.items()
-            if has_content and (updated or changed_at.get(doc_id))
-        ),
-        reverse=True,
-    )
-    found = probed = 0
-    nobody: list[str] = []
-    malformed: list[str] = []
-    for _, doc_id in newest:
-        if probed == NEWEST_EDITS_PROBED:
-            break
-        item = svc.source.get_item(doc_id)
-        state = schema.state_of(item, doc_id)
-        if state.kind == "malformed":
-            malformed.append(doc_id)
-            continue
-        if state.kind != "live" or item is None:
-            continue  # deleted since the scan
-        acl = schema.acl_of(item)
-        if not acl:
-            nobody.append(doc_id)
-            continue
-        text = " ".join(t for _, t in schema.content_of(item))[:500]
-        probed += 1
-        response = svc.search(
-            text, acl, k=k, generation=candidate.id, public_principal=schema.public_principal
-        )
-        if any(r.doc_id == doc_id and r.source_version == state.version for r in response.results):
-            found += 1
-    detail: dict[str, Any] = {"probed": probed, "found": found}
-    if nobody:
-        detail["skipped_nobody_may_read"] = nobody[:10]
-    if malformed:
-        detail["skipped_malformed"] = malformed[:10]
-    if not probed:
-        detail["note"] = "no recently edited doc has a reader: nothing probed"
-    return found, probed, detail
-
-
-def _ledger_change_times(svc: Any, candidate: Generation) -> dict[str, float]:
-    """doc → the latest change time the candidate's or the active generation's ledger holds."""
-    times: dict[str, float] = {}
-    for gen in svc.registry.list():
-        if gen.id == candidate.id or gen.status is GenerationStatus.ACTIVE:
-            for entry in svc.ledger.scan(gen.id):
-                if entry.source_updated_at is not None:
-                    times[entry.doc_id] = max(times.get(entry.doc_id, 0.0), entry.source_updated_at)
-    return times
-
-
-def _restricted_leaks(svc: Services, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
-    public = svc.schema.public_principal
-    leaks: list[str] = []
-    for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
-        response = svc.search(
-            golden.queries[query_id],
-            NO_GROUPS_PRINCIPAL,
-            k=k,
-            generation=candidate.id,
-            public_principal=public,
-        )
-        ids = [chunk_id(r.doc_id, r.chunk_key) for r in response.results]
-        stored = svc.index.get_chunks(candidate.index_name, ids) if ids else {}
-        leaks += [cid for cid in ids if public not in (stored.get(cid, {}).get("acl") or [])]
-    return leaks
 
 
 # ---- outputs -------------------------------------------------------------------------------------------

@@ -19,7 +19,15 @@ from typing import Any
 
 from dynembed.core.config import METRICS
 from dynembed.core.errors import DynembedError, MalformedRecordError, VersionConflictError
-from dynembed.core.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
+from dynembed.core.models import (
+    SENTINEL_TENANT,
+    Chunk,
+    ChunkDocument,
+    Generation,
+    ModelSpec,
+    ReconcileJob,
+    chunk_id,
+)
 from dynembed.core.ports import (
     ChunkIndex,
     Embedder,
@@ -327,7 +335,8 @@ class Reconciler:
                     tenant = tenant_of[content_hash]
                     chars_by_tenant[tenant] = chars_by_tenant.get(tenant, 0) + len(wanted[content_hash])
                 for tenant, chars in chars_by_tenant.items():
-                    self.telemetry.count(METRICS.embedded_characters, chars, ("tenant", tenant))
+                    if tenant != SENTINEL_TENANT:  # dynembed's own probe is nobody's cost
+                        self.telemetry.count(METRICS.embedded_characters, chars, ("tenant", tenant))
             for content_hash, vector in cached.items():
                 vectors[(model_id, content_hash)] = list(vector)
         return vectors

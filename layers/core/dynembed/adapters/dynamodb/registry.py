@@ -49,6 +49,7 @@ class RegistryModel(Model):
     updated_at = NumberAttribute()
     report = UnicodeAttribute(null=True)  # JSON
     backfill = UnicodeAttribute(null=True)  # JSON: per-segment progress
+    canary = UnicodeAttribute(null=True)  # JSON: the latest canary report
 
 
 class DynamoRegistry:
@@ -84,6 +85,7 @@ class DynamoRegistry:
             updated_at=time.time(),
             report=json.dumps(generation.report) if generation.report is not None else None,
             backfill=json.dumps(generation.backfill),
+            canary=json.dumps(generation.canary) if generation.canary is not None else None,
         )
 
     def put(self, generation: Generation) -> None:
@@ -111,6 +113,8 @@ class DynamoRegistry:
             elif name in ("quantizer", "threshold"):
                 attribute = getattr(self.model, name)
                 actions.append(attribute.remove() if value is None else attribute.set(_json_of(value)))
+            elif name == "canary":
+                actions.append(self.model.canary.set(json.dumps(value)))
             else:
                 raise ValueError(f"registry field {name!r} cannot be updated")
         try:
@@ -143,6 +147,7 @@ def _to_generation(row: RegistryModel) -> Generation:
         updated_at=float(row.updated_at),
         report=json.loads(row.report) if row.report else None,
         backfill=json.loads(row.backfill) if row.backfill else {},
+        canary=json.loads(row.canary) if row.canary else None,
     )
 
 
