@@ -13,4 +13,4 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["tests.plugins.osmem", "tests.plugins.aws"]
+pytest_plugins = ["tests.plugins.osmem", "tests.plugins.aws", "tests.plugins.unit_guard", "pytester"]

@@ -5,11 +5,14 @@ tests drive it; integration tests drive the same code on moto + osmem."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from dynembed.core.config import Settings
 from dynembed.core.models import ChunkerSpec, Generation, ModelSpec, ReconcileJob, chunk_id
 from dynembed.core.ports import Embedder
 from dynembed.core.schema import SourceSchema, TombstoneRule
@@ -22,12 +25,20 @@ from dynembed.sync.ingest import ChangeApplier
 from dynembed.sync.reconcile import Reconciler
 from dynembed.wiring import Services
 from tests.fakes import (
+    InMemoryBlobs,
     InMemoryCache,
+    InMemoryDeadLetters,
+    InMemoryHeldJobs,
     InMemoryIndex,
+    InMemoryJobDeadLetters,
     InMemoryLedger,
+    InMemoryProgressStore,
+    InMemoryQuerySamples,
     InMemoryQueue,
     InMemoryRegistry,
+    InMemoryShadowQueue,
     InMemorySource,
+    InMemorySqsClient,
 )
 
 SCHEMA = SourceSchema(
@@ -56,10 +67,24 @@ class Harness:
     queue: InMemoryQueue = field(default_factory=InMemoryQueue)
     cache: InMemoryCache | None = field(default_factory=InMemoryCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    samples: InMemoryQuerySamples = field(default_factory=InMemoryQuerySamples)
+    shadow_queue: InMemoryShadowQueue = field(default_factory=InMemoryShadowQueue)
+    signals: Any = None
+    """A ``QuerySignals`` for the search flow (None: live searches are not observed)."""
     embedder: CountingEmbedder = field(default_factory=lambda: CountingEmbedder(HashingEmbedder()))
     records: list[dict[str, Any]] = field(default_factory=list)
     alias: str = "chunks"
-    deleted_at: dict[str, int] = field(default_factory=dict)
+    held: Any = field(default_factory=InMemoryHeldJobs)
+    """The HeldJobs store (used only where the schema's policy is batched)."""
+    dead_letters: InMemoryDeadLetters | None = field(default_factory=InMemoryDeadLetters)
+    sqs: InMemorySqsClient = field(default_factory=InMemorySqsClient)
+    blobs: InMemoryBlobs = field(default_factory=InMemoryBlobs)
+    job_dead_letters: InMemoryJobDeadLetters | None = None
+    """Where reconcile jobs go after their last attempt; None: no DLQ, every failure is retried."""
+    settings: Settings | None = None
+    high: dict[str, int] = field(default_factory=dict)
+    """Per doc, the highest valid version ever written (deletes included): a well-behaved app
+    keeps counting from there."""
     _seq: int = 0
 
     def __post_init__(self) -> None:
@@ -71,7 +96,8 @@ class Harness:
 
     def services(self) -> Services:
         """The production wiring (``Services``) with this harness's fakes slotted in."""
-        svc = Services(schema=self.schema, telemetry=self.telemetry)
+        settings = self.settings or Settings(index_alias=self.alias, index_prefix=self.index_prefix)
+        svc = Services(settings=settings, schema=self.schema, telemetry=self.telemetry)
         svc.__dict__.update(
             source=self.source,
             ledger=self.ledger,
@@ -79,8 +105,15 @@ class Harness:
             index=self.index,
             cache=self.cache,
             queue=self.queue,
-            held=None,
-            dead_letters=None,
+            held=self.held,
+            dead_letters=self.dead_letters,
+            sqs=self.sqs,
+            job_dead_letters=self.job_dead_letters,
+            progress=InMemoryProgressStore(self.registry),
+            blobs=self.blobs,
+            query_samples=self.samples,
+            shadow_queue=self.shadow_queue,
+            query_signals=self.signals,
         )
         svc._embedders[self.embedder.spec.model_id] = self.embedder
         return svc
@@ -98,18 +131,34 @@ class Harness:
     # ---- the source app --------------------------------------------------------------------------
     def write(self, doc_id: str, **attrs: Any) -> dict[str, Any]:
         """Put a new version of a doc (attributes not given keep their old value)."""
-        old = self.source.items.get(doc_id)
         # A well-behaved source app: versions keep rising across deletes and re-creation.
-        version = max(int(old["version"]) if old else 0, self.deleted_at.get(doc_id, 0)) + 1
-        new = {**(old or {"acl": ["public"], "title": doc_id}), **attrs, "doc_id": doc_id, "version": version}
-        new["updated_at"] = time.time()
+        return self.put(doc_id, {**attrs, "version": self.high.get(doc_id, 0) + 1})
+
+    def put(self, doc_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Put exactly these attributes over the current item (a ``None`` value removes one), as
+        a source app that may go back in version or write wrongly typed attributes would."""
+        old = self.source.items.get(doc_id)
+        new = {**(old or {"acl": ["public"], "title": doc_id}), **attrs, "doc_id": doc_id}
+        new = {k: v for k, v in new.items() if v is not None}
+        if "updated_at" not in attrs:  # {"updated_at": None}: an app that does not stamp its writes
+            new["updated_at"] = time.time()
+        version = new.get("version")
+        if isinstance(version, int | Decimal) and not isinstance(version, bool) and 0 <= version < 2**61:
+            self.high[doc_id] = max(self.high.get(doc_id, 0), int(version))
         self.source.items[doc_id] = new
         self._record("MODIFY" if old else "INSERT", old, new)
         return new
 
+    def put_item(self, item: Mapping[str, Any]) -> None:
+        """Put a whole item, its version the writer's (a SentinelWriter, as the sentinel uses it)."""
+        self.put(str(item["doc_id"]), dict(item))
+
+    def delete_item(self, doc_id: str) -> None:
+        if doc_id in self.source.items:
+            self.remove(doc_id)
+
     def remove(self, doc_id: str) -> None:
         old = self.source.items.pop(doc_id)
-        self.deleted_at[doc_id] = int(old["version"])
         self._record("REMOVE", old, None)
 
     def _record(self, event_name: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -168,17 +217,40 @@ class Harness:
         if isinstance(self.index, InMemoryIndex):
             return dict(self.index.indices[name])
         self.index.refresh(name)  # a real index: read it back
-        fields = ["doc_id", "chunk_key", "text", "acl", "metadata", "content_hash", "source_version"]
+        fields = [
+            "doc_id",
+            "chunk_key",
+            "text",
+            "acl",
+            "tenant",
+            "metadata",
+            "content_hash",
+            "source_version",
+        ]
         return {
             cid: {**src, "metadata": src.get("metadata") or {}}
             for cid, src in self.index.iter_chunks(name, fields)
         }
 
-    def expected(self, generation: Generation | None = None) -> dict[str, dict[str, Any]]:
-        """The oracle: what the index must hold for the current source, computed from scratch."""
+    def readable_by(self, principal: str, generation: Generation | None = None) -> set[str]:
+        """Docs with at least one chunk ``principal`` may read (named in its ACL, or public)."""
+        public = self.schema.public_principal
+        return {
+            c["doc_id"]
+            for c in self.indexed(generation).values()
+            if {principal, public} & set(c["acl"] or [])
+        }
+
+    def expected(
+        self, generation: Generation | None = None, exclude: Collection[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """The oracle: what the index must hold for the current source, computed from scratch.
+        Malformed items hold nothing (their chunks are hidden); ``exclude`` leaves docs out."""
         gen = generation or self.generation
         out: dict[str, dict[str, Any]] = {}
         for doc_id, item in self.source.items.items():
+            if doc_id in exclude or self.schema.problems(item):
+                continue
             if self.schema.tombstone and self.schema.tombstone.is_tombstoned(item):
                 continue
             for chunk in chunker_for(gen.chunker).chunk(self.schema.content_of(item)):
@@ -190,8 +262,11 @@ class Harness:
                 }
         return out
 
-    def differences(self, generation: Generation | None = None) -> dict[str, list[str]]:
-        got, want = self.indexed(generation), self.expected(generation)
+    def differences(
+        self, generation: Generation | None = None, exclude: Collection[str] = ()
+    ) -> dict[str, list[str]]:
+        got = {cid: c for cid, c in self.indexed(generation).items() if c["doc_id"] not in exclude}
+        want = self.expected(generation, exclude)
         wrong = [
             cid
             for cid in set(got) & set(want)
@@ -213,10 +288,32 @@ class Harness:
             ),
         }
 
+    def access_violations(self, docs: set[str] | None = None) -> list[str]:
+        """The access oracle: every indexed chunk (of ``docs``, default all) whose doc's current
+        source item does not grant each principal that may read the chunk: the item is gone,
+        tombstoned or malformed, or the chunk names a principal (or a tenant) it does not."""
+        public = self.schema.public_principal
+        wrong = []
+        for cid, chunk in self.indexed().items():
+            doc_id = chunk["doc_id"]
+            if docs is not None and doc_id not in docs:
+                continue
+            item = self.source.items.get(doc_id)
+            if item is None or self.schema.problems(item):
+                wrong.append(f"{cid}: served though its item is {'gone' if item is None else 'malformed'}")
+                continue
+            if self.schema.tombstone and self.schema.tombstone.is_tombstoned(item):
+                wrong.append(f"{cid}: served though its item is tombstoned")
+                continue
+            granted, readers = set(self.schema.acl_of(item)), set(chunk["acl"] or [])
+            if public not in granted and (public in readers or not readers <= granted):
+                wrong.append(f"{cid}: readable by {sorted(readers - granted)}, granted {sorted(granted)}")
+            if (chunk.get("tenant") or None) != self.schema.tenant_of(item):
+                wrong.append(f"{cid}: tenant {chunk.get('tenant')!r}, item's {self.schema.tenant_of(item)!r}")
+        return wrong
+
 
 def _decimals(item: dict[str, Any]) -> dict[str, Any]:
-    from decimal import Decimal
-
     return {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in item.items()}
 
 

@@ -1,6 +1,5 @@
-"""workflow: the rebuild state machine's steps, routed by ``event["step"]`` (validate, register,
-add_write_target, backfill_page, catchup_status, evaluate, request_approval, promote, reject,
-mark_failed), plus actions ops can invoke directly: rollback, retire, targeted_backfill."""
+"""workflow: the rebuild state machine's steps, and the actions ops invoke directly (rollback,
+retire, targeted_backfill), routed by ``event["step"]`` through ``dynembed.rebuild.steps.STEPS``."""
 
 from typing import Any
 

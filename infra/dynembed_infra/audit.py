@@ -38,7 +38,7 @@ class Audit(Construct):
         data.ledger_table.grant_read_data(fn.role)
         data.registry_table.grant_read_data(fn.role)
         jobs_queue.grant_send_messages(fn.role)
-        index.grant(fn, IndexAccess.READ)
+        index.grant(fn, IndexAccess.SCAN)  # read-only: repairs are enqueued, strays never deleted
 
 
 class Schedules(Construct):

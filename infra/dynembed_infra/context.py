@@ -7,6 +7,7 @@ found here it costs nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from dynembed.core.config import IamCaller
 from dynembed.core.errors import ConfigError
 from dynembed.core.schema import SourceSchema
 
@@ -27,6 +29,11 @@ _DOMAIN_ARN = re.compile(r"^arn:aws[a-z-]*:es:[a-z0-9-]+:\d{12}:domain/[a-z][a-z
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-)?[0-9a-f-]{32,36}$")
 _S3_PREFIX = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>.*))?$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_IAM_CALLER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+_ISSUER = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
+MAX_IAM_CALLERS_ENV_BYTES = 600
+"""DYNEMBED_IDENTITY_IAM_CALLERS goes to every function; Lambda's environment is 4 KB in all."""
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
 
@@ -85,6 +92,83 @@ class VpcPlacement(_Strict):
         return self
 
 
+class ClaimsConfig(_Strict):
+    """Which JWT claims make the caller's ACL principals and tenant (``dynembed.query.identity``)."""
+
+    user: str = Field(default="sub", min_length=1)
+    """The claim holding the user id."""
+    groups: str = "cognito:groups"
+    """The claim holding the groups; "" when the tokens carry none."""
+    tenant: str = "custom:tenant"
+    """The claim holding the tenant; "" when the tokens carry none."""
+    user_prefix: str = ""
+    """Prepended to the user id to make its ACL principal (e.g. "user:")."""
+    group_prefix: str = ""
+    """Prepended to each group to make its ACL principal (e.g. "group:")."""
+
+
+class SearchApiConfig(_Strict):
+    """The HTTP API in front of the search function. ``POST /search`` (JWT) exists when an
+    issuer is given; ``POST /iam/search`` (IAM auth) always, refusing callers not listed."""
+
+    jwt_issuer: str | None = None
+    """The token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<user pool id>."""
+    jwt_audience: tuple[str, ...] = ()
+    """Accepted ``aud`` (ID tokens) or ``client_id`` (Cognito access tokens) values."""
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    iam_callers: dict[str, IamCaller] = Field(default_factory=dict)
+    """IAM role (or user) ARN -> {"principals": [...], "tenant": ...} for ``POST /iam/search``."""
+    throttle_rate_limit: float = Field(default=50.0, gt=0)
+    """Steady requests per second the stage accepts (all callers together)."""
+    throttle_burst_limit: int = Field(default=100, ge=1)
+
+    @field_validator("jwt_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is not None and not _ISSUER.fullmatch(value):
+            raise ValueError(f"{value!r} is not an https:// issuer URL")
+        return value
+
+    @field_validator("iam_callers")
+    @classmethod
+    def _callers(cls, callers: dict[str, IamCaller]) -> dict[str, IamCaller]:
+        for arn in callers:
+            if not _IAM_CALLER_ARN.fullmatch(arn):
+                raise ValueError(f"{arn!r} is not an IAM role or user ARN")
+        return callers
+
+    @model_validator(mode="after")
+    def _jwt_is_complete(self) -> SearchApiConfig:
+        if bool(self.jwt_issuer) != bool(self.jwt_audience):
+            raise ValueError("give searchApi.jwtIssuer and searchApi.jwtAudience together, or neither")
+        if len(self.iam_callers_json.encode()) > MAX_IAM_CALLERS_ENV_BYTES:
+            raise ValueError(
+                f"searchApi.iamCallers is over {MAX_IAM_CALLERS_ENV_BYTES} bytes as JSON (every function "
+                "carries it in a 4 KB environment): map roles to fewer, shorter principals"
+            )
+        return self
+
+    @property
+    def iam_callers_json(self) -> str:
+        return json.dumps(
+            {arn: caller.model_dump() for arn, caller in sorted(self.iam_callers.items())},
+            separators=(",", ":"),
+        )
+
+
+class LiveQueryConfig(_Strict):
+    """Live-query signals and shadow searches (``dynembed.query.signals``)."""
+
+    sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live searches recorded as samples (their figures also go to CloudWatch)."""
+    shadow_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live searches also run on a rebuild's candidate while it builds."""
+    keep_query_text: bool = False
+    """Store sampled query text; else only its sha256 and length (queries are user data)."""
+    retention_days: int = Field(default=7, ge=1, le=90)
+    """Samples and shadow comparisons expire after this (DynamoDB TTL)."""
+
+
 class DeploymentConfig(_Strict):
     """Everything an operator may set per deployment; the rest comes from ``dynembed.core.config``."""
 
@@ -106,6 +190,19 @@ class DeploymentConfig(_Strict):
     """DYNEMBED_EVAL_DIR: the default golden set; an ``s3://bucket/prefix`` is granted read access."""
     eval_set_locations: tuple[str, ...] = ()
     """More ``s3://bucket/prefix`` locations rebuild inputs may name as golden sets (read-only)."""
+    search_api: SearchApiConfig = Field(default_factory=SearchApiConfig)
+    live_queries: LiveQueryConfig = Field(default_factory=LiveQueryConfig)
+    search_invoker_role_arns: tuple[str, ...] = ()
+    """Roles the search function's resource policy lets invoke it directly (trusted back ends
+    that name the principal themselves). None: only the HTTP API invokes it."""
+
+    @field_validator("search_invoker_role_arns")
+    @classmethod
+    def _invoker_roles(cls, arns: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in arns:
+            if not _ROLE_ARN.fullmatch(arn):
+                raise ValueError(f"{arn!r} is not an IAM role ARN")
+        return arns
 
     @field_validator("source_schema", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 Key attributes come from ``dynembed.core.config.KEYS`` (and the source schema's id attribute), the
 same names the PynamoDB models use locally. Every table dynembed creates has point-in-time
 recovery and is encrypted with the stack's customer-managed key; all are retained on stack
-deletion (the source and the ledger are not rebuildable from anything else).
+deletion (the source and the ledger are not rebuildable from anything else), but the query
+samples, which expire by TTL anyway.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from dynembed.adapters.dynamodb import HeldJobModel
 from dynembed.core.config import KEYS, NAMES
 from dynembed_infra.context import DeploymentConfig
 
-HELD_JOBS_HASH: str = str(getattr(KEYS, "held_jobs_hash", None) or HeldJobModel._hash_keyname)
-"""``KEYS`` has no entry for the held-jobs table yet; the adapter's model is the next best truth."""
+HELD_JOBS_HASH: str = KEYS.held_jobs_hash
 
 
 class Data(Construct):
@@ -55,6 +54,15 @@ class Data(Construct):
             "EmbeddingCacheTable", NAMES.embedding_cache_table, KEYS.cache_hash
         )
         self.held_jobs_table = self._table("HeldJobsTable", NAMES.held_jobs_table, HELD_JOBS_HASH)
+        # Sampled live queries and shadow comparisons: expire by TTL; nothing else depends on them.
+        self.query_samples_table = self._table(
+            "QuerySamplesTable",
+            NAMES.query_samples_table,
+            KEYS.samples_hash,
+            KEYS.samples_range,
+            ttl_attribute=KEYS.samples_ttl,
+            removal=RemovalPolicy.DESTROY,
+        )
 
     def _table(
         self,
@@ -63,6 +71,8 @@ class Data(Construct):
         hash_key: str,
         range_key: str | None = None,
         stream: dynamodb.StreamViewType | None = None,
+        ttl_attribute: str | None = None,
+        removal: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> dynamodb.Table:
         return dynamodb.Table(
             self,
@@ -79,5 +89,6 @@ class Data(Construct):
             ),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self._key,
-            removal_policy=RemovalPolicy.RETAIN,
+            time_to_live_attribute=ttl_attribute,
+            removal_policy=removal,
         )

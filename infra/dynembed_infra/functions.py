@@ -2,9 +2,11 @@
 
 A function gets its own role (no AWS-managed policies: log writing is granted on its own log
 group only), its own encrypted log group with a retention, X-Ray tracing, the Powertools
-variables, and *every* ``dynembed.core.config.Settings`` field as a ``DYNEMBED_*`` variable.
-Settings are applied once all resources exist (``FunctionFactory.apply_settings``), from one
-mapping, so a field added to ``Settings`` without a cloud value is caught at synth.
+variables, and *every* deployed ``dynembed.core.config.Settings`` field as a ``DYNEMBED_*``
+variable (the source schema included). Settings are applied once all resources exist
+(``FunctionFactory.apply_settings``), from one mapping: a field the functions require in Lambda
+(``Settings.REQUIRED_IN_LAMBDA``) without a cloud value fails the synth, as it would fail every
+cold start.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from constructs import Construct
 
 from dynembed.core.config import FUNCTIONS, NAMES, Settings
 from dynembed.core.errors import ConfigError
-from dynembed.core.schema import SCHEMA_ENV, SourceSchema
+from dynembed.core.schema import SourceSchema
 from dynembed_infra import nag
 from dynembed_infra.layer import ARCHITECTURE, RUNTIME
 from dynembed_infra.paths import ASSET_EXCLUDES, FUNCTIONS_DIR
 
-SETTINGS_PREFIX = "DYNEMBED_"
 HANDLER = "handler.handler"
 # Lambda caps the whole environment at 4 KB; the schema is the only large value.
 MAX_SCHEMA_ENV_BYTES = 2500
@@ -65,7 +66,6 @@ RESOURCE_STAR_REASONS = {
     "xray:PutTraceSegments": "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords)",
     "xray:PutTelemetryRecords": "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords)",
     "dynamodb:ListStreams": "the stream event source (dynamodb:ListStreams)",
-    "cloudwatch:PutMetricData": "evaluation metrics (cloudwatch:PutMetricData, held to the dynembed namespace by condition)",
     **{
         f"ec2:{action}": "VPC access (ec2 network-interface actions)"
         for action in (
@@ -213,20 +213,24 @@ class DynembedFunction(Construct):
 
 
 def _base_environment(shared: FunctionSettings) -> dict[str, str]:
-    schema_json = shared.source_schema.to_env_value()
-    if len(schema_json.encode()) > MAX_SCHEMA_ENV_BYTES:
-        raise ConfigError(
-            f"the source schema is {len(schema_json.encode())} bytes as JSON; Lambda allows 4 KB of "
-            f"environment in total, so keep it under {MAX_SCHEMA_ENV_BYTES} bytes"
-        )
     return {
         "POWERTOOLS_SERVICE_NAME": NAMES.service,
         "POWERTOOLS_METRICS_NAMESPACE": NAMES.metrics_namespace,
         # Responses can hold document text; traces must not copy it out of the access filter.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
         "LOG_LEVEL": shared.log_level,
-        SCHEMA_ENV: schema_json,
     }
+
+
+def schema_env_value(schema: SourceSchema) -> str:
+    """``DYNEMBED_SOURCE_SCHEMA``: the schema as JSON, small enough for Lambda's environment."""
+    schema_json = schema.to_env_value()
+    if len(schema_json.encode()) > MAX_SCHEMA_ENV_BYTES:
+        raise ConfigError(
+            f"the source schema is {len(schema_json.encode())} bytes as JSON; Lambda allows 4 KB of "
+            f"environment in total, so keep it under {MAX_SCHEMA_ENV_BYTES} bytes"
+        )
+    return schema_json
 
 
 class FunctionFactory:
@@ -264,21 +268,29 @@ class FunctionFactory:
         return fn
 
     def apply_settings(self, scope: Construct, values: Mapping[str, str]) -> list[str]:
-        """Set ``DYNEMBED_<FIELD>`` on every function for every ``Settings`` field.
+        """Set ``DYNEMBED_<FIELD>`` on every function for every deployed ``Settings`` field
+        (``source_schema`` comes from the shared settings unless given).
 
-        A field with no cloud value falls back to its local default, with a synth warning
-        naming it; the names of those fields are returned (tests insist there are none).
+        A required field with no cloud value fails the synth, naming it; an optional one falls
+        back to its default, with a synth warning naming it. The names of those optional fields
+        are returned (tests insist there are none).
         """
-        unmapped = [name for name in Settings.model_fields if name not in values]
-        unknown = sorted(set(values) - set(Settings.model_fields))
+        fields = Settings.deployed_fields()
+        values = {"source_schema": schema_env_value(self.shared.source_schema), **values}
+        unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ConfigError(f"values given for fields Settings does not have: {', '.join(unknown)}")
-        environment = {
-            SETTINGS_PREFIX + name.upper(): values[name] for name in Settings.model_fields if name in values
-        }
+            raise ConfigError(f"values given for fields Settings does not deploy: {', '.join(unknown)}")
+        missing = sorted(Settings.REQUIRED_IN_LAMBDA - set(values))
+        if missing:
+            raise ConfigError(
+                "the stack gives no value for settings every function requires: "
+                + ", ".join(Settings.variable(name) for name in missing)
+            )
+        unmapped = [name for name in fields if name not in values]
+        environment = {Settings.variable(name): values[name] for name in fields if name in values}
         for name in unmapped:
             default = Settings.model_fields[name].default
-            environment[SETTINGS_PREFIX + name.upper()] = _env_text(default)
+            environment[Settings.variable(name)] = _env_text(default)
             Annotations.of(scope).add_warning_v2(
                 f"dynembed:unmappedSetting:{name}",
                 f"Settings.{name} has no cloud value in the stack; functions get its local default {default!r}",

@@ -3,6 +3,10 @@
 Thresholds come from ``dynembed.core.config.THRESHOLDS`` and metric names from ``METRICS`` (namespace
 ``NAMES.metrics_namespace``, dimension ``service``), the names the functions publish with
 Powertools. Each alarm's description points at its runbook entry in docs/operations.md.
+
+The safety net stays loud: the audit's alarms and the freshness alarm treat missing data as
+breaching, since an audit that stopped running, or a pipeline that stopped indexing, publishes
+nothing at all. Every function has an Errors alarm.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ RUNBOOK = "docs/operations.md#alarm-runbook"
 SHORT_PERIOD = Duration.minutes(5)
 REBUILD_FAILURES_THRESHOLD = 0.0
 """Any failed rebuild execution (THRESHOLDS has no entry: there is no acceptable number)."""
+AUDIT_EVALUATION_PERIODS = 2
+"""Audit alarms judge two audit periods: one period can hold no datapoint when a run's end
+drifts across a period boundary, which must not page; two in a row (no audit, or a finding that
+persists) must. CloudWatch judges at most one day, so a daily audit gets one period."""
+MAX_EVALUATION_MINUTES = 1440
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class Monitoring(Construct):
         jobs_dlq: sqs.IQueue,
         stream_failures_queue: sqs.IQueue,
         classify: DynembedFunction,
+        functions: list[DynembedFunction],
         state_machine: sfn.IStateMachine,
         audit_rate_minutes: int,
         alarm_email: str | None = None,
@@ -79,13 +89,60 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
 
         audit_period = Duration.minutes(audit_rate_minutes)
+        audit_periods = (
+            AUDIT_EVALUATION_PERIODS
+            if AUDIT_EVALUATION_PERIODS * audit_rate_minutes <= MAX_EVALUATION_MINUTES
+            else 1
+        )
         specs = [
             AlarmSpec(
                 "freshness-lag-p95",
                 "Freshness lag p95 (s)",
                 _domain_metric(METRICS.freshness_lag, "p95", SHORT_PERIOD),
                 THRESHOLDS.freshness_p95_s,
-                "changes take too long to reach the index",
+                "changes take too long to reach the index, or none reached it for 15 minutes",
+                evaluation_periods=3,
+                missing=cw.TreatMissingData.BREACHING,
+            ),
+            AlarmSpec(
+                "access-lag-p95",
+                "Access lag p95 (s)",
+                _domain_metric(METRICS.access_lag, "p95", SHORT_PERIOD),
+                THRESHOLDS.access_lag_p95_s,
+                "ACL or tenant changes take too long to reach the index (readers keep stale access)",
+                evaluation_periods=2,
+            ),
+            AlarmSpec(
+                "weak-retrieval-rate",
+                "Weak retrieval rate (sampled live queries)",
+                _sampled_rate(METRICS.weak_retrieval, "weak"),
+                THRESHOLDS.weak_retrieval_rate,
+                "live queries find less and less the generation answers well: their best score falls "
+                "under its calibrated threshold (traffic drifted from the corpus, or retrieval broke)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "zero-result-rate",
+                "Zero-result rate (sampled live queries)",
+                _sampled_rate(METRICS.zero_results, "zero"),
+                THRESHOLDS.zero_result_rate,
+                "live queries find nothing the caller may read (access, tenant or an emptied index)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "search-latency-p50",
+                "Search latency p50 (ms)",
+                _domain_metric(METRICS.search_latency, "p50", SHORT_PERIOD),
+                THRESHOLDS.search_latency_p50_ms,
+                "typical searches got slow (query embedding or k-NN)",
+                evaluation_periods=3,
+            ),
+            AlarmSpec(
+                "search-latency-p95",
+                "Search latency p95 (ms)",
+                _domain_metric(METRICS.search_latency, "p95", SHORT_PERIOD),
+                THRESHOLDS.search_latency_p95_ms,
+                "the slowest searches got slower (query embedding or k-NN)",
                 evaluation_periods=3,
             ),
             AlarmSpec(
@@ -118,16 +175,28 @@ class Monitoring(Construct):
                 "Orphaned vectors",
                 _domain_metric(METRICS.orphaned_vectors, "Maximum", audit_period),
                 THRESHOLDS.orphaned_vectors,
-                "the index holds chunks of docs the source no longer has (deletes were missed)",
-                missing=cw.TreatMissingData.IGNORE,
+                "the index holds chunks of docs the source no longer has (deletes were missed), "
+                "or the audit stopped reporting",
+                evaluation_periods=audit_periods,
+                missing=cw.TreatMissingData.BREACHING,
             ),
             AlarmSpec(
                 "stale-documents",
                 "Stale documents",
                 _domain_metric(METRICS.stale_documents, "Maximum", audit_period),
                 THRESHOLDS.stale_documents,
-                "indexed versions lag the source versions",
-                missing=cw.TreatMissingData.IGNORE,
+                "indexed versions lag the source versions, or the audit stopped reporting",
+                evaluation_periods=audit_periods,
+                missing=cw.TreatMissingData.BREACHING,
+            ),
+            AlarmSpec(
+                "missing-documents",
+                "Missing documents",
+                _domain_metric(METRICS.missing_documents, "Maximum", audit_period),
+                THRESHOLDS.missing_documents,
+                "live docs with content have no chunk in the index, or the audit stopped reporting",
+                evaluation_periods=audit_periods,
+                missing=cw.TreatMissingData.BREACHING,
             ),
             AlarmSpec(
                 "embedding-failures",
@@ -149,6 +218,16 @@ class Monitoring(Construct):
                 state_machine.metric_failed(statistic="Sum", period=SHORT_PERIOD),
                 REBUILD_FAILURES_THRESHOLD,
                 "a generation rebuild failed",
+            ),
+            *(
+                AlarmSpec(
+                    f"{fn.name}-errors",
+                    f"{fn.function_name} errors",
+                    fn.function.metric_errors(statistic="Sum", period=SHORT_PERIOD),
+                    THRESHOLDS.function_errors,
+                    f"{fn.function_name} invocations failed (an unhandled error, a timeout or out of memory)",
+                )
+                for fn in functions
             ),
         ]
         action = cw_actions.SnsAction(self.topic)
@@ -182,6 +261,18 @@ class Monitoring(Construct):
             self.dashboard.add_widgets(*widgets[row_start : row_start + 3])
         self.dashboard.add_widgets(
             cw.GraphWidget(
+                title="Live queries: query drift (mean cosine to the nearest golden query)",
+                width=12,
+                left=[_domain_metric(METRICS.golden_similarity, "Average", SHORT_PERIOD)],
+            ),
+            cw.GraphWidget(
+                title="Shadow overlap@10 of a building candidate",
+                width=12,
+                left=[_domain_metric(METRICS.shadow_overlap, "Average", SHORT_PERIOD)],
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
                 title="Embedding work (sum per 5 min)",
                 width=24,
                 left=[
@@ -194,6 +285,20 @@ class Monitoring(Construct):
                 ],
             )
         )
+
+
+def _sampled_rate(name: str, label: str) -> cw.MathExpression:
+    """The Average of a 0/1 metric (a rate), counted only over periods with enough samples:
+    three queries at night, one of them weak, must not page."""
+    return cw.MathExpression(
+        expression=f"IF(n >= {THRESHOLDS.live_min_samples:g}, rate, 0)",
+        using_metrics={
+            "rate": _domain_metric(name, "Average", SHORT_PERIOD),
+            "n": _domain_metric(name, "SampleCount", SHORT_PERIOD),
+        },
+        label=f"{label} rate (periods with >= {THRESHOLDS.live_min_samples:g} samples)",
+        period=SHORT_PERIOD,
+    )
 
 
 def _domain_metric(name: str, statistic: str, period: Duration) -> cw.Metric:

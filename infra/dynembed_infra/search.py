@@ -1,16 +1,23 @@
 """The chunk index (an OpenSearch Service domain, or an existing one) and the search function.
 
 Access to the domain is checked twice. IAM: each function role may call only the HTTP verbs
-it needs on ``domain/<name>/*`` (the domain's resource policy names the same roles). Inside
-OpenSearch, fine-grained access control decides which indices and operations each role may
-use: the master user is a dedicated IAM role (``AdminRole``) that operators assume once to map
-the function roles to OpenSearch roles (docs/operations.md, "Mapping the function roles").
-The ``_search`` API is a POST, so IAM cannot tell a read from a write: the read-only mapping
-of the search and audit roles is what keeps them read-only.
+and paths its ``IndexAccess`` allows (the domain's resource policy grants each role exactly the
+same). Inside OpenSearch, fine-grained access control decides which indices and operations each
+role may use: the master user is a dedicated IAM role (``AdminRole``) that operators assume
+once to map the function roles to OpenSearch roles (docs/operations.md, "Mapping the function
+roles").
+
+``_search`` is a POST, so the verb alone cannot tell a read from a write. The readers (search,
+audit) therefore get POST only on the read APIs of dynembed's indices
+(``domain/<name>/dynembed-chunks*/_search`` and the like), and an explicit deny on the
+single-document write APIs, whose ids could otherwise end in ``/_search`` and match that
+pattern (``POST <index>/_doc/_search`` indexes a document). Only classify, sync and the
+workflow get write verbs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
@@ -35,16 +42,101 @@ DOMAIN_NAME = NAMES.service
 
 
 class IndexAccess(Enum):
-    READ = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")
-    WRITE = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete")
-    ADMIN = (
-        "es:ESHttpGet",
-        "es:ESHttpHead",
-        "es:ESHttpPost",
-        "es:ESHttpPut",
-        "es:ESHttpDelete",
-        "es:ESHttpPatch",
+    """What a function may do on the chunk index (see ``index_statements``)."""
+
+    READ = "read"
+    """search: GET/HEAD, and POST to the read APIs (``_search``, ``_msearch``, ``_count``, ``_mget``)."""
+    SCAN = "scan"
+    """audit: READ, plus ``_refresh`` and the scroll API (POST; DELETE releases its context)."""
+    WRITE = "write"
+    """classify, sync: documents (``_bulk``), every verb but PATCH."""
+    ADMIN = "admin"
+    """workflow, the admin role: indices and aliases too."""
+
+
+READ_VERBS = ("es:ESHttpGet", "es:ESHttpHead")
+WRITE_VERBS = (*READ_VERBS, "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete")
+ADMIN_VERBS = (*WRITE_VERBS, "es:ESHttpPatch")
+READ_APIS = ("_search", "_msearch", "_count", "_mget")
+"""POST bodies that only read."""
+SINGLE_DOC_WRITE_APIS = ("_doc", "_create", "_update")
+"""``<index>/<api>/<id>``: with an id such as ``_search`` they would match a read pattern."""
+
+
+@dataclass(frozen=True)
+class IndexStatement:
+    effect: iam.Effect
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    reason: str = ""
+    """Why a wildcard in ``resources`` is acceptable (Allow statements only)."""
+
+    def policy_statement(self, principals: list[iam.IPrincipal] | None = None) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            effect=self.effect,
+            actions=list(self.actions),
+            resources=list(self.resources),
+            principals=principals,
+        )
+
+
+def index_statements(access: IndexAccess, domain_arn: str) -> list[IndexStatement]:
+    """The IAM statements of one access level on the domain (identity and resource policy alike)."""
+    paths = f"{domain_arn}/*"
+    if access is IndexAccess.ADMIN:
+        return [IndexStatement(iam.Effect.ALLOW, ADMIN_VERBS, (paths,), _PATHS_REASON)]
+    if access is IndexAccess.WRITE:
+        return [IndexStatement(iam.Effect.ALLOW, WRITE_VERBS, (paths,), _PATHS_REASON)]
+    indices = [f"{domain_arn}/{name}*" for name in dict.fromkeys((NAMES.index_alias, NAMES.index_prefix))]
+    statements = [
+        IndexStatement(iam.Effect.ALLOW, READ_VERBS, (paths,), _READ_PATHS_REASON),
+        IndexStatement(
+            iam.Effect.ALLOW,
+            ("es:ESHttpPost",),
+            tuple(f"{index}/{api}" for index in indices for api in READ_APIS),
+            _READ_APIS_REASON,
+        ),
+    ]
+    if access is IndexAccess.SCAN:
+        scroll = f"{domain_arn}/_search/scroll"
+        statements += [
+            IndexStatement(
+                iam.Effect.ALLOW,
+                ("es:ESHttpPost",),
+                (*(f"{index}/_refresh" for index in indices), scroll),
+                _REFRESH_REASON,
+            ),
+            # helpers.scan clears its scroll context when done; DELETE on this one path only.
+            IndexStatement(iam.Effect.ALLOW, ("es:ESHttpDelete",), (scroll,)),
+        ]
+    statements.append(
+        IndexStatement(
+            iam.Effect.DENY,
+            ADMIN_VERBS[2:],
+            tuple(f"{domain_arn}/*/{api}/*" for api in SINGLE_DOC_WRITE_APIS),
+        )
     )
+    return statements
+
+
+_PATHS_REASON = (
+    "OpenSearch HTTP permissions are granted per path of the one dynembed domain "
+    "(domain/<name>/*: index, _bulk, _search and _aliases paths); fine-grained access "
+    "control narrows them to dynembed's indices"
+)
+_READ_PATHS_REASON = (
+    "GET/HEAD only (reads: alias lookups, documents) on paths of the one dynembed domain; "
+    "fine-grained access control narrows them to dynembed's indices"
+)
+_READ_APIS_REASON = (
+    "POST only to the read APIs (_search, _msearch, _count, _mget) of dynembed's indices, whose "
+    "names end in a generation id known only at run time (dynembed-chunks-<generation>); "
+    "single-document writes that could match are explicitly denied"
+)
+_REFRESH_REASON = (
+    "the audit refreshes a generation's index (dynembed-chunks-<generation>, named at run time) "
+    "before scanning it; _refresh writes no document"
+)
 
 
 class ChunkIndex:
@@ -55,19 +147,27 @@ class ChunkIndex:
         self.endpoint = endpoint
         self.domain_arn = domain_arn
         self.paths_arn = f"{domain_arn}/*"
-        self.grantees: list[iam.IRole] = []
+        self.grants: list[tuple[iam.IRole, IndexAccess]] = []
+
+    @property
+    def grantees(self) -> list[iam.IRole]:
+        return [role for role, _ in self.grants]
 
     def grant(self, fn: DynembedFunction, access: IndexAccess) -> None:
-        fn.role.add_to_policy(iam.PolicyStatement(actions=list(access.value), resources=[self.paths_arn]))
-        self.grantees.append(fn.role)
-        nag.acknowledge(
-            fn.role,
-            "IAM5",
-            "OpenSearch HTTP permissions are granted per path of the one dynembed domain "
-            "(domain/<name>/*: index, _bulk, _search and _aliases paths); fine-grained access "
-            "control narrows them to dynembed's indices",
-            nag.wildcard_resource(self._scope, self.paths_arn),
-        )
+        self.grant_role(fn.role, access)
+
+    def grant_role(self, role: iam.IRole, access: IndexAccess, reason: str | None = None) -> None:
+        """Grant ``access``; ``reason`` replaces the wildcard acknowledgements' default reason."""
+        for statement in index_statements(access, self.domain_arn):
+            role.add_to_principal_policy(statement.policy_statement())
+            if statement.effect is not iam.Effect.ALLOW:
+                continue
+            for resource in statement.resources:
+                if "*" in resource:
+                    nag.acknowledge(
+                        role, "IAM5", reason or statement.reason, nag.wildcard_resource(self._scope, resource)
+                    )
+        self.grants.append((role, access))
 
 
 class Search(Construct):
@@ -111,19 +211,16 @@ class Search(Construct):
             )
             self.domain = self._domain(key, config, placement, self.admin_role)
             self.index = ChunkIndex(self, f"https://{self.domain.domain_endpoint}", domain_arn)
-            self.admin_role.add_to_policy(
-                iam.PolicyStatement(actions=list(IndexAccess.ADMIN.value), resources=[self.index.paths_arn])
-            )
-            nag.acknowledge(
+            self.index.grant_role(
                 self.admin_role,
-                "IAM5",
-                "the domain's master user needs every path of the one dynembed domain (security plugin APIs)",
-                nag.wildcard_resource(self, self.index.paths_arn),
+                IndexAccess.ADMIN,
+                reason="the domain's master user needs every path of the one dynembed domain "
+                "(security plugin APIs)",
             )
         # search: the active generation (registry), the query embedding, the k-NN query.
         self.function = functions.create(self, "search", timeout_s=SEARCH_TIMEOUT_S, memory_mb=1024)
         data.registry_table.grant_read_data(self.function.role)
-        self.index.grant(self.function, IndexAccess.READ)
+        self.index.grant(self.function, IndexAccess.READ)  # read-only: see index_statements
         bedrock.grant_invoke(self.function)
 
     def _domain(
@@ -258,22 +355,20 @@ class Search(Construct):
             )
 
     def apply_access_policy(self) -> None:
-        """The domain's resource policy: exactly the roles granted access, plus the admin role."""
+        """The domain's resource policy: each granted role exactly its IAM statements."""
         if self.domain is None or self.admin_role is None:
             return
-        principals: list[iam.IPrincipal] = []
-        seen: set[str] = set()
-        for role in [self.admin_role, *self.index.grantees]:
-            if role.node.path not in seen:
-                seen.add(role.node.path)
-                principals.append(iam.ArnPrincipal(role.role_arn))
+        by_access: dict[IndexAccess, list[iam.IPrincipal]] = {}
+        seen: set[tuple[str, IndexAccess]] = set()
+        for role, access in self.index.grants:
+            if (role.node.path, access) not in seen:
+                seen.add((role.node.path, access))
+                by_access.setdefault(access, []).append(iam.ArnPrincipal(role.role_arn))
         document = iam.PolicyDocument(
             statements=[
-                iam.PolicyStatement(
-                    principals=principals,
-                    actions=list(IndexAccess.ADMIN.value),
-                    resources=[self.index.paths_arn],
-                )
+                statement.policy_statement(principals)
+                for access, principals in by_access.items()
+                for statement in index_statements(access, self.index.domain_arn)
             ]
         )
         cfn_domain = self.domain.node.default_child

@@ -13,6 +13,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from dynembed.core.config import NAMES, TUNING, Tuning
+from dynembed_infra.api import SearchApi
 from dynembed_infra.audit import Audit, Schedules
 from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig
@@ -21,7 +22,9 @@ from dynembed_infra.encryption import DataKey
 from dynembed_infra.functions import FunctionFactory, FunctionSettings, NetworkPlacement
 from dynembed_infra.ingest import Ingest
 from dynembed_infra.layer import CoreLayer
+from dynembed_infra.live import LiveTraffic
 from dynembed_infra.monitoring import Monitoring
+from dynembed_infra.quality import QualityMonitors
 from dynembed_infra.search import Search
 from dynembed_infra.workflow import Workflow
 
@@ -66,6 +69,9 @@ class DynembedStack(Stack):
             placement=placement,
         )
         index = self.search.index
+        self.search_api = SearchApi(
+            self, "SearchApi", search=self.search.function, key=self.key, config=config
+        )
 
         self.ingest = Ingest(
             self,
@@ -87,6 +93,18 @@ class DynembedStack(Stack):
             jobs_queue=self.ingest.jobs_queue,
             key=self.key,
             config=config,
+            tuning=tuning,
+        )
+        self.live = LiveTraffic(
+            self,
+            "LiveTraffic",
+            functions=self.functions,
+            data=self.data,
+            index=index,
+            bedrock=bedrock,
+            search=self.search.function,
+            workflow=self.workflow.function,
+            key=self.key,
             tuning=tuning,
         )
         self.audit = Audit(
@@ -112,10 +130,23 @@ class DynembedStack(Stack):
             jobs_dlq=self.ingest.jobs_dlq,
             stream_failures_queue=self.ingest.stream_failures_queue,
             classify=self.ingest.classify,
+            functions=self.functions.functions,
             state_machine=self.workflow.state_machine,
             audit_rate_minutes=config.audit_rate_minutes,
             alarm_email=config.alarm_email,
         )
+        self.quality = QualityMonitors(
+            self,
+            "Quality",
+            functions=self.functions,
+            data=self.data,
+            index=index,
+            bedrock=bedrock,
+            topic=self.monitoring.topic,
+            config=config,
+            tuning=tuning,
+        )
+        self.quality.add_to_dashboard(self.monitoring.dashboard)
 
         # Needs every resource: the Settings values, the domain policy, the per-role findings.
         self.unmapped_settings = self.functions.apply_settings(self, self._settings_values(tuning))
@@ -171,6 +202,33 @@ class DynembedStack(Stack):
             "region": Aws.REGION,
             "eval_dir": self.config.eval_dir,
             "prices": "",  # the shipped, dated price table (dynembed.cost.prices)
+            "reports_dir": self.workflow.reports_location,
+            **self._identity_settings(),
+            **self._live_query_settings(),
+        }
+
+    def _live_query_settings(self) -> dict[str, str]:
+        """Sampling of live searches and shadow searches (context dynembed:liveQueries)."""
+        live = self.config.live_queries
+        return {
+            "query_samples_table": self.data.query_samples_table.table_name,
+            "query_sample_rate": str(live.sample_rate),
+            "query_keep_text": "true" if live.keep_query_text else "false",
+            "query_sample_ttl_days": str(live.retention_days),
+            "shadow_queue_url": self.live.shadow_queue.queue_url,
+            "shadow_sample_rate": str(live.shadow_rate),
+        }
+
+    def _identity_settings(self) -> dict[str, str]:
+        """How the search function maps the API's verified identity (context dynembed:searchApi)."""
+        api = self.config.search_api
+        return {
+            "identity_user_claim": api.claims.user,
+            "identity_groups_claim": api.claims.groups,
+            "identity_tenant_claim": api.claims.tenant,
+            "identity_user_prefix": api.claims.user_prefix,
+            "identity_group_prefix": api.claims.group_prefix,
+            "identity_iam_callers": api.iam_callers_json,
         }
 
     def _outputs(self) -> None:
@@ -179,9 +237,11 @@ class DynembedStack(Stack):
             "JobsQueueUrl": self.ingest.jobs_queue.queue_url,
             "JobsDlqUrl": self.ingest.jobs_dlq.queue_url,
             "StreamFailuresQueueUrl": self.ingest.stream_failures_queue.queue_url,
+            "ShadowQueueUrl": self.live.shadow_queue.queue_url,
             "RebuildStateMachineArn": self.workflow.state_machine.state_machine_arn,
             "OpenSearchEndpoint": self.search.index.endpoint,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
+            "SearchApiUrl": self.search_api.url,
         }
         if self.search.admin_role is not None:
             outputs["OpenSearchAdminRoleArn"] = self.search.admin_role.role_arn

@@ -15,6 +15,7 @@ from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -30,6 +31,8 @@ from dynembed_infra.paths import REBUILD_ASL
 from dynembed_infra.search import ChunkIndex, IndexAccess
 
 FUNCTION_ARN_PLACEHOLDER = "WorkflowFunctionArn"
+REPORTS_PREFIX = "reports"
+"""Evaluation reports live under ``s3://<reports bucket>/reports/<generation>.md``."""
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -86,15 +89,8 @@ class Workflow(Construct):
         jobs_queue.grant_send_messages(fn.role)
         index.grant(fn, IndexAccess.ADMIN)
         bedrock.grant_invoke(fn)
-        # evaluate publishes its scores with PutMetricData (not EMF): only into dynembed's namespace.
-        fn.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": NAMES.metrics_namespace}},
-            )
-        )
-        self._grant_golden_sets(fn, config)
+        grant_golden_sets(self, fn, config)
+        self.reports_bucket = self._reports_bucket(fn, key)
 
         self.log_group = logs.LogGroup(
             self,
@@ -158,22 +154,60 @@ class Workflow(Construct):
             nag.wildcard_resource(self, executions),
         )
 
-    def _grant_golden_sets(self, fn: DynembedFunction, config: DeploymentConfig) -> None:
-        """Read-only access to the S3 prefixes golden sets may come from (context)."""
-        stack = Stack.of(self)
-        for bucket, prefix in config.eval_read_locations:
-            objects = stack.format_arn(
-                service="s3",
-                region="",
-                account="",
-                resource=bucket,
-                resource_name=f"{prefix}*",
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            fn.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
-            nag.acknowledge(
-                fn.role,
-                "IAM5",
-                f"golden sets are read (s3:GetObject only) from the configured prefix s3://{bucket}/{prefix}",
-                nag.wildcard_resource(self, objects),
-            )
+    @property
+    def reports_location(self) -> str:
+        """``DYNEMBED_REPORTS_DIR``: where the Evaluate step writes, and the registry points."""
+        return f"s3://{self.reports_bucket.bucket_name}/{REPORTS_PREFIX}"
+
+    def _reports_bucket(self, fn: DynembedFunction, key: kms.IKey) -> s3.Bucket:
+        """Evaluation reports, kept as long as the registry that names them (the function's /tmp
+        would vanish with its sandbox). The workflow may only add reports, never read or delete."""
+        bucket = s3.Bucket(
+            self,
+            "ReportsBucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        objects = bucket.arn_for_objects(f"{REPORTS_PREFIX}/*")
+        fn.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects]))
+        key.grant(fn.role, "kms:GenerateDataKey")
+        nag.acknowledge(
+            fn.role,
+            "IAM5",
+            f"evaluation reports are written (s3:PutObject only) under the reports bucket's {REPORTS_PREFIX}/ prefix, one object per generation",
+            nag.wildcard_resource(self, objects),
+        )
+        nag.acknowledge(
+            bucket,
+            "S1",
+            "holds evaluation reports written by the workflow role only; writes are in CloudTrail "
+            "and the registry names each report, so server access logs would add a bucket to no end",
+        )
+        return bucket
+
+
+def grant_golden_sets(scope: Construct, fn: DynembedFunction, config: DeploymentConfig) -> None:
+    """Read-only access to the S3 prefixes golden sets may come from (context): the workflow's
+    Evaluate step and the canary read the same golden sets."""
+    stack = Stack.of(scope)
+    for bucket, prefix in config.eval_read_locations:
+        objects = stack.format_arn(
+            service="s3",
+            region="",
+            account="",
+            resource=bucket,
+            resource_name=f"{prefix}*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        fn.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+        nag.acknowledge(
+            fn.role,
+            "IAM5",
+            f"golden sets are read (s3:GetObject only) from the configured prefix s3://{bucket}/{prefix}",
+            nag.wildcard_resource(scope, objects),
+        )

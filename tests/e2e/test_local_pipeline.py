@@ -104,7 +104,9 @@ def test_each_job_delivered_several_times_converges(local_stack: LocalStack, loa
         "stale_documents": 0,
         "missing_documents": 0,
         "duplicate_chunks": 0,
+        "regressed_documents": 0,
         "freshness_lag_s": 0.0,
+        "malformed_items": 0,
     }
 
 

@@ -37,6 +37,21 @@ EXISTING_TABLE_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-3
 EVAL_DIR = "s3://golden-sets/python-faq"
 EXISTING_ENDPOINT = "https://search-shared-abc123.eu-west-1.es.amazonaws.com"
 EXISTING_DOMAIN_ARN = "arn:aws:es:eu-west-1:123456789012:domain/shared"
+JWT_ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example"
+JWT_AUDIENCE = ["3n4b5urk1ft4fl3mg5e62d9ado"]
+INVOKER_ROLE_ARN = "arn:aws:iam::123456789012:role/support-backend"
+SEARCH_API = {
+    "jwtIssuer": JWT_ISSUER,
+    "jwtAudience": JWT_AUDIENCE,
+    "claims": {
+        "user": "sub",
+        "groups": "groups",
+        "tenant": "org",
+        "userPrefix": "user:",
+        "groupPrefix": "group:",
+    },
+    "iamCallers": {INVOKER_ROLE_ARN: {"principals": ["group:support"], "tenant": "acme"}},
+}
 VPC = {
     "vpcId": "vpc-0123456789abcdef0",
     "subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1", "subnet-0123456789abcdef2"],
@@ -103,8 +118,9 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
 
 @pytest.fixture(scope="session")
 def vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    """An attached (KMS-encrypted) source table, golden sets in S3, and a three-AZ domain with
-    dedicated masters inside a VPC."""
+    """An attached (KMS-encrypted) source table, golden sets in S3, a three-AZ domain with
+    dedicated masters inside a VPC, and a search API with a JWT authorizer, IAM callers and a
+    back end allowed to invoke the search function directly."""
     context = repository_context(
         **{
             "dynembed:existingSourceTableName": EXISTING_TABLE,
@@ -114,6 +130,8 @@ def vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
             "dynembed:evalSetLocations": ["s3://team-evals"],
             "dynembed:vpc": VPC,
             "dynembed:openSearch": {"dataNodes": 3, "availabilityZones": 3, "dedicatedMasterNodes": 3},
+            "dynembed:searchApi": SEARCH_API,
+            "dynembed:searchInvokerRoleArns": [INVOKER_ROLE_ARN],
         }
     )
     yield synthesise(tmp_path_factory.mktemp("cdk-vpc"), context)

@@ -98,6 +98,44 @@ def test_stack_with_short_visibility_timeout_fails_at_synth() -> None:
         ({"dynembed:logRetentionDays": 31}, "dynembed:logRetentionDays"),
         ({"dynembed:openSearch": {"dataNodes": 3}}, "must be a multiple of availabilityZones"),
         ({"dynembed:vpc": {"vpcId": "vpc-0abc", "subnetIds": ["subnet-0a"], "availabilityZones": []}}, "vpc"),
+        ({"dynembed:searchApi": {"jwtIssuer": "http://idp.example"}}, "is not an https:// issuer URL"),
+        (
+            {"dynembed:searchApi": {"jwtIssuer": "https://idp.example"}},
+            "give searchApi.jwtIssuer and searchApi.jwtAudience together",
+        ),
+        (
+            {"dynembed:searchApi": {"jwtAudience": ["app"]}},
+            "give searchApi.jwtIssuer and searchApi.jwtAudience",
+        ),
+        ({"dynembed:searchApi": {"claims": {"user": ""}}}, "dynembed:searchApi.claims.user"),
+        ({"dynembed:searchApi": {"claims": {"email": "mail"}}}, "dynembed:searchApi.claims.email"),
+        (
+            {
+                "dynembed:searchApi": {
+                    "iamCallers": {"arn:aws:sts::123456789012:assumed-role/x/s": {"principals": ["a"]}}
+                }
+            },
+            "is not an IAM role or user ARN",
+        ),
+        (
+            {"dynembed:searchApi": {"iamCallers": {"arn:aws:iam::123456789012:role/x": {"principals": []}}}},
+            "principals",
+        ),
+        (
+            {
+                "dynembed:searchApi": {
+                    "iamCallers": {
+                        f"arn:aws:iam::123456789012:role/app-{n}": {"principals": ["group:" + "x" * 40]}
+                        for n in range(10)
+                    }
+                }
+            },
+            "4 KB environment",
+        ),
+        (
+            {"dynembed:searchInvokerRoleArns": ["arn:aws:iam::123456789012:user/bob"]},
+            "is not an IAM role ARN",
+        ),
     ],
 )
 def test_invalid_context_fails_with_the_key_named(context: dict[str, Any], message: str) -> None:
@@ -116,6 +154,22 @@ def test_context_source_schema_reaches_the_config() -> None:
     config = DeploymentConfig.from_context({"dynembed:sourceSchema": schema})
     assert config.source_schema.id_attribute == "pk"
     assert config.source_schema.content_attributes == ("text",)
+
+
+def test_search_api_context_reaches_the_config() -> None:
+    config = DeploymentConfig.from_context(
+        {
+            "dynembed:searchApi": {
+                "jwtIssuer": "https://idp.example/realms/main",
+                "jwtAudience": ["search"],
+                "claims": {"groups": "", "userPrefix": "user:"},
+            },
+            "dynembed:searchInvokerRoleArns": ["arn:aws:iam::123456789012:role/backend"],
+        }
+    )
+    assert config.search_api.jwt_audience == ("search",)
+    assert (config.search_api.claims.groups, config.search_api.claims.user_prefix) == ("", "user:")
+    assert config.search_invoker_role_arns == ("arn:aws:iam::123456789012:role/backend",)
 
 
 def test_repository_cdk_json_is_valid_context() -> None:

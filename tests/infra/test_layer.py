@@ -126,7 +126,9 @@ def test_bundling_installs_wheels_then_copies_dynembed(
     # THEN pip wrote into python/ and dynembed sits beside the wheels, without caches
     assert calls and calls[0][calls[0].index("--target") + 1] == str(tmp_path / "python")
     shipped = tmp_path / "python" / "dynembed"
-    assert (shipped / "core" / "config.py").read_text() == (CORE_PACKAGE_DIR / "core" / "config.py").read_text()
+    assert (shipped / "core" / "config.py").read_text() == (
+        CORE_PACKAGE_DIR / "core" / "config.py"
+    ).read_text()
     assert (shipped / "rebuild" / "rebuild.asl.json").is_file()
     assert not list(shipped.rglob("__pycache__"))
     # AND only the runtime ships: no operator tooling (CLI, demo, local runtime, benchmarks)

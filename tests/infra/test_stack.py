@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Capture, Match
 
-from dynembed.adapters.dynamodb import EmbeddingCacheModel, HeldJobModel, LedgerModel, RegistryModel
-from dynembed.core.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings
+from dynembed.adapters.dynamodb.cache import EmbeddingCacheModel
+from dynembed.adapters.dynamodb.held_jobs import HeldJobModel
+from dynembed.adapters.dynamodb.ledger import LedgerModel
+from dynembed.adapters.dynamodb.registry import RegistryModel
+from dynembed.core.config import KEYS, METRICS, NAMES, THRESHOLDS, TUNING, Settings, load_settings
 from dynembed.core.schema import SCHEMA_ENV, SourceSchema
+from dynembed_infra import nag
 from dynembed_infra.layer import RUNTIME
+from dynembed_infra.nag import flatten_reference
 from tests.infra.conftest import (
     EXISTING_DOMAIN_ARN,
     EXISTING_ENDPOINT,
     EXISTING_STREAM_ARN,
     EXISTING_TABLE,
     EXISTING_TABLE_KEY_ARN,
+    REPO_ROOT,
     VPC,
     Synth,
 )
 
 pytestmark = pytest.mark.infra
 
-ALL_FUNCTIONS = ("classify", "sync", "search", "audit", "drain", "workflow")
+ALL_FUNCTIONS = ("classify", "sync", "search", "audit", "drain", "workflow", "shadow")
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
@@ -38,8 +45,9 @@ def _resources(statement: dict[str, Any]) -> list[Any]:
     return resource if isinstance(resource, list) else [resource]
 
 
-def _role_actions(synth: Synth, name: str) -> set[str]:
-    return set().union(*(_actions(s) for s in synth.statements_of_role(synth.role_id_of_function(name))))
+def _role_actions(synth: Synth, name: str, effect: str | None = None) -> set[str]:
+    statements = synth.statements_of_role(synth.role_id_of_function(name))
+    return set().union(*(_actions(s) for s in statements if effect in (None, s["Effect"])))
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -63,13 +71,14 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
     # GIVEN the synthesised tables
     tables = synth.of_type("AWS::DynamoDB::Table")
     key_id = synth.logical_id(synth.stack.key)
-    # THEN all five exist, each with PITR and SSE under the stack's KMS key
+    # THEN all six exist, each with PITR and SSE under the stack's KMS key
     assert {t["Properties"]["TableName"] for t in tables.values()} == {
         NAMES.source_table,
         NAMES.ledger_table,
         NAMES.registry_table,
         NAMES.embedding_cache_table,
         NAMES.held_jobs_table,
+        NAMES.query_samples_table,
     }
     for table in tables.values():
         props = table["Properties"]
@@ -77,7 +86,9 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
         assert props["SSESpecification"]["SSEEnabled"] is True
         assert props["SSESpecification"]["SSEType"] == "KMS"
         assert props["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
-        assert table["DeletionPolicy"] == "Retain"
+        # AND every table is kept on stack deletion but the query samples (they expire anyway)
+        expired = props["TableName"] == NAMES.query_samples_table
+        assert table["DeletionPolicy"] == ("Delete" if expired else "Retain")
 
 
 @pytest.mark.parametrize(
@@ -86,7 +97,7 @@ def test_every_table_has_point_in_time_recovery_and_customer_key_encryption(synt
         (NAMES.ledger_table, KEYS.ledger_hash, KEYS.ledger_range, LedgerModel),
         (NAMES.registry_table, KEYS.registry_hash, None, RegistryModel),
         (NAMES.embedding_cache_table, KEYS.cache_hash, None, EmbeddingCacheModel),
-        (NAMES.held_jobs_table, "doc_id", None, HeldJobModel),
+        (NAMES.held_jobs_table, KEYS.held_jobs_hash, None, HeldJobModel),
     ],
 )
 def test_owned_tables_use_the_key_schema_the_adapters_use(
@@ -114,6 +125,8 @@ def test_every_queue_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> No
         NAMES.jobs_queue,
         NAMES.jobs_dlq,
         NAMES.stream_failures_queue,
+        NAMES.shadow_queue,
+        NAMES.shadow_dlq,
     }
     for lid, queue in queues.items():
         assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
@@ -203,9 +216,38 @@ def test_function_runtime_layer_tracing_logs_and_environment(synth: Synth, name:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == NAMES.metrics_namespace
     assert env["LOG_LEVEL"] == "INFO"
     assert SourceSchema.from_mapping(json.loads(env[SCHEMA_ENV])) == SourceSchema()
-    missing = [f for f in Settings.model_fields if f"DYNEMBED_{f.upper()}" not in env]
+    missing = [f for f in Settings.deployed_fields() if Settings.variable(f) not in env]
     assert not missing, f"{name} lacks DYNEMBED_* for {missing}"
     assert env["DYNEMBED_OPENSEARCH_AUTH"] == "sigv4"
+
+
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
+def test_each_function_environment_passes_the_cold_start_check(
+    synth: Synth, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function's environment as deployed (references flattened to placeholder text)
+    props = synth.resources[synth.function_id(name)]["Properties"]
+    env = {
+        k: v if isinstance(v, str) else flatten_reference(v)
+        for k, v in props["Environment"]["Variables"].items()
+    }
+    for variable in [v for v in os.environ if v.startswith("DYNEMBED_") or v.startswith("AWS_")]:
+        monkeypatch.delenv(variable)
+    for variable, value in {**env, "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"]}.items():
+        monkeypatch.setenv(variable, value)
+    # WHEN the settings are read as at a cold start in Lambda
+    load_settings.cache_clear()
+    try:
+        settings = load_settings()
+    finally:
+        load_settings.cache_clear()
+    # THEN every required value is there: reports on S3, OpenSearch signed, the stack's schema
+    assert settings.in_lambda
+    assert settings.reports_dir is not None and settings.reports_dir.startswith("s3://")
+    assert settings.reports_dir.endswith("/reports")
+    assert (settings.opensearch_auth, settings.knn_mode) == ("sigv4", "native")
+    assert settings.source_schema is not None
+    assert SourceSchema.from_json(settings.source_schema) == SourceSchema()
 
 
 def test_function_timeouts_come_from_tuning(synth: Synth) -> None:
@@ -239,15 +281,66 @@ def test_bedrock_invoke_is_scoped_to_the_configured_foundation_models(synth: Syn
                     flat = json.dumps(resource)
                     assert "*" not in flat
                     assert ":foundation-model/amazon.titan-embed-text-v2:0" in flat
-    assert granted_to == {"sync", "search", "workflow"}
+    assert granted_to == {"sync", "search", "workflow", "shadow"}
 
 
-@pytest.mark.parametrize("name", ["search", "audit"])
+def _flat(resource: Any) -> str:
+    """A resolved ARN as text: ``arn:<AWS::Partition>:es:...`` (cdk-nag's rendering)."""
+    return nag.flatten_reference(resource)
+
+
+def _es_allows(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """OpenSearch verb -> the domain paths (after ``domain/dynembed/``) it is allowed on."""
+    allowed: dict[str, set[str]] = {}
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        for action in _actions(statement):
+            if action.startswith("es:"):
+                paths = {_flat(r).split(":domain/dynembed/", 1)[1] for r in _resources(statement)}
+                allowed.setdefault(action, set()).update(paths)
+    return allowed
+
+
+READ_APIS = {f"dynembed-chunks*/{api}" for api in ("_search", "_msearch", "_count", "_mget")}
+SINGLE_DOC_WRITES = {"*/_doc/*", "*/_create/*", "*/_update/*"}
+
+
+@pytest.mark.parametrize("name", ["search", "audit", "shadow"])
 def test_readers_cannot_write_tables_or_the_index(synth: Synth, name: str) -> None:
-    actions = _role_actions(synth, name)
-    assert not actions & WRITE_ACTIONS
-    assert not actions & {"es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch"}
-    assert "es:ESHttpPost" in actions  # _search is a POST; FGAC keeps it read-only
+    # GIVEN the search, audit or shadow role
+    statements = synth.statements_of_role(synth.role_id_of_function(name))
+    allowed = _es_allows(statements)
+    # THEN it writes no table (search and shadow: only PutItem of a query sample) and holds no
+    # PUT or PATCH anywhere on the domain
+    samples = synth.logical_id(synth.stack.data.query_samples_table)
+    for statement in statements:
+        writes = _actions(statement) & WRITE_ACTIONS if statement["Effect"] == "Allow" else set()
+        if writes:
+            assert name != "audit" and writes == {"dynamodb:PutItem"}
+            assert {json.dumps(r) for r in _resources(statement)} == {
+                json.dumps({"Fn::GetAtt": [samples, "Arn"]})
+            }
+    assert not allowed.keys() & {"es:ESHttpPut", "es:ESHttpPatch"}
+    # AND reads with GET/HEAD; POSTs only to the read APIs (audit: plus _refresh and the scroll)
+    assert allowed["es:ESHttpGet"] == allowed["es:ESHttpHead"] == {"*"}
+    extra_posts = {"dynembed-chunks*/_refresh", "_search/scroll"} if name == "audit" else set()
+    assert allowed["es:ESHttpPost"] == READ_APIS | extra_posts
+    # AND DELETE only releases the audit's scroll context (search has none)
+    assert allowed.get("es:ESHttpDelete", set()) == ({"_search/scroll"} if name == "audit" else set())
+    # AND single-document writes, whose ids could end in /_search, are explicitly denied
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+    assert len(denies) == 1
+    assert _actions(denies[0]) == {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch"}
+    assert {_flat(r).split(":domain/dynembed/", 1)[1] for r in _resources(denies[0])} == SINGLE_DOC_WRITES
+
+
+@pytest.mark.parametrize(("name", "verbs"), [("classify", 5), ("sync", 5), ("workflow", 6)])
+def test_only_the_writers_get_write_verbs_on_the_domain(synth: Synth, name: str, verbs: int) -> None:
+    allowed = _es_allows(synth.statements_of_role(synth.role_id_of_function(name)))
+    assert {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"} <= allowed.keys()
+    assert len(allowed) == verbs
+    assert all(paths == {"*"} for paths in allowed.values())
 
 
 def test_drain_touches_neither_the_index_nor_the_source(synth: Synth) -> None:
@@ -262,8 +355,10 @@ def test_opensearch_grants_cover_only_the_domain_paths(synth: Synth) -> None:
     for name in ALL_FUNCTIONS:
         for statement in synth.statements_of_role(synth.role_id_of_function(name)):
             if any(a.startswith("es:") for a in _actions(statement)):
-                assert len(_resources(statement)) == 1
-                assert json.dumps(_resources(statement)[0]).endswith(':domain/dynembed/*"]]}')
+                for resource in _resources(statement):
+                    assert _flat(resource).startswith(
+                        "arn:<AWS::Partition>:es:<AWS::Region>:<AWS::AccountId>:domain/dynembed/"
+                    ), (name, resource)
 
 
 # ---- OpenSearch --------------------------------------------------------------------------------
@@ -295,13 +390,38 @@ def test_domain_encrypts_enforces_tls12_and_uses_fine_grained_access(synth: Synt
     )
 
 
-def test_domain_policy_names_exactly_the_granted_roles(synth: Synth) -> None:
+def test_domain_policy_grants_each_role_exactly_its_iam_statements(synth: Synth) -> None:
+    # GIVEN the domain's resource policy
     (domain,) = synth.of_type("AWS::OpenSearchService::Domain").values()
-    (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
-    principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
-    expected = {synth.role_id_of_function(n) for n in ("classify", "sync", "search", "audit", "workflow")}
-    assert principals == expected | {synth.logical_id(synth.stack.search.admin_role)}
-    assert "*" not in json.dumps(statement["Principal"])
+    statements = domain["Properties"]["AccessPolicies"]["Statement"]
+    assert "*" not in json.dumps([s["Principal"] for s in statements])
+
+    def by_role(role_id: str) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in s.items() if k != "Principal"}
+            for s in statements
+            if {"Fn::GetAtt": [role_id, "Arn"]} in _as_list(s["Principal"]["AWS"])
+        ]
+
+    # THEN it names exactly the granted roles and the admin role
+    named = {p["Fn::GetAtt"][0] for s in statements for p in _as_list(s["Principal"]["AWS"])}
+    readers_and_writers = ("classify", "sync", "search", "audit", "workflow", "shadow", "canary", "sentinel")
+    expected = {synth.role_id_of_function(n) for n in readers_and_writers}
+    assert named == expected | {synth.logical_id(synth.stack.search.admin_role)}
+    # AND grants each function role just what its IAM policy grants on the domain
+    for name in readers_and_writers:
+        role_id = synth.role_id_of_function(name)
+        in_domain = _es_allows(by_role(role_id))
+        assert in_domain == _es_allows(synth.statements_of_role(role_id)), name
+    # AND the readers get no write verb there either, and the same explicit deny
+    for name in ("search", "audit", "canary", "sentinel"):
+        granted = by_role(synth.role_id_of_function(name))
+        assert not _es_allows(granted).keys() & {"es:ESHttpPut", "es:ESHttpPatch"}
+        assert [s["Effect"] for s in granted].count("Deny") == 1
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_vpc_variant_puts_the_domain_and_its_callers_in_the_vpc(vpc_synth: Synth) -> None:
@@ -397,29 +517,57 @@ def test_state_machine_may_invoke_the_workflow_function_only(synth: Synth) -> No
     ]
 
 
-def test_only_the_workflow_publishes_metrics_and_only_in_the_dynembed_namespace(synth: Synth) -> None:
+def test_no_function_calls_put_metric_data(synth: Synth) -> None:
+    # Every metric, evaluation scores by generation included, is EMF in the function's logs.
     for name in ALL_FUNCTIONS:
         statements = synth.statements_of_role(synth.role_id_of_function(name))
-        put = [s for s in statements if "cloudwatch:PutMetricData" in _actions(s)]
+        assert not [s for s in statements if "cloudwatch:PutMetricData" in _actions(s)], name
+
+
+def test_evaluation_reports_go_to_a_private_encrypted_bucket_the_workflow_only_writes(synth: Synth) -> None:
+    # GIVEN the reports bucket
+    ((bucket_id, bucket),) = synth.of_type("AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+    # THEN it is KMS-encrypted with dynembed's key, blocks public access and is retained
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["BucketKeyEnabled"] is True
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["DeletionPolicy"] == "Retain"
+    # AND its policy refuses any request without TLS
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in synth.of_type("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert denies and denies[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # AND only the workflow may touch it, and only to put reports under reports/
+    for name in ALL_FUNCTIONS:
+        statements = synth.statements_of_role(synth.role_id_of_function(name))
+        s3_actions = {a for s in statements for a in _actions(s) if a.startswith("s3:")}
         if name != "workflow":
-            assert not put, name  # the others publish EMF through their logs
+            assert not s3_actions, name
             continue
-        assert put == [
-            {
-                "Action": "cloudwatch:PutMetricData",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": NAMES.metrics_namespace}},
-                "Effect": "Allow",
-                "Resource": "*",
-            }
+        writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+        assert [json.dumps(r) for s in writes for r in _resources(s)] == [
+            json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/reports/*"]]})
         ]
 
 
 def test_workflow_reads_golden_sets_only_under_the_configured_prefixes(vpc_synth: Synth) -> None:
     statements = vpc_synth.statements_of_role(vpc_synth.role_id_of_function("workflow"))
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
-    reads = sorted(json.dumps(r) for s in s3_statements for r in _resources(s))
-    assert all(_actions(s) == {"s3:GetObject"} for s in s3_statements)
-    assert len(reads) == 2
+    # The reports bucket's write is checked above; every other S3 statement is a read.
+    read_statements = [s for s in s3_statements if _actions(s) != {"s3:PutObject"}]
+    reads = sorted(json.dumps(r) for s in read_statements for r in _resources(s))
+    assert all(_actions(s) == {"s3:GetObject"} for s in read_statements)
+    assert len(read_statements) == len(s3_statements) - 1 and len(reads) == 2
     assert ":s3:::golden-sets/python-faq*" in reads[0]
     assert ":s3:::team-evals/*" in reads[1]
 
@@ -458,7 +606,17 @@ ALARMS = [
     ),
     ("stream-iterator-age", "AWS/Lambda", "IteratorAge", THRESHOLDS.stream_iterator_age_ms),
     ("rebuild-failed", "AWS/States", "ExecutionsFailed", 0),
+    ("missing-documents", NAMES.metrics_namespace, METRICS.missing_documents, THRESHOLDS.missing_documents),
+    ("access-lag-p95", NAMES.metrics_namespace, METRICS.access_lag, THRESHOLDS.access_lag_p95_s),
+    *((f"{name}-errors", "AWS/Lambda", "Errors", THRESHOLDS.function_errors) for name in ALL_FUNCTIONS),
+    ("search-latency-p50", NAMES.metrics_namespace, METRICS.search_latency, THRESHOLDS.search_latency_p50_ms),
+    ("search-latency-p95", NAMES.metrics_namespace, METRICS.search_latency, THRESHOLDS.search_latency_p95_ms),
 ]
+RATE_ALARMS = [
+    ("weak-retrieval-rate", METRICS.weak_retrieval, THRESHOLDS.weak_retrieval_rate),
+    ("zero-result-rate", METRICS.zero_results, THRESHOLDS.zero_result_rate),
+]
+BREACHING_WHEN_SILENT = ("orphaned-vectors", "stale-documents", "missing-documents", "freshness-lag-p95")
 
 
 @pytest.mark.parametrize(("slug", "namespace", "metric", "threshold"), ALARMS)
@@ -477,6 +635,108 @@ def test_alarm_watches_its_metric_and_notifies_the_topic(
             "AlarmActions": [{"Ref": topic}],
         },
     )
+
+
+def _alarm(synth: Synth, slug: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{NAMES.service}-{slug}"
+    ]
+    return alarm
+
+
+@pytest.mark.parametrize(("slug", "metric", "threshold"), RATE_ALARMS)
+def test_rate_alarms_judge_only_periods_with_enough_samples(
+    synth: Synth, slug: str, metric: str, threshold: float
+) -> None:
+    # GIVEN the alarm on a 0/1 metric of sampled live queries
+    alarm = _alarm(synth, slug)
+    by_id = {m["Id"]: m for m in alarm["Metrics"]}
+    # THEN it is the metric's Average, counted only over periods with enough samples
+    assert by_id["expr_1"]["Expression"] == f"IF(n >= {THRESHOLDS.live_min_samples:g}, rate, 0)"
+    assert (
+        by_id["rate"]["MetricStat"]["Stat"] == "Average" and by_id["n"]["MetricStat"]["Stat"] == "SampleCount"
+    )
+    for part in ("rate", "n"):
+        stat = by_id[part]["MetricStat"]
+        assert stat["Metric"]["MetricName"] == metric and stat["Period"] == 300
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": NAMES.service}]
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (threshold, 3)
+    assert alarm["TreatMissingData"] == "notBreaching"  # no traffic, no samples: nothing to judge
+
+
+def test_search_latency_alarms_are_percentiles_of_sampled_queries(synth: Synth) -> None:
+    assert _alarm(synth, "search-latency-p50")["ExtendedStatistic"] == "p50"
+    assert _alarm(synth, "search-latency-p95")["ExtendedStatistic"] == "p95"
+
+
+def test_the_query_samples_table_expires_items_and_search_may_only_add_samples(synth: Synth) -> None:
+    synth.template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "TableName": NAMES.query_samples_table,
+            "TimeToLiveSpecification": {"AttributeName": KEYS.samples_ttl, "Enabled": True},
+            "KeySchema": [
+                {"AttributeName": KEYS.samples_hash, "KeyType": "HASH"},
+                {"AttributeName": KEYS.samples_range, "KeyType": "RANGE"},
+            ],
+        },
+    )
+    assert "dynamodb:PutItem" in _role_actions(synth, "search", effect="Allow")
+    assert "sqs:SendMessage" in _role_actions(synth, "search", effect="Allow")
+
+
+def test_shadow_searches_come_from_their_queue_within_a_small_reserved_concurrency(synth: Synth) -> None:
+    queue = synth.logical_id(synth.stack.live.shadow_queue)
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
+            "FunctionName": {"Ref": synth.function_id("shadow")},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    props = synth.resources[synth.function_id("shadow")]["Properties"]
+    assert props["ReservedConcurrentExecutions"] == TUNING.shadow_reserved_concurrency
+
+
+def test_every_alarm_is_tested_and_points_at_its_runbook_entry(synth: Synth) -> None:
+    from tests.infra.test_quality import ALARMS as QUALITY_ALARMS  # the monitors' own, tested there
+
+    names = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
+    assert names == {f"{NAMES.service}-{slug}" for slug, *_ in [*ALARMS, *RATE_ALARMS, *QUALITY_ALARMS]}
+    runbook = (REPO_ROOT / "docs" / "operations.md").read_text()
+    for slug, *_ in [*ALARMS, *RATE_ALARMS]:
+        assert f"({slug})" in _alarm(synth, slug)["AlarmDescription"]
+        assert f"| `{slug}` |" in runbook, f"docs/operations.md has no runbook row for {slug}"
+
+
+@pytest.mark.parametrize("slug", BREACHING_WHEN_SILENT)
+def test_audit_and_freshness_alarms_treat_silence_as_breaching(synth: Synth, slug: str) -> None:
+    # An audit that stopped running, or a pipeline that stopped indexing, publishes nothing.
+    assert _alarm(synth, slug)["TreatMissingData"] == "breaching"
+
+
+def test_audit_alarms_span_two_audit_periods(synth: Synth) -> None:
+    # One audit period may hold no datapoint (a run's end drifting across the boundary): two may not.
+    for slug in ("orphaned-vectors", "stale-documents", "missing-documents"):
+        alarm = _alarm(synth, slug)
+        assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3600, 2, 2)
+
+
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
+def test_each_function_has_an_errors_alarm(synth: Synth, name: str) -> None:
+    alarm = _alarm(synth, f"{name}-errors")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": synth.function_id(name)}}]
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
+    assert alarm["TreatMissingData"] == "notBreaching"  # not invoked: no errors
+
+
+def test_access_lag_alarm_is_p95_of_the_classify_metric(synth: Synth) -> None:
+    alarm = _alarm(synth, "access-lag-p95")
+    assert alarm["ExtendedStatistic"] == "p95"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": NAMES.service}]
 
 
 def test_domain_metrics_carry_the_service_dimension_and_freshness_is_p95(synth: Synth) -> None:

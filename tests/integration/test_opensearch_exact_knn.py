@@ -12,7 +12,8 @@ from opensearchpy import OpenSearch
 
 from dynembed.core.errors import DynembedError, ModelMismatchError
 from dynembed.core.models import ChunkDocument
-from dynembed.index.exact import ExactKnnCache, UnsupportedFilterError
+from dynembed.index.exact import ExactKnnCache
+from dynembed.index.filter_eval import UnsupportedFilterError
 from dynembed.index.filters import access_filter
 from dynembed.index.opensearch import OpenSearchChunkIndex
 from tests.plugins.osmem import chunk_doc, generation_for

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
+from dynembed.adapters.sqs import SqsJobQueue
 from dynembed.core.errors import DynembedError, TransientError
 from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, chunk_id
 from dynembed.core.schema import SourceSchema
@@ -272,8 +273,9 @@ def index_chunks(svc: Services, gen: Generation) -> list[tuple[str, dict[str, An
 
 
 def test_a_better_generation_is_promoted_and_rollback_restores_the_alias_in_one_request(
-    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch
+    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    reports_dir = (tmp_path / "reports").resolve()
     # GIVEN a serving generation whose chunker truncates every doc to 80 characters
     svc = stack.services()
     baseline = start_baseline(stack, golden, chunker=TRUNCATING)
@@ -294,14 +296,16 @@ def test_a_better_generation_is_promoted_and_rollback_restores_the_alias_in_one_
         GenerationStatus.STANDBY,
         True,
     )
-    # AND the report is in the registry, in a Markdown file, and in CloudWatch by generation
+    # AND the report is in the registry and in a Markdown file under the reports folder, which
+    # the registry names; its metrics went out by generation
     assert candidate.report is not None and candidate.report["gate_passed"] is True
-    markdown = Path(evaluation["report_path"]).read_text()
+    location = Path(evaluation["report_location"])
+    assert candidate.report["report_location"] == str(location) and location.parent == reports_dir
+    markdown = location.read_text()
     assert markdown == render_markdown_report(candidate.report) and "gate PASSED" in markdown
-    metrics = stack.client("cloudwatch").list_metrics(
-        Namespace="dynembed", Dimensions=[{"Name": "generation", "Value": candidate.id}]
-    )["Metrics"]
-    assert {"EvalNdcgAt10", "EvalRecallAt10", "EvalMrrAt10"} <= {m["MetricName"] for m in metrics}
+    gauges = stack.services().telemetry.snapshot()["gauges"]
+    for name, key in (("EvalNdcgAt10", "ndcg"), ("EvalRecallAt10", "recall"), ("EvalMrrAt10", "mrr")):
+        assert gauges[f"{name}[generation={candidate.id}]"] == pytest.approx(evaluation["candidate"][key])
 
     # WHEN ops roll back
     alias_requests = count_alias_requests(monkeypatch)
@@ -384,6 +388,62 @@ def test_a_worse_model_is_rejected(stack: LocalStack, golden: Golden) -> None:
         out = rebuild(stack, rebuild_input(golden, model="static-64"))
     assert out["decision"] == "rejected"
     assert seen == {baseline.index_name}
+
+
+# ---- shadow traffic ---------------------------------------------------------------------------------
+
+
+def test_live_searches_during_the_rebuild_are_shadowed_on_the_candidate_and_reported(
+    stack: LocalStack, golden: Golden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a serving generation whose chunker truncates every doc, and live traffic that arrives
+    # while the candidate (the default chunker) is still building: at its first catch-up check
+    svc = stack.services()
+    baseline = start_baseline(stack, golden, chunker=TRUNCATING)
+    texts = [json.loads(line)["text"] for line in golden.queries.read_text().splitlines()][:12]
+    answered: list[Any] = []
+    candidate_state: list[tuple[GenerationStatus, bool]] = []
+    real_catchup = steps.catchup_status
+
+    def catchup_with_live_traffic(svc_: Any, config: Any, checks: int, now: float | None = None) -> Any:
+        if not answered:
+            candidate = svc_.registry.get(str(config.generation_id))
+            candidate_state.append((candidate.status, candidate.write_target))
+            answered.extend(svc_.search(text, READER, k=10) for text in texts)  # through the alias
+            # the shadow function (pumped in the background) runs them on the candidate
+            wait_until(
+                lambda: "done" if len(svc_.query_samples.comparisons(candidate.id)) >= len(texts) else None
+            )
+        return real_catchup(svc_, config, checks, now)
+
+    monkeypatch.setattr(steps, "catchup_status", catchup_with_live_traffic)
+    # WHEN the rebuild runs
+    out = rebuild(stack, rebuild_input(golden))
+    # THEN the searches ran while the candidate was building and a write target, and the callers
+    # got the active generation's answers
+    assert candidate_state == [(GenerationStatus.BUILDING, True)]
+    assert {response.generation for response in answered} == {baseline.id}
+    # AND the stored report carries the shadow figures, in the shape the HTML report renders
+    candidate = svc.registry.get(out["generation_id"])
+    shadow = (candidate.report or {})["shadow"]
+    assert shadow["generation_id"] == candidate.id and shadow["queries"] == len(texts)
+    assert 0.0 <= shadow["overlap@10"] < 1.0 and 0.0 <= shadow["rbo"] < 1.0  # truncated vs whole docs
+    assert len(shadow["active_scores"]) == len(shadow["candidate_scores"]) == len(texts)
+    assert shadow["disagreements"] and all(d["query"].startswith("sha256:") for d in shadow["disagreements"])
+    assert out["evaluation"]["shadow"]["queries"] == len(texts)
+    # AND the figures are what the two generations answer (recomputed from the indices, unchanged since)
+    from dynembed.quality.overlap import overlap_at_k, rbo
+
+    def ranking(text: str, generation: str) -> list[str]:
+        response = svc.search(text, READER, k=10, generation=generation)
+        return list(dict.fromkeys(r.doc_id for r in response.results))
+
+    pairs = [(ranking(t, baseline.id), ranking(t, candidate.id)) for t in texts]
+    assert shadow["overlap@10"] == pytest.approx(sum(overlap_at_k(a, c) for a, c in pairs) / len(pairs))
+    assert shadow["rbo"] == pytest.approx(sum(rbo(a, c) for a, c in pairs) / len(pairs))
+    # AND the candidate was calibrated for live signals on its golden set
+    assert candidate.report is not None and candidate.report["weak_threshold"]["value"] > 0
+    assert len(candidate.report["golden_queries"]["keys"]) == QUERIES
 
 
 # ---- live changes, crashes, retries ---------------------------------------------------------------------
@@ -543,8 +603,8 @@ def test_catch_up_waits_while_jobs_are_pending(
     # GIVEN a backlog in the jobs queue that drains over the first two catch-up checks
     start_baseline(stack, golden, chunker=TRUNCATING)
     backlog = [3, 1]
-    real_depth = steps.queue_depth
-    monkeypatch.setattr(steps, "queue_depth", lambda svc: backlog.pop(0) if backlog else real_depth(svc))
+    real_depth = SqsJobQueue.depth
+    monkeypatch.setattr(SqsJobQueue, "depth", lambda queue: backlog.pop(0) if backlog else real_depth(queue))
     # WHEN the rebuild runs
     out = rebuild(stack, rebuild_input(golden, catchup_wait_s=1))
     # THEN it waited twice (Wait with the input's seconds, then checked again) before evaluating
@@ -561,7 +621,7 @@ def test_a_candidate_that_never_catches_up_fails_and_the_active_one_keeps_servin
     # GIVEN a jobs queue that never drains
     svc = stack.services()
     baseline = start_baseline(stack, golden, chunker=TRUNCATING)
-    monkeypatch.setattr(steps, "queue_depth", lambda svc: 7)
+    monkeypatch.setattr(SqsJobQueue, "depth", lambda queue: 7)
     # WHEN the rebuild runs with at most two checks
     with pytest.raises(RebuildFailed, match="did not catch up after 2 checks: 7 jobs pending") as failure:
         rebuild(stack, rebuild_input(golden, catchup_wait_s=0, catchup_max_checks=2))

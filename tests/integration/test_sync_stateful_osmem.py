@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, settings
 from moto import mock_aws
 from opensearchpy import OpenSearch
 
-from dynembed.adapters.dynamodb import DynamoLedger, DynamoRegistry
+from dynembed.adapters.dynamodb.ledger import DynamoLedger
+from dynembed.adapters.dynamodb.registry import DynamoRegistry
 from dynembed.index.opensearch import OpenSearchChunkIndex
 from tests.fakes import FaultyIndex
 from tests.harness import Harness
@@ -23,6 +24,7 @@ from tests.unit.test_sync_stateful import SyncMachine
 
 pytestmark = pytest.mark.integration
 _counter = itertools.count()
+REGION = "us-east-1"
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ class SyncOnRealAdapters(SyncMachine):
 
     def make_harness(self) -> Harness:
         n = next(_counter)
-        ddb = boto3.client("dynamodb", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+        ddb = boto3.client("dynamodb", region_name=REGION)
         for name, keys in [
             (f"ledger{n}", [("doc_id", "HASH"), ("generation", "RANGE")]),
             (f"registry{n}", [("generation_id", "HASH")]),
@@ -51,8 +53,8 @@ class SyncOnRealAdapters(SyncMachine):
                 BillingMode="PAY_PER_REQUEST",
             )
         return Harness(
-            ledger=DynamoLedger(f"ledger{n}"),
-            registry=DynamoRegistry(f"registry{n}"),
+            ledger=DynamoLedger(f"ledger{n}", region=REGION),
+            registry=DynamoRegistry(f"registry{n}", region=REGION),
             index=FaultyIndex(OpenSearchChunkIndex(self.client, knn_mode="exact")),
             index_prefix=f"stateful{n}",
             alias=f"stateful{n}-alias",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -104,16 +105,36 @@ def test_remove_of_tombstoned_item_is_still_delete() -> None:
 
 
 # ---- MODIFY that costs nothing -----------------------------------------------------------------
-def test_modify_to_older_version_is_skipped() -> None:
-    # GIVEN a new image whose version is lower than the old one, with a different body
-    old = item(version=Decimal(5))
-    new = item(version=Decimal(4), body="A different body.")
+def test_modify_to_older_version_reapplies_access_from_the_current_item() -> None:
+    # GIVEN the source going back: v5 readable by alice and bob, then v4 by alice only
+    old = item(version=Decimal(5), acl={"user:alice", "user:bob"})
+    new = item(version=Decimal(4), acl={"user:alice"}, body="A different body.")
     # WHEN it is classified
     decision = classify_change(old, new, SCHEMA, "MODIFY")
-    # THEN nothing is applied, and the reason says why
-    assert (decision.kind, decision.actions) == (SKIP, ())
+    # THEN content is not applied (the index cannot go back), but access is re-applied from the
+    # current source item: bob loses the doc (fail closed)
+    assert (decision.kind, decision.actions) == (ACCESS, (ACCESS,))
+    assert decision.reason.startswith("older version 4 < 5: the source went back")
+    assert decision.changed == ("acl", "body")
+    assert decision.source_version == 4
+
+
+def test_modify_to_older_version_reapplies_access_even_when_the_images_agree_on_it() -> None:
+    # GIVEN an older version whose ACL equals the newer one's (the index's may not: fail closed)
+    old = item(version=Decimal(5))
+    new = item(version=Decimal(4), body="Restored body.")
+    # WHEN / THEN access is re-applied from the current item all the same: it costs no embedding
+    assert classify_change(old, new, SCHEMA, "MODIFY").actions == (ACCESS,)
+
+
+def test_modify_to_older_tombstoned_version_is_delete() -> None:
+    # GIVEN the source going back to an archived version
+    old = item(version=Decimal(5))
+    new = item(version=Decimal(4), status="archived")
+    # WHEN / THEN it is a delete (the applier decides it from the current item)
+    decision = classify_change(old, new, SCHEMA, "MODIFY")
+    assert (decision.kind, decision.actions) == (DELETE, (DELETE,))
     assert decision.reason.startswith("older version 4 < 5")
-    assert decision.changed == ("body",)
 
 
 def test_modify_with_identical_images_is_skipped() -> None:
@@ -324,8 +345,8 @@ def test_timestamp_versions_are_compared_in_time() -> None:
     new = item(version="2026-11-20T09:59:59Z", body="Older edit delivered late.")
     # WHEN it is classified
     decision = classify_change(old, new, schema, "MODIFY")
-    # THEN it is an older version (compared as epoch milliseconds)
-    assert decision.kind is SKIP
+    # THEN it is an older version (compared as epoch milliseconds): access only, from the current item
+    assert decision.kind is ACCESS
     assert decision.source_version == 1795168799000
 
 
@@ -344,9 +365,10 @@ def test_missing_id_raises_malformed(event: str) -> None:
     ("version", "message"),
     [
         (None, "missing version attribute 'version'"),
-        ("two", "is not a valid number: 'two'"),
-        (True, "is not a valid number"),
-        (Decimal("1.5"), "is not a valid number"),
+        ("two", "must be an integer number (N), not a string (S) 'two'"),
+        (True, "must be an integer number (N), not a boolean (BOOL)"),
+        (Decimal("1.5"), "must be a whole number, not 1.5"),
+        (Decimal("1E+30"), "is 1E+30, above 2305843009213693951"),
         (Decimal(-1), "is negative"),
     ],
 )
@@ -354,18 +376,61 @@ def test_invalid_version_raises_malformed_naming_doc(version: Any, message: str)
     # GIVEN a new image with a missing or unusable version
     new = item(version=version)
     # WHEN / THEN classification fails naming the doc and the problem
-    with pytest.raises(MalformedRecordError, match=message) as caught:
+    with pytest.raises(MalformedRecordError, match=re.escape(message)) as caught:
         classify_change(None, new, SCHEMA, "INSERT")
     assert caught.value.doc_id == "doc-1"
     assert str(caught.value).startswith("doc 'doc-1': new image:")
 
 
-def test_invalid_old_version_on_modify_raises_malformed() -> None:
-    # GIVEN a MODIFY whose old image has no version
-    with pytest.raises(MalformedRecordError, match="old image: missing version") as caught:
-        classify_change(item(version=None), item(), SCHEMA, "MODIFY")
-    # THEN the doc is named
-    assert caught.value.doc_id == "doc-1"
+@pytest.mark.parametrize(
+    ("breakage", "named"),
+    [
+        pytest.param({"version": None}, "missing version attribute 'version'", id="no version"),
+        pytest.param({"version": "abc"}, "version attribute 'version'", id="version abc"),
+        pytest.param({"version": Decimal("1E+30")}, "above 2305843009213693951", id="version 1e30"),
+        pytest.param({"acl": {"user:alice": True}}, "access attribute 'acl'", id="acl map"),
+        pytest.param({"tenant": {"name": "acme"}}, "tenant attribute 'tenant'", id="tenant map"),
+        pytest.param({"doc_id": None}, "missing id attribute", id="no id"),
+    ],
+)
+def test_malformed_old_image_is_decided_from_the_new_image(breakage: dict[str, Any], named: str) -> None:
+    # GIVEN a well-formed new image whose old image is malformed (a bad write before this one)
+    old = item(**{"version": Decimal(2), "acl": {"user:alice", "user:bob"}, **breakage})
+    new = item(version=Decimal(3), acl={"user:alice"})
+    # WHEN it is classified
+    decision = classify_change(old, new, SCHEMA, "MODIFY")
+    # THEN it is never rejected: access is re-applied from the current item at once, then the
+    # doc is reconciled in full (nothing is diffed against the unreadable image)
+    assert (decision.kind, decision.actions) == (CONTENT, (ACCESS, CONTENT))
+    assert (decision.doc_id, decision.source_version) == ("doc-1", 3)
+    assert decision.reason.startswith("old image unreadable")
+    assert named in decision.reason
+
+
+def test_malformed_old_image_with_tombstoned_new_image_is_delete() -> None:
+    old = item(version="abc")
+    new = item(version=Decimal(3), status="archived")
+    decision = classify_change(old, new, SCHEMA, "MODIFY")
+    assert (decision.kind, decision.actions) == (DELETE, (DELETE,))
+
+
+def test_remove_with_malformed_old_image_deletes_by_the_records_key() -> None:
+    # GIVEN a REMOVE whose old image has no version (the last write forgot it)
+    old = item(version=None)
+    # WHEN it is classified with the id the record's Keys give
+    decision = classify_change(old, None, SCHEMA, "REMOVE", doc_id="doc-1")
+    # THEN it is a delete of the doc by id, at no particular version (every chunk goes)
+    assert (decision.kind, decision.actions) == (DELETE, (DELETE,))
+    assert (decision.doc_id, decision.source_version) == ("doc-1", None)
+    assert "old image unreadable" in decision.reason and "version" in decision.reason
+
+
+def test_remove_with_malformed_old_image_and_no_key_raises() -> None:
+    # GIVEN an old image with neither a readable id nor a key to fall back on
+    old = item(doc_id=None, version="abc")
+    # WHEN / THEN there is no doc to delete: malformed, naming the attribute
+    with pytest.raises(MalformedRecordError, match="missing id attribute"):
+        classify_change(old, None, SCHEMA, "REMOVE")
 
 
 @pytest.mark.parametrize(
@@ -399,10 +464,32 @@ def test_id_that_changes_between_images_raises_malformed() -> None:
         classify_change(item(doc_id="doc-1"), item(doc_id="doc-2"), SCHEMA, "MODIFY")
 
 
-def test_acl_of_wrong_type_raises_malformed() -> None:
-    # GIVEN an ACL stored as a number: a security boundary we refuse to guess about
-    with pytest.raises(MalformedRecordError, match="access attribute 'acl' must be a string, list or set"):
-        classify_change(item(), bump(item(), acl=Decimal(5)), SCHEMA, "MODIFY")
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (
+            {"acl": Decimal(5)},
+            "access attribute 'acl' must be a string set (SS), a list of strings (L) or a string (S), not a number (N)",
+        ),
+        (
+            {"acl": {"user:alice": True}},
+            "access attribute 'acl' must be a string set (SS), a list of strings (L) or a string (S), not a map (M)",
+        ),
+        ({"acl": {Decimal(1)}}, "not a number set (NS)"),
+        ({"tenant": {"name": "acme"}}, "tenant attribute 'tenant' must be a string (S), not a map (M)"),
+        ({"body": Decimal(3)}, "content attribute 'body' must be a string (S), not a number (N)"),
+        ({"category": {"a": "b"}}, "metadata attribute 'category' must be a string, number, boolean or null"),
+    ],
+)
+def test_new_image_of_wrong_type_raises_malformed(breakage: dict[str, Any], message: str) -> None:
+    # GIVEN a new image with an attribute of a type its role refuses (a security boundary is
+    # never guessed: a map's keys are not principals, a number set is not a tenant)
+    # WHEN / THEN classification fails naming the doc and the attribute; the applier then
+    # fails closed from the current source item
+    with pytest.raises(MalformedRecordError) as caught:
+        classify_change(item(), bump(item(), **breakage), SCHEMA, "MODIFY")
+    assert message in str(caught.value)
+    assert caught.value.doc_id == "doc-1"
 
 
 # ---- classify_record: sample events ------------------------------------------------------------
@@ -475,7 +562,7 @@ def test_record_accepts_the_powertools_data_class() -> None:
     ("doc_id", "message"),
     [
         ("doc-bad-1", "new image: missing version attribute 'version'"),
-        ("doc-bad-2", "version attribute 'version' is not a valid number: 'two'"),
+        ("doc-bad-2", "version attribute 'version' must be an integer number (N), not a string (S) 'two'"),
         ("doc-bad-3", "MODIFY record has no old image (stream view type NEW_IMAGE"),
         ("doc-bad-4", "unknown eventName 'UPSERT'"),
         ("doc-bad-5", "new image: missing id attribute 'doc_id'"),
@@ -521,3 +608,83 @@ def test_record_with_composite_keys_names_them_when_no_id_is_known() -> None:
     with pytest.raises(MalformedRecordError, match="missing id attribute") as caught:
         classify_record(record, SAMPLE_SCHEMA)
     assert caught.value.doc_id == "pk=acme,sk=doc#1"
+
+
+# ---- sample events of the fail-closed rules --------------------------------------------------------
+def test_sample_version_back_reapplies_access() -> None:
+    # GIVEN v5 readable by alice and bob followed by v4 readable by alice only
+    record = only_record("dynamodb_stream_version_back")
+    # WHEN / THEN the narrower ACL is applied from the current item, not skipped
+    decision = classify_record(record, SAMPLE_SCHEMA)
+    assert (decision.kind, decision.actions, decision.source_version) == (ACCESS, (ACCESS,), 4)
+
+
+def test_sample_malformed_write_between_two_good_ones() -> None:
+    # GIVEN v2 [alice, bob], then a write with version "abc" [alice], then v3 [alice]
+    first, bad, fixed = load_event("dynamodb_stream_malformed_between")["Records"]
+    # THEN the first is an access change, the bad one is malformed naming the doc, and the fix
+    # is decided from its own (new) image, never rejected because of its old one
+    assert classify_record(first, SAMPLE_SCHEMA).actions == (ACCESS,)
+    with pytest.raises(MalformedRecordError, match="'doc-0004': new image: version attribute 'version'"):
+        classify_record(bad, SAMPLE_SCHEMA)
+    decision = classify_record(fixed, SAMPLE_SCHEMA)
+    assert (decision.actions, decision.source_version) == ((ACCESS, CONTENT), 3)
+
+
+def test_sample_unversioned_write_then_remove_deletes_by_key() -> None:
+    # GIVEN a write without a version, then delete-item
+    unversioned, remove = load_event("dynamodb_stream_remove_unversioned")["Records"]
+    with pytest.raises(MalformedRecordError, match="missing version attribute"):
+        classify_record(unversioned, SAMPLE_SCHEMA)
+    # WHEN the REMOVE (whose old image has no version) is classified
+    decision = classify_record(remove, SAMPLE_SCHEMA)
+    # THEN the doc is deleted by the id in the record's Keys, timed by the record
+    assert (decision.kind, decision.doc_id, decision.source_version) == (DELETE, "doc-0005", None)
+    assert decision.source_updated_at == remove["dynamodb"]["ApproximateCreationDateTime"]
+
+
+@pytest.mark.parametrize(
+    ("doc_id", "message"),
+    [
+        (
+            "doc-0006",
+            "access attribute 'acl' must be a string set (SS), a list of strings (L) or a string (S), not a map (M)",
+        ),
+        (
+            "doc-0007",
+            "access attribute 'acl' must be a string set (SS), a list of strings (L) or a string (S), not a number (N)",
+        ),
+        ("doc-0008", "not a number set (NS)"),
+        ("doc-0009", "tenant attribute 'tenant' must be a string (S), not a map (M)"),
+        ("doc-0010", "version attribute 'version' is 1E+30, above 2305843009213693951"),
+        ("doc-0011", "content attribute 'body' must be a string (S), not a number (N)"),
+        ("doc-0012", "metadata attribute 'category' must be a string, number, boolean or null"),
+        ("doc_id=13", "id attribute 'doc_id' must be a string (S), not a number (N)"),
+    ],
+)
+def test_sample_wrong_types_are_malformed_naming_doc_and_attribute(doc_id: str, message: str) -> None:
+    records = {
+        r["dynamodb"]["Keys"]["doc_id"].get("S", "doc_id=13"): r
+        for r in load_event("dynamodb_stream_wrong_types")["Records"]
+    }
+    with pytest.raises(MalformedRecordError) as caught:
+        classify_record(records[doc_id], SAMPLE_SCHEMA)
+    assert caught.value.doc_id == doc_id
+    assert message in str(caught.value)
+    assert "Decimal(" not in str(caught.value) and "{'" not in str(caught.value)
+
+
+def test_item_without_updated_at_is_timed_by_the_stream_record() -> None:
+    # GIVEN an INSERT whose item carries no updated_at (the README's own example has none)
+    record = only_record("dynamodb_stream_insert_no_updated_at")
+    # WHEN it is classified
+    decision = classify_record(record, SAMPLE_SCHEMA)
+    # THEN the change is timed by the record's ApproximateCreationDateTime, so freshness and
+    # access lag are measured for it too
+    assert decision.source_updated_at == record["dynamodb"]["ApproximateCreationDateTime"]
+
+
+def test_updated_at_wins_over_the_record_time_when_present() -> None:
+    record = only_record("dynamodb_stream_modify_access")
+    decision = classify_record(record, SAMPLE_SCHEMA)
+    assert decision.source_updated_at == 1795249800.0  # 2026-11-21T08:30:00Z, the item's own time

@@ -96,7 +96,8 @@ def oracle(
         return (DELETE, (DELETE,)) if _dead(new) else (CONTENT, (CONTENT,))
     assert old is not None
     if int(new["version"]) < int(old["version"]):
-        return SKIP, ()
+        # The source went back: content cannot follow, access is re-applied from the current item.
+        return (DELETE, (DELETE,)) if _dead(new) else (ACCESS, (ACCESS,))
     before, after = _view(old), _view(new)
     if before == after:
         return SKIP, ()
@@ -238,7 +239,7 @@ def test_decision_is_internally_consistent(change: tuple[Any, Any, str, str | No
 
 @PROPS
 @given(changes())
-def test_modify_is_skipped_iff_nothing_read_changed_or_version_went_back(
+def test_modify_is_skipped_iff_nothing_read_changed(
     change: tuple[Any, Any, str, str | None],
 ) -> None:
     old, new, event, passed = change
@@ -246,9 +247,11 @@ def test_modify_is_skipped_iff_nothing_read_changed_or_version_went_back(
         return
     decision = classify_change(old, new, SCHEMA, passed)
     went_back = int(new["version"]) < int(old["version"])
-    assert (decision.kind is SKIP) == (went_back or _view(old) == _view(new))
-    # AND a skip never claims a read attribute changed unless the version went back
-    if decision.kind is SKIP and not went_back:
+    assert (decision.kind is SKIP) == (not went_back and _view(old) == _view(new))
+    # AND a version that goes back always re-applies access (or deletes): never a skip (fail closed)
+    if went_back:
+        assert decision.actions in ((ACCESS,), (DELETE,))
+    if decision.kind is SKIP:
         assert decision.changed == ()
 
 
@@ -333,33 +336,76 @@ BREAKAGES = st.sampled_from(
     [
         ("doc_id", None),
         ("doc_id", ""),
+        ("doc_id", Decimal(1)),
         ("version", None),
         ("version", "v2"),
         ("version", True),
         ("version", Decimal("2.5")),
         ("version", Decimal(-3)),
+        ("version", Decimal("1E+30")),
         ("version", ["1"]),
         ("version", {"n": 1}),
+        ("acl", {"user:alice": True}),
+        ("acl", Decimal(5)),
+        ("acl", {Decimal(1), Decimal(2)}),
+        ("owners", ["user:alice", Decimal(1)]),
+        ("tenant", {"name": "acme"}),
+        ("tenant", Decimal(3)),
+        ("body", Decimal(4)),
+        ("category", {"a": "b"}),
+        ("labels", ["x", Decimal(1)]),
+        ("source_type", {"wiki"}),
     ]
 )
 
 
-@PROPS
-@given(changes(), BREAKAGES, st.sampled_from(["old", "new"]))
-def test_missing_id_or_version_always_raises_malformed(
-    change: tuple[Any, Any, str, str | None], breakage: tuple[str, Any], which: str
-) -> None:
-    # GIVEN a change whose needed image lacks its id or has an unusable version
-    old, new, _event, passed = change
-    target = new if (which == "new" and new is not None) or old is None else old
+def _break(image: dict[str, Any], breakage: tuple[str, Any]) -> None:
     attribute, value = breakage
     if value is None:
-        del target[attribute]
+        image.pop(attribute, None)
     else:
-        target[attribute] = value
-    # WHEN / THEN it raises MalformedRecordError, never KeyError/TypeError/ValueError
-    with pytest.raises(MalformedRecordError, match=repr(attribute)):
+        image[attribute] = value
+
+
+@PROPS
+@given(changes(), BREAKAGES)
+def test_a_malformed_image_the_decision_rests_on_always_raises_naming_the_attribute(
+    change: tuple[Any, Any, str, str | None], breakage: tuple[str, Any]
+) -> None:
+    # GIVEN an INSERT or MODIFY whose new image has a missing id/version or a wrongly typed
+    # read attribute
+    old, new, event, passed = change
+    if event == "REMOVE":
+        return
+    _break(new, breakage)
+    # WHEN / THEN it raises MalformedRecordError naming the attribute, never KeyError/TypeError
+    with pytest.raises(MalformedRecordError, match=repr(breakage[0])) as caught:
         classify_change(old, new, SCHEMA, passed)
+    assert "Decimal(" not in str(caught.value)
+
+
+@PROPS
+@given(changes(), BREAKAGES)
+def test_a_malformed_old_image_never_rejects_a_change(
+    change: tuple[Any, Any, str, str | None], breakage: tuple[str, Any]
+) -> None:
+    # GIVEN a MODIFY or REMOVE whose old image is malformed (the write before was bad)
+    old, new, event, passed = change
+    if event == "INSERT":
+        return
+    _break(old, breakage)
+    # WHEN it is classified with the id the record's Keys give
+    decision = classify_change(old, new, SCHEMA, passed, doc_id="doc-1")
+    # THEN a REMOVE still deletes the doc, and a MODIFY is decided from the new image alone:
+    # access re-applied from the current item, then a full reconcile (or a delete if tombstoned)
+    assert decision.doc_id == "doc-1"
+    if event == "REMOVE":
+        assert (decision.kind, decision.actions, decision.source_version) == (DELETE, (DELETE,), None)
+    elif _dead(new):
+        assert decision.actions == (DELETE,)
+    else:
+        assert decision.actions == (ACCESS, CONTENT)
+        assert decision.source_version == int(new["version"])
 
 
 # ---- the record edge: serialized with boto3, decoded by classify_record ---------------------------

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)  # no .dynembed/stack.json here
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DYNEMBED_STATE_DIR", str(tmp_path))  # no stack.json here: no stack is running
     return CliRunner()
 
 

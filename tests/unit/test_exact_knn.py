@@ -12,14 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynembed.core.errors import ModelMismatchError
-from dynembed.index.exact import (
-    FilterEvaluator,
-    UnsupportedFilterError,
-    VectorTable,
-    field_values,
-    top_rows,
-)
+from dynembed.index.exact import VectorTable
+from dynembed.index.filter_eval import FilterEvaluator, UnsupportedFilterError, field_values
 from dynembed.index.filters import access_filter
+from dynembed.index.scoring import top_rows
 
 pytestmark = pytest.mark.unit
 

@@ -104,7 +104,16 @@ def test_a_single_principal_string_becomes_a_list() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["rebuild_input", "rebuild_input_chunker_only", "rebuild_input_bad_candidate"]
+    "name",
+    [
+        "rebuild_input",
+        "rebuild_input_chunker_only",
+        "rebuild_input_bad_candidate",
+        "rebuild_input_hybrid",
+        "rebuild_input_hybrid_rrf",
+        "rebuild_input_binary",
+        "rebuild_input_float16",
+    ],
 )
 def test_the_examples_in_events_are_valid(name: str) -> None:
     # GIVEN an example ops would paste into the console

@@ -6,13 +6,15 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dynembed.core.errors import ConfigError
+from boto3.dynamodb.types import TypeSerializer
+
+from dynembed.core.errors import ConfigError, DynembedError, UnknownDocumentError
 from dynembed.core.schema import SourceSchema
 
 if TYPE_CHECKING:
@@ -21,6 +23,15 @@ if TYPE_CHECKING:
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a bad line is a clear error naming it."""
+    for number, value, problem in _jsonl_lines(path):
+        if problem is not None:
+            raise ConfigError(f"{path}:{number}: {problem}")
+        assert value is not None
+        yield number, value
+
+
+def _jsonl_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, object, None), or (line number, None, what is wrong) for a bad line."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -34,10 +45,150 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+                yield number, None, f"not valid JSON ({exc.msg})"
+                continue
             if not isinstance(value, dict):
-                raise ConfigError(f"{path}:{number}: expected a JSON object")
-            yield number, value
+                yield number, None, "expected a JSON object"
+                continue
+            yield number, value, None
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """One bad line of a corpus: where, which doc, which attribute, and why."""
+
+    line: int
+    doc_id: str | None
+    attribute: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}"
+        if self.doc_id is not None:
+            where += f", doc {self.doc_id!r}"
+        if self.attribute is not None:
+            where += f", {self.attribute}"
+        return f"{where}: {self.reason}"
+
+
+SHOWN_PROBLEMS = 20
+"""Bad lines printed in the error; every bad line is counted, and ``problems`` keeps up to
+``KEPT_PROBLEMS`` of them (``dynembed load --json`` lists those)."""
+KEPT_PROBLEMS = 1000
+
+
+class CorpusError(ConfigError):
+    """A corpus with bad lines; nothing of it was written."""
+
+    def __init__(self, path: str | Path, problems: list[LineProblem], bad_lines: int) -> None:
+        self.path = str(path)
+        self.problems = problems
+        self.bad_lines = bad_lines
+        lines = [f"{path}: {bad_lines} bad line{'s' if bad_lines != 1 else ''}, nothing written"]
+        lines += [f"  {p}" for p in problems[:SHOWN_PROBLEMS]]
+        if bad_lines > SHOWN_PROBLEMS:
+            lines.append(f"  ... and {bad_lines - SHOWN_PROBLEMS} more (--json lists up to {KEPT_PROBLEMS})")
+        super().__init__("\n".join(lines))
+
+
+_serializer = TypeSerializer()
+
+
+def check_corpus(
+    schema: SourceSchema, path: str | Path, defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every line of a JSONL corpus as the source item it would become, or ``CorpusError``
+    listing every bad line. Items are read through the schema's accessors (the rules the
+    pipeline applies to a stream image) and DynamoDB's serializer, so nothing that would fail
+    later, mid-write or in classify, gets written."""
+    items: list[dict[str, Any]] = []
+    problems: list[LineProblem] = []
+    bad_lines = 0
+    first_line: dict[str, int] = {}
+    for number, doc, problem in _jsonl_lines(path):
+        if doc is None:
+            found = [LineProblem(number, None, None, str(problem))]
+        else:
+            item = _item_of(schema, {**(defaults or {}), **doc})
+            doc_id, found = _item_problems(schema, number, item)
+            if doc_id is not None and doc_id in first_line:
+                duplicate = f"duplicate of line {first_line[doc_id]}"
+                found.insert(0, LineProblem(number, doc_id, schema.id_attribute, duplicate))
+            elif doc_id is not None:
+                first_line[doc_id] = number
+                item[schema.id_attribute] = doc_id  # the key as the table stores it: a string
+            items.append(item)
+        if found:
+            bad_lines += 1
+            problems += found[: max(0, KEPT_PROBLEMS - len(problems))]
+    if bad_lines:
+        raise CorpusError(path, problems, bad_lines)
+    return items
+
+
+def _item_of(schema: SourceSchema, doc: Mapping[str, Any]) -> dict[str, Any]:
+    item = {k: _dynamo_value(v) for k, v in doc.items() if v is not None}
+    item.setdefault(schema.version_attribute, 1)  # a corpus of first versions may omit it
+    return item
+
+
+def _item_problems(
+    schema: SourceSchema, number: int, item: dict[str, Any]
+) -> tuple[str | None, list[LineProblem]]:
+    """The doc id and what is wrong, through each accessor in turn; a failing accessor that
+    reads several attributes is narrowed to the attribute that fails on its own."""
+    try:
+        doc_id = schema.id_of(item)
+    except _BAD_VALUE as exc:
+        return None, [LineProblem(number, None, schema.id_attribute, _reason(exc, None))]
+    checks: list[tuple[Callable[[dict[str, Any]], Any], tuple[str, ...]]] = [
+        (lambda i: schema.version_of(i, doc_id), (schema.version_attribute,)),
+        (schema.content_of, schema.content_attributes),
+        (schema.acl_of, schema.access_attributes),
+        (schema.metadata_of, schema.metadata_attributes),
+        (schema.tenant_of, (schema.tenant_attribute,) if schema.tenant_attribute else ()),
+        (schema.source_type_of, (schema.source_type_attribute,) if schema.source_type_attribute else ()),
+    ]
+    problems = []
+    for accessor, attributes in checks:
+        try:
+            accessor(item)
+        except _BAD_VALUE as exc:
+            culprit = next(
+                (a for a in attributes if a in item and _fails(accessor, _only(item, a, attributes))), None
+            )
+            label = culprit or ", ".join(attributes)
+            reason = _reason(exc, doc_id)
+            if culprit and not isinstance(exc, DynembedError):  # a bare TypeError says too little
+                reason = f"invalid value {repr(item[culprit])[:80]}: {reason}"
+            problems.append(LineProblem(number, doc_id, label, reason))
+    for attribute, value in item.items():
+        try:
+            _serializer.serialize(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            problems.append(LineProblem(number, doc_id, attribute, f"DynamoDB cannot store it: {exc}"))
+    return doc_id, problems
+
+
+_BAD_VALUE = (DynembedError, TypeError, ValueError, ArithmeticError, AttributeError)
+
+
+def _only(item: dict[str, Any], keep: str, group: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k == keep or k not in group}
+
+
+def _fails(accessor: Callable[[dict[str, Any]], Any], item: dict[str, Any]) -> bool:
+    try:
+        accessor(item)
+    except _BAD_VALUE:
+        return True
+    return False
+
+
+def _reason(exc: Exception, doc_id: str | None) -> str:
+    # MalformedRecordError prefixes the doc; the problem names it already.
+    text = str(exc) or type(exc).__name__
+    return text.removeprefix(f"doc {doc_id!r}: ") if doc_id is not None else text
 
 
 @dataclass
@@ -74,30 +225,37 @@ class SourceApp:
     def update(self, doc_id: str, changes: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
         item = self.table.get_item(Key={self.schema.id_attribute: doc_id}, ConsistentRead=True).get("Item")
         if item is None:
-            raise ConfigError(f"no document {doc_id!r} in the source table")
+            raise UnknownDocumentError(f"no doc {doc_id!r} in the source table")
         merged = {**item, **changes}
         merged.pop(self.schema.version_attribute, None)
         return self.put(merged, now=now)
 
     def delete(self, doc_id: str) -> None:
-        self.table.delete_item(Key={self.schema.id_attribute: doc_id})
+        """Delete the doc; one that is not there is an error (a typo must not read as success)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.table.delete_item(
+                Key={self.schema.id_attribute: doc_id},
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames={"#id": self.schema.id_attribute},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raise UnknownDocumentError(f"no doc {doc_id!r} in the source table") from None
 
     def load(self, path: str | Path, defaults: Mapping[str, Any] | None = None) -> int:
-        """Load a JSONL corpus (one document per line); validates every line before writing."""
-        docs = []
-        for number, doc in read_jsonl(path):
-            if not doc.get(self.schema.id_attribute):
-                raise ConfigError(f"{path}:{number}: missing {self.schema.id_attribute!r}")
-            docs.append({**(defaults or {}), **doc})
+        """Load a JSONL corpus (one document per line). Every line is checked first; with any
+        bad line, ``CorpusError`` lists them all and nothing is written."""
+        items = check_corpus(self.schema, path, defaults)
         with self.table.batch_writer() as batch:
             now = time.time()
-            for doc in docs:
-                item = {k: _dynamo_value(v) for k, v in doc.items() if v is not None}
-                item[self.schema.version_attribute] = int(doc.get(self.schema.version_attribute) or 1)
+            for item in items:
                 if self.schema.updated_at_attribute:
                     item[self.schema.updated_at_attribute] = Decimal(str(round(now, 3)))
                 batch.put_item(Item=item)
-        return len(docs)
+        return len(items)
 
 
 def _dynamo_value(value: Any) -> Any:
@@ -111,5 +269,9 @@ def _dynamo_value(value: Any) -> Any:
 
 
 def source_app_for(svc: Services) -> SourceApp:
-    """The source-app simulator, writing through ``svc``'s source table."""
-    return SourceApp(svc.source.table, svc.schema)
+    """The source-app simulator, writing to ``svc``'s source table (as an application would,
+    with its own client: the source port only reads)."""
+    import boto3
+
+    table = boto3.resource("dynamodb", region_name=svc.settings.region).Table(svc.settings.source_table)
+    return SourceApp(table, svc.schema)

@@ -11,12 +11,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dynembed.core.errors import DynembedError
 
 # Wide enough for the demo's tables when output goes to a file or CI log (rich assumes 80).
 console = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line in logs, however long
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -30,7 +31,7 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (DynembedError, ValueError, FileNotFoundError) as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")  # a value like [x] is text, not markup
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -51,8 +52,6 @@ def connect() -> Any:
 
     StackInfo.load().apply()
     return services()
-
-
 
 
 class CommandSet:

@@ -61,6 +61,21 @@ def rebuild(
     ] = None,
     queries: Annotated[Path | None, typer.Option(help="Golden-set queries (JSONL)")] = None,
     qrels: Annotated[Path | None, typer.Option(help="Golden-set judgments (TSV)")] = None,
+    retrieval: Annotated[str | None, typer.Option(help="vector (k-NN) or hybrid (BM25 + k-NN fused)")] = None,
+    lexical_weight: Annotated[
+        float | None, typer.Option(help="Hybrid: weight of the BM25 sub-query (vector gets 1 - W)")
+    ] = None,
+    fusion: Annotated[str | None, typer.Option(help="Hybrid: linear (min-max) or rrf")] = None,
+    rank_constant: Annotated[int | None, typer.Option(help="Hybrid rrf: rank constant (default 60)")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="Vector precision: float32, float16, byte or binary")
+    ] = None,
+    on_disk: Annotated[
+        bool, typer.Option("--on-disk", help="Quantized graph in memory, full vectors on disk")
+    ] = False,
+    oversample: Annotated[
+        float | None, typer.Option(help="Rescore oversample*k candidates at full precision")
+    ] = None,
     input_file: Annotated[
         Path | None, typer.Option("--input", help="A rebuild input JSON (see events/); options override it")
     ] = None,
@@ -82,8 +97,6 @@ def rebuild(
     as_json: JsonFlag = False,
 ) -> None:
     """Build a new generation, evaluate it against the active one, promote it if the gate passes."""
-    from dynembed.embedders.catalog import spec_for
-    from dynembed.rebuild.generations import generation_id_for
     from dynembed.rebuild.inputs import parse_rebuild_input
     from dynembed_ops.local.stepfunctions import start_rebuild, wait_for_execution
 
@@ -102,6 +115,8 @@ def rebuild(
             chunker[field] = value
     if chunker:
         payload["chunker"] = chunker
+    _retrieval_options(payload, retrieval, lexical_weight, fusion, rank_constant)
+    _vector_options(payload, precision, on_disk, oversample)
     if queries is not None and qrels is not None:
         # The workflow runs in the `up` process, maybe in another directory: absolute paths.
         payload["eval"] = {"queries": str(queries.resolve()), "qrels": str(qrels.resolve())}
@@ -113,7 +128,7 @@ def rebuild(
     if estimate_only:
         _print_estimate(config, as_json)
         return
-    payload["generation_id"] = generation_id or generation_id_for(spec_for(model), config.chunker_spec())
+    payload["generation_id"] = generation_id or config.new_generation_id()
     svc = _services()
     sfn = _sfn()
     execution = start_rebuild(sfn, _machine(sfn), payload)
@@ -150,6 +165,38 @@ def _print_estimate(config: Any, as_json: bool) -> None:
     console.print(f"[bold]estimate[/] for model {result.model_id}, chunker {result.chunker_version}")
     for line in result.lines():
         console.print(f"  {line}")
+def _retrieval_options(
+    payload: dict[str, Any],
+    mode: str | None,
+    lexical_weight: float | None,
+    fusion: str | None,
+    rank_constant: int | None,
+) -> None:
+    """--retrieval/--lexical-weight/--fusion/--rank-constant over the input's ``retrieval``
+    (the input model validates them: a hybrid option without --retrieval hybrid is named)."""
+    base = payload.get("retrieval") or {}
+    retrieval = dict({"mode": base} if isinstance(base, str) else base)
+    for field, value in (
+        ("mode", mode),
+        ("lexical_weight", lexical_weight),
+        ("fusion", fusion),
+        ("rank_constant", rank_constant),
+    ):
+        if value is not None:
+            retrieval[field] = value
+    if retrieval:
+        payload["retrieval"] = retrieval
+
+
+def _vector_options(
+    payload: dict[str, Any], precision: str | None, on_disk: bool, oversample: float | None
+) -> None:
+    vectors = dict(payload.get("vectors") or {})
+    for field, value in (("precision", precision), ("on_disk", on_disk or None), ("oversample", oversample)):
+        if value is not None:
+            vectors[field] = value
+    if vectors:
+        payload["vectors"] = vectors
 
 
 def _progress_line(svc: Any, gen_id: str) -> str:
@@ -162,6 +209,29 @@ def _progress_line(svc: Any, gen_id: str) -> str:
     progress = BackfillProgress.from_record(gen.backfill)
     docs = progress.total("docs") if progress else 0
     return f"{gen.status.value}, {docs:,} docs backfilled"
+
+
+def _print_trade_off(table: Table, evaluation: dict[str, Any]) -> None:
+    """Retrieval, precision, memory and latency rows under the metrics, then the table."""
+    base, cand = evaluation.get("baseline_index") or {}, evaluation.get("index") or {}
+    table.add_row("retrieval", "", str(evaluation.get("retrieval", "-")))
+    table.add_row("precision", "", str(evaluation.get("precision", "-")))
+    for label, key in (
+        ("memory / vector (B)", "memory_per_vector_bytes"),
+        ("index memory (B)", "index_memory_bytes"),
+    ):
+        table.add_row(label, _figure(base.get(key)), _figure(cand.get(key)))
+    for pct in ("p50", "p95"):
+        table.add_row(
+            f"search {pct} (ms)",
+            _figure((base.get("latency_ms") or {}).get(pct)),
+            _figure((cand.get("latency_ms") or {}).get(pct)),
+        )
+    console.print(table)
+
+
+def _figure(value: Any) -> str:
+    return "-" if value is None else f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
 
 
 def _print_outcome(output: dict[str, Any]) -> None:
@@ -180,7 +250,7 @@ def _print_outcome(output: dict[str, Any]) -> None:
             "-" if before is None else f"{before:.3f}",
             f"{cand.get(key, 0):.3f}",
         )
-    console.print(table)
+    _print_trade_off(table, evaluation)
     for reason in output.get("reasons") or []:
         console.print(f"  - {reason}")
     usage = evaluation.get("embeddings") or {}
@@ -191,8 +261,10 @@ def _print_outcome(output: dict[str, Any]) -> None:
             f"  {figure}: estimated {row['estimate']:,.6g}, actual {row['actual']:,.6g}"
             + ("" if error is None else f" ({error:+.1%})")
         )
+    if evaluation.get("threshold") is not None:
+        console.print(f"score threshold (calibrated on the golden set): {evaluation['threshold']:.4f}")
     console.print(
-        f"report: {evaluation.get('report_path')}  (dynembed generations --show {output.get('generation_id')})"
+        f"report: {evaluation.get('report_location')}  (dynembed generations --show {output.get('generation_id')})"
     )
 
 
@@ -231,10 +303,22 @@ def rollback(as_json: JsonFlag = False) -> None:
 @friendly
 def generations(
     show: Annotated[str | None, typer.Option(help="Show this generation's evaluation report")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="With --show: write the report as one self-contained HTML file (or into this folder)",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List generations, or show one with its evaluation report."""
+    if html is not None and not show:
+        raise ValueError("--html goes with --show ID")
     svc = _services()
+    if show and html is not None:
+        _write_html(svc, show, html, as_json)
+        return
     if show:
         _show(svc, show, as_json)
         return
@@ -243,13 +327,25 @@ def generations(
         return
     serving = svc.index.alias_target(svc.settings.index_alias)
     table = Table(title="generations")
-    for column in ("id", "model", "chunker", "status", "write target", "serving", "created"):
+    for column in (
+        "id",
+        "model",
+        "chunker",
+        "retrieval",
+        "vectors",
+        "status",
+        "write target",
+        "serving",
+        "created",
+    ):
         table.add_column(column)
     for g in gens:
         table.add_row(
             g.id,
             g.model.name,
             g.chunker.version,
+            g.retrieval.describe(),
+            g.vectors.describe(),
             g.status.value,
             "yes" if g.write_target else "",
             "alias" if g.index_name == serving else "",
@@ -264,6 +360,9 @@ def _row(gen: Any) -> dict[str, Any]:
         "model": gen.model.name,
         "model_id": gen.model.model_id,
         "chunker": gen.chunker.version,
+        "retrieval": gen.retrieval.model_dump(mode="json", exclude_none=True),
+        "vectors": gen.vectors.model_dump(mode="json", exclude_none=True),
+        "threshold": gen.threshold.value if gen.threshold else None,
         "status": gen.status.value,
         "write_target": gen.write_target,
         "index": gen.index_name,
@@ -280,6 +379,10 @@ def _show(svc: Any, generation_id: str, as_json: bool) -> None:
     console.print(
         f"[bold]{gen.id}[/]  {gen.status.value}  model {gen.model.model_id}  chunker {gen.chunker.version}"
     )
+    threshold = f"{gen.threshold.value:.4f} ({gen.threshold.method})" if gen.threshold else "not calibrated"
+    console.print(
+        f"retrieval {gen.retrieval.describe()}  vectors {gen.vectors.describe()}  score threshold {threshold}"
+    )
     report = gen.report or {}
     for key in ("rejected_reason", "failed_reason", "previous_failure"):
         if report.get(key):
@@ -288,6 +391,19 @@ def _show(svc: Any, generation_id: str, as_json: bool) -> None:
         console.print(Markdown(render_markdown_report(report)))
     else:
         console.print("no evaluation report yet")
+
+
+def _write_html(svc: Any, generation_id: str, out: Path, as_json: bool) -> None:
+    from dynembed.quality.html import render_report
+
+    gen = svc.registry.get(generation_id)
+    path = out / f"{gen.id}.html" if out.is_dir() else out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        render_report(gen.report or {}, title=f"Generation {gen.id} ({gen.status.value})"), encoding="utf-8"
+    )
+    if not emit({"generation_id": gen.id, "html": str(path.resolve())}, as_json):
+        console.print(f"report of {gen.id}: {path.resolve()}")
 
 
 @commands.command()

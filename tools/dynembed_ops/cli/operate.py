@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dynembed_ops.cli.common import CommandSet, JsonFlag, connect, console, emit, friendly
@@ -17,17 +18,30 @@ dlq_commands = CommandSet()
 @commands.command()
 @friendly
 def status(as_json: JsonFlag = False) -> None:
-    """Generations, queue and DLQ depth, held jobs, freshness, and which alarms would fire."""
+    """Generations, queue depth, dead letters and parked stream records (with their reasons),
+    held jobs, freshness, the canary and the sentinel, and which alarms would fire."""
     from dynembed.core.telemetry import percentile
-    from dynembed_ops.ops import alarms, queue_depth
+    from dynembed_ops.ops import alarms, monitors_status, peek_dead_letters, peek_stream_failures, queue_depth
 
     svc = connect()
     jobs = queue_depth(svc.sqs, svc.settings.jobs_queue_url)
+    # Depths before the peeks: a peeked message counts as in flight for a moment.
     dlq = queue_depth(svc.sqs, svc.settings.jobs_dlq_url)
+    parked = queue_depth(svc.sqs, svc.settings.stream_failures_queue_url)
+    letters = (
+        [_brief(m) for m in peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url)] if dlq.visible else []
+    )
+    failures = (
+        [_brief(m) for m in peek_stream_failures(svc.sqs, svc.settings.stream_failures_queue_url)]
+        if parked.visible
+        else []
+    )
     audit = svc.audit(time_budget_s=30)
     lags = [g.freshness_lag_s for g in audit.generations]
     telemetry = _up_telemetry()
     freshness = telemetry.get("freshness_s", [])
+    signals = _live_signals(svc)
+    monitors = monitors_status(svc, telemetry)
     data = {
         "generations": [
             {"id": g.id, "status": g.status.value, "write_target": g.write_target, "model": g.model.model_id}
@@ -36,10 +50,24 @@ def status(as_json: JsonFlag = False) -> None:
         "alias_target": svc.index.alias_target(svc.settings.index_alias),
         "jobs_queue": asdict(jobs),
         "dlq": asdict(dlq),
+        "dlq_reasons": letters,
+        "stream_failures": asdict(parked),
+        "stream_failure_reasons": failures,
         "held_jobs": svc.held.count(),
         "oldest_unindexed_change_s": max(lags, default=0.0),
         "audit": audit.totals(),
-        "alarms": alarms(freshness, jobs, dlq, audit.totals()),
+        "alarms": alarms(
+            freshness,
+            jobs,
+            dlq,
+            audit.totals(),
+            stream_failures=parked,
+            signals=signals,
+            monitors=monitors["latest"],
+        ),
+        "live_signals": signals.model_dump(exclude={"least_covered"}) if signals else None,
+        "canary": monitors["canary"],
+        "sentinel": monitors["sentinel"],
         "freshness_p50_s": percentile(freshness, 50),
         "freshness_p95_s": percentile(freshness, 95),
         "counters": telemetry.get("counters", {}),
@@ -56,29 +84,84 @@ def status(as_json: JsonFlag = False) -> None:
         )
     table.add_row("alias →", str(data["alias_target"]))
     table.add_row("jobs queued / in flight", f"{jobs.visible} / {jobs.in_flight}")
-    table.add_row("dead letters", str(dlq.visible + dlq.in_flight))
+    table.add_row("dead letters (jobs DLQ)", str(dlq.visible + dlq.in_flight))
+    _reason_rows(table, letters)
+    table.add_row("parked stream records (stream failures)", str(parked.visible + parked.in_flight))
+    _reason_rows(table, failures)
     table.add_row("held (batched) jobs", str(data["held_jobs"]))
     table.add_row("oldest unindexed change (s)", f"{data['oldest_unindexed_change_s']:.1f}")
     p50, p95 = data["freshness_p50_s"], data["freshness_p95_s"]
     table.add_row(
         "freshness p50 / p95 (s)", "n/a (nothing synced yet)" if p50 is None else f"{p50:.2f} / {p95:.2f}"
     )
+    canary, sentinel = data["canary"], data["sentinel"]
+    table.add_row(
+        "canary nDCG / drop since promotion",
+        "n/a (no run yet)"
+        if canary is None
+        else f"{canary['generation']}: {_num(canary.get('ndcg@' + str(canary['k'])))} / {_num(canary['ndcg_drop'])}",
+    )
+    table.add_row(
+        "sentinel searchable / gone (s)", f"{_num(sentinel['freshness_s'])} / {_num(sentinel['delete_s'])}"
+    )
     for alarm in data["alarms"]:
         table.add_row(
             f"alarm {alarm['alarm']}",
-            ("[red]FIRING[/]" if alarm["firing"] else "ok") + f" ({alarm['value']} > {alarm['threshold']}?)",
+            ("[red]FIRING[/]" if alarm["firing"] else "ok")
+            + (
+                " (no data: missing data breaches)"
+                if alarm.get("missing")
+                else f" ({alarm['value']} > {alarm['threshold']}?)"
+            ),
         )
     console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+STATUS_REASONS = 5
+"""Reasons shown per queue in the status table (`dynembed dlq` lists them all)."""
+
+
+def _brief(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in ("body", "message_id")}
+
+
+def _reason_rows(table: Table, messages: list[dict[str, Any]]) -> None:
+    for message in messages[:STATUS_REASONS]:
+        what = (
+            f"doc {message['doc_id']}" if message.get("doc_id") else f"{message.get('records', '?')} records"
+        )
+        table.add_row(f"  {escape(what)}", escape(str(message["reason"])[:160]))
+    if len(messages) > STATUS_REASONS:
+        table.add_row("  ...", f"{len(messages) - STATUS_REASONS} more: dynembed dlq")
+
+
+def _live_signals(svc: Any, window_s: float = 900.0) -> Any:
+    """The serving generation's signals over the alarms' window (three 5-minute periods)."""
+    import time
+
+    from dynembed.core.errors import UnknownGenerationError
+    from dynembed.quality.signals import signal_summary
+    from dynembed.query.search import resolve_generation
+
+    try:
+        gen = resolve_generation(svc.registry, svc.index, svc.settings.index_alias, None)
+    except UnknownGenerationError:
+        return None
+    return signal_summary(svc.query_samples, gen.id, since=time.time() - window_s)
 
 
 def _up_telemetry() -> dict[str, Any]:
     """What the `dynembed up` process last wrote of its handlers' figures."""
     import json
 
-    from dynembed_ops.local.stack import TELEMETRY_FILE
+    from dynembed_ops.local.stack import TELEMETRY_FILE_NAME, find_state_dir
 
     try:
-        data: dict[str, Any] = json.loads(TELEMETRY_FILE.read_text())
+        data: dict[str, Any] = json.loads((find_state_dir() / TELEMETRY_FILE_NAME).read_text())
         return data
     except (OSError, ValueError):
         return {}
@@ -135,11 +218,17 @@ def audit(
 @friendly
 def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
     """Reconcile one doc again in every write target, rewriting every chunk."""
+    from dynembed.core.errors import UnknownDocumentError
     from dynembed.core.models import ReconcileJob
 
     svc = connect()
     item = svc.source.get_item(doc_id)
-    version = svc.schema.version_of(item, doc_id) if item else 0
+    if item is None:
+        raise UnknownDocumentError(
+            f"no doc {doc_id!r} in the source table (chunks left in an index by a deleted doc are "
+            "removed by `dynembed audit --repair`)"
+        )
+    version = svc.schema.version_of(item, doc_id)
     outcome = svc.reconciler().reconcile(
         [ReconcileJob(doc_id=doc_id, min_source_version=version, reason="reprocess", force=True)]
     )[0]
@@ -157,20 +246,31 @@ def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
 @dlq_commands.callback()
 @friendly
 def dlq(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List dead-lettered jobs with their reasons."""
+    """List dead-lettered jobs and parked stream records, with their reasons (nothing consumed)."""
     if ctx.invoked_subcommand is not None:
         return
-    from dynembed_ops.ops import peek_dead_letters
+    from dynembed_ops.ops import peek_dead_letters, peek_stream_failures
 
     svc = connect()
     letters = peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url)
-    if emit(letters, as_json):
+    failures = peek_stream_failures(svc.sqs, svc.settings.stream_failures_queue_url)
+    if emit({"jobs": letters, "stream_failures": failures}, as_json):
         return
-    table = Table(title=f"{len(letters)} dead-lettered jobs")
+    table = Table(title=f"{len(letters)} dead-lettered jobs", caption="dynembed dlq redrive sends them back")
     for col in ("doc", "attempts", "reason"):
         table.add_column(col)
     for letter in letters:
-        table.add_row(str(letter["doc_id"]), str(letter["attempts"]), letter["reason"])
+        table.add_row(escape(str(letter["doc_id"])), str(letter["attempts"]), escape(letter["reason"]))
+    console.print(table)
+    table = Table(
+        title=f"{len(failures)} parked stream records",
+        caption="they cannot succeed as they are: fix the item in the source table and write it again",
+    )
+    for col in ("doc / records", "event", "reason"):
+        table.add_column(col)
+    for failure in failures:
+        what = failure["doc_id"] or f"{failure.get('records')} records {failure.get('sequence_range')}"
+        table.add_row(escape(str(what)), str(failure.get("event") or ""), escape(failure["reason"]))
     console.print(table)
 
 

@@ -9,6 +9,7 @@ time, as it would be on AWS.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,22 +33,32 @@ REBUILD_TIMEOUT_S = 900.0
 ResultRow = tuple[str, str, int, float]
 
 
-def run_rebuild_part(state: DemoState) -> None:
+def run_rebuild_part(state: DemoState, after_decision: Callable[[], None] | None = None) -> None:
+    """``after_decision`` runs once the gate has decided, while the outcome still serves (before
+    the demo rolls a promotion back): the monitors check the generation that was just chosen."""
     options, console = state.options, state.console
     assert options.candidate_model is not None
     svc = state.stack.services()
     alias = svc.settings.index_alias
-    console.rule(f"[bold]Rebuild: {options.baseline_model} → {options.candidate_model}")
+    retrieval, vectors = options.candidate_retrieval, options.candidate_vectors
+    changes = [options.candidate_model]
+    changes += [retrieval.describe()] if retrieval.hybrid else []
+    changes += [vectors.describe()] if vectors.quantized else []
+    console.rule(f"[bold]Rebuild: {options.baseline_model} → {', '.join(changes)}")
     baseline = next(g for g in svc.registry.list() if g.index_name == svc.index.alias_target(alias))
     probe_query = state.golden.queries[state.golden.judged_query_ids[0]]
     alias_before = svc.index.alias_target(alias)
     results_before = _results(state, probe_query)
 
     machine = install_rebuild_workflow(state.stack)
-    gen_id = generation_id_for(spec_for(options.candidate_model), ChunkerSpec())
+    gen_id = generation_id_for(
+        spec_for(options.candidate_model), ChunkerSpec(), retrieval=retrieval, vectors=vectors
+    )
     payload = {
         "generation_id": gen_id,
         "model": options.candidate_model,
+        "retrieval": retrieval.model_dump(mode="json"),
+        "vectors": vectors.model_dump(mode="json"),
         "eval": {"queries": str(options.queries.resolve()), "qrels": str(options.qrels.resolve())},
         "k": options.k,
         "eval_principal": ["reader"],
@@ -69,6 +80,7 @@ def run_rebuild_part(state: DemoState) -> None:
     evaluation = output["evaluation"]
     _print_estimate(state, output.get("estimate") or {}, evaluation.get("estimate") or {})
     _print_comparison(state, baseline.model.name, options.candidate_model, evaluation)
+    candidate = svc.registry.get(gen_id)
     decision = output["decision"]
     alias_after = svc.index.alias_target(alias)
     summary = state.summary
@@ -77,16 +89,24 @@ def run_rebuild_part(state: DemoState) -> None:
         decision=decision,
         alias_before=alias_before,
         alias_after=alias_after,
-        evaluation_baseline=_metrics(baseline.model.name, evaluation["baseline"], evaluation["k"]),
-        evaluation_candidate=_metrics(options.candidate_model, evaluation["candidate"], evaluation["k"]),
+        evaluation_baseline={
+            **_metrics(baseline.model.name, evaluation["baseline"], evaluation["k"]),
+            **_settings(svc.registry.get(baseline.id), evaluation.get("baseline_index")),
+        },
+        evaluation_candidate={
+            **_metrics(options.candidate_model, evaluation["candidate"], evaluation["k"]),
+            **_settings(candidate, evaluation.get("index")),
+        },
         embeddings_reused=evaluation["embeddings"]["reused"],
         embeddings_computed=evaluation["embeddings"]["computed"],
         estimate_vs_actual=evaluation.get("estimate"),
-        report_path=evaluation["report_path"],
+        report_location=evaluation["report_location"],
     )
     if decision == "promoted":
         console.print(f"[green]Promoted[/]: alias {alias} now serves {alias_after} (one _aliases request)")
         _print_results(state, "After promotion", probe_query, _results(state, probe_query))
+        if after_decision is not None:
+            after_decision()
         move = steps.rollback(svc)
         results_after_rollback = _results(state, probe_query)
         same = results_after_rollback == results_before
@@ -105,8 +125,17 @@ def run_rebuild_part(state: DemoState) -> None:
             f"[yellow]Rejected[/]: {'; '.join(reasons) or 'gate failed'}. The alias never moved "
             f"({'yes' if alias_after == alias_before else '[red]it did[/]'}), so no rollback is needed."
         )
+        if after_decision is not None:
+            after_decision()
     summary["generations"] = [
-        {"id": g.id, "model": g.model.name, "chunker": g.chunker.version, "status": g.status.value}
+        {
+            "id": g.id,
+            "model": g.model.name,
+            "chunker": g.chunker.version,
+            "retrieval": g.retrieval.describe(),
+            "vectors": g.vectors.describe(),
+            "status": g.status.value,
+        }
         for g in svc.registry.list()
     ]
 
@@ -191,6 +220,18 @@ def _print_estimate(state: DemoState, estimate: dict[str, Any], versus: dict[str
             figure, f"{row['estimate']:,.6g}", f"{row['actual']:,.6g}", "-" if error is None else f"{error:+.1%}"
         )
     state.console.print(table)
+def _settings(gen: Any, profile: dict[str, Any] | None) -> dict[str, Any]:
+    """How the generation retrieves and what it costs, for the JSON summary."""
+    profile = profile or {}
+    return {
+        "retrieval": gen.retrieval.model_dump(mode="json", exclude_none=True),
+        "precision": gen.vectors.precision.value,
+        "vectors": gen.vectors.model_dump(mode="json", exclude_none=True),
+        "threshold": gen.threshold.value if gen.threshold else None,
+        "memory_per_vector_bytes": profile.get("memory_per_vector_bytes"),
+        "index_memory_bytes": profile.get("index_memory_bytes"),
+        "latency_ms": profile.get("latency_ms"),
+    }
 
 
 def _metrics(model: str, values: dict[str, float] | None, k: int) -> dict[str, Any]:
@@ -223,16 +264,27 @@ def _print_comparison(
         f"{evaluation['wins']} / {evaluation['losses']} / {evaluation['ties']}",
         "",
     )
+    base_index, cand_index = evaluation.get("baseline_index") or {}, evaluation.get("index") or {}
+    table.add_row("retrieval", "", str(evaluation.get("retrieval")), "")
+    table.add_row("precision", "", str(evaluation.get("precision")), "")
+    table.add_row(
+        "memory / vector (B)",
+        _number(base_index.get("memory_per_vector_bytes")),
+        _number(cand_index.get("memory_per_vector_bytes")),
+        "",
+    )
+    table.add_row(
+        "search p50 / p95 (ms)",
+        _latency(base_index.get("latency_ms")),
+        _latency(cand_index.get("latency_ms")),
+        "",
+    )
+    if evaluation.get("threshold") is not None:
+        table.add_row("score threshold", "", f"{evaluation['threshold']:.4f}", "")
     usage = evaluation["embeddings"]
     table.add_row("embeddings reused / computed", "", f"{usage['reused']} / {usage['computed']}", "")
     coverage = evaluation["coverage"]
     table.add_row("coverage", "", f"{coverage['indexed']}/{coverage['source']}", "")
-    table.add_row(
-        "query latency p50 / p95 (ms)",
-        "",
-        f"{evaluation['latency_ms']['p50']:.0f} / {evaluation['latency_ms']['p95']:.0f}",
-        "",
-    )
     for probe, ok in sorted(evaluation["probes"].items()):
         table.add_row(f"probe {probe}", "", "pass" if ok else "[red]FAIL[/]", "")
     state.console.print(table)
@@ -240,7 +292,15 @@ def _print_comparison(
     state.console.print(
         f"Gate {verdict}{': ' + '; '.join(evaluation['reasons']) if evaluation['reasons'] else ''}"
     )
-    state.console.print(f"Report: {evaluation['report_path']}")
+    state.console.print(f"Report: {evaluation['report_location']}")
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _latency(values: dict[str, float] | None) -> str:
+    return "-" if not values else f"{values['p50']:.0f} / {values['p95']:.0f}"
 
 
 def _results(state: DemoState, text: str) -> list[ResultRow]:

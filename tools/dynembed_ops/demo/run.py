@@ -2,7 +2,8 @@
 
 Loads a QA corpus through the source table, syncs it, evaluates search, replays real edits,
 changes metadata on one doc, revokes access on another, deletes a third, then (when a candidate
-model is given) rebuilds a generation, compares, promotes and rolls back. Returns the summary.
+model is given) rebuilds a generation, compares and promotes it, runs the canary and the
+end-to-end sentinel on what serves, writes the HTML report, and rolls back. Returns the summary.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from dynembed.core.config import METRICS
+from dynembed.core.errors import ConfigError
+from dynembed.core.models import RetrievalSpec, VectorSpec
 from dynembed.core.telemetry import percentile
 from dynembed.embedders.catalog import spec_for
 from dynembed.quality.evaluation import (
@@ -23,11 +27,38 @@ from dynembed.quality.evaluation import (
     latency_summary,
     load_golden_set,
 )
+from dynembed.rebuild.inputs import describe_errors
+from dynembed_ops.demo.monitors import run_monitors
 from dynembed_ops.demo.rebuild import run_rebuild_part
 from dynembed_ops.demo.state import DEMO_SCHEMA, READER, DemoOptions, DemoState
 from dynembed_ops.editstream import batches, read_events
 from dynembed_ops.local.stack import LocalStack
 from dynembed_ops.source_app import source_app_for
+
+
+def candidate_settings(
+    retrieval: str | None,
+    fusion: str | None,
+    lexical_weight: float | None,
+    precision: str | None,
+    oversample: float | None,
+) -> tuple[RetrievalSpec, VectorSpec]:
+    """The candidate's retrieval and vector settings from the demo's options (validated by
+    the same models as the rebuild input, so a wrong value names its option's field)."""
+    try:
+        chosen = RetrievalSpec.model_validate(
+            {
+                k: v
+                for k, v in (("mode", retrieval), ("fusion", fusion), ("lexical_weight", lexical_weight))
+                if v is not None
+            }
+        )
+        vectors = VectorSpec.model_validate(
+            {k: v for k, v in (("precision", precision), ("oversample", oversample)) if v is not None}
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"demo candidate: {describe_errors(exc)}") from None
+    return chosen, vectors
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, Any]:
@@ -49,7 +80,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         _replay_edits(state)
         _changes(state)
         if options.candidate_model:
-            run_rebuild_part(state)
+            run_rebuild_part(state, after_decision=lambda: run_monitors(state))
+        else:
+            run_monitors(state)
         state.summary.pop("freshness_from", None)
         state.summary["wall_s"] = round(time.monotonic() - started, 1)
         _print_summary(state)
@@ -280,6 +313,7 @@ def _changes(state: DemoState) -> None:
 def _count_chunks(state: DemoState) -> int:
     svc = state.stack.services()
     target = svc.index.alias_target(svc.settings.index_alias)
+    assert target is not None, f"alias {svc.settings.index_alias} points at no index"
     svc.index.refresh(target)
     return sum(1 for _ in svc.index.iter_chunks(target, ["doc_id"]))
 
@@ -324,6 +358,19 @@ def _print_summary(state: DemoState) -> None:
             ("decision", s["decision"]),
             ("alias before → after", f"{s['alias_before']} → {s['alias_after']}"),
             ("rollback ok", s.get("rollback_ok")),
+        ]
+    if "canary" in s:
+        canary, sentinel = s["canary"], s.get("sentinel") or {}
+        rows += [
+            (
+                f"canary of {canary['generation']}: nDCG@10 / drop",
+                f"{_fmt(canary.get('ndcg@10'))} / {_fmt(canary.get('ndcg_drop'))}",
+            ),
+            (
+                "sentinel searchable / gone (s)",
+                f"{_fmt(sentinel.get('freshness_s'))} / {_fmt(sentinel.get('delete_s'))}",
+            ),
+            ("report", s.get("report_html")),
         ]
     rows.append(("wall time (s)", s.get("wall_s")))
     for name, value in rows:

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from dynembed.core.models import RetrievalSpec, VectorSpec
 from dynembed.core.schema import SourceSchema
 from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import GoldenSet
@@ -33,6 +34,8 @@ class DemoOptions:
     max_commits: int = 20
     baseline_model: str = "static-64"
     candidate_model: str | None = "minilm"
+    candidate_retrieval: RetrievalSpec = field(default_factory=RetrievalSpec)
+    candidate_vectors: VectorSpec = field(default_factory=VectorSpec)
     k: int = 10
     json_out: Path | None = None
 

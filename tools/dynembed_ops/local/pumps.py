@@ -12,6 +12,7 @@ Deviation from AWS, on purpose: a failed SQS message becomes visible again after
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -250,4 +251,6 @@ class SqsPump:
 def _epoch(value: Any) -> Any:
     if hasattr(value, "timestamp"):
         return int(value.timestamp())
+    if isinstance(value, bytes | bytearray):  # binary attributes: base64, as Lambda delivers them
+        return base64.b64encode(value).decode()
     return str(value)

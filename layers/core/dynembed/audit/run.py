@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dynembed.core.config import METRICS
-from dynembed.core.models import ReconcileJob, chunk_id
+from dynembed.core.models import ReconcileJob, chunk_id, is_sentinel
 from dynembed.core.ports import ChunkIndex, JobQueue, Ledger, Registry, SourceReader
 from dynembed.core.schema import SourceSchema
 from dynembed.core.source_scan import live_documents
@@ -33,6 +33,9 @@ class GenerationAudit:
     """Live docs with content but no chunk in the index."""
     duplicate_chunks: int = 0
     """The same (doc, text) indexed under more than one id."""
+    regressed_documents: int = 0
+    """Live docs whose source version is below the indexed one: the source went back, and the
+    index keeps the newer content (it cannot go back) until a write above it."""
     freshness_lag_s: float = 0.0
     """Age of the oldest source change not yet indexed."""
     examples: dict[str, list[str]] = field(default_factory=dict)
@@ -47,11 +50,23 @@ class AuditReport:
     repairs_enqueued: int = 0
     orphans_deleted: int = 0
     seconds: float = 0.0
+    malformed_items: int = 0
+    """Source items that break the schema's attribute rules: not indexed, their chunks not
+    served (any still in the index count as orphaned vectors, and a repair deletes them)."""
+    malformed_examples: list[str] = field(default_factory=list)
+    """Their reasons (each names the doc and the attribute), up to ``max_examples``."""
 
     def totals(self) -> dict[str, float]:
-        keys = ("orphaned_vectors", "stale_documents", "missing_documents", "duplicate_chunks")
+        keys = (
+            "orphaned_vectors",
+            "stale_documents",
+            "missing_documents",
+            "duplicate_chunks",
+            "regressed_documents",
+        )
         out: dict[str, float] = {k: sum(getattr(g, k) for g in self.generations) for k in keys}
         out["freshness_lag_s"] = max((g.freshness_lag_s for g in self.generations), default=0.0)
+        out["malformed_items"] = self.malformed_items
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +74,8 @@ class AuditReport:
 
 
 def _in_sample(doc_id: str, fraction: float) -> bool:
+    if is_sentinel(doc_id):
+        return False  # the sentinel's own item comes and goes by design: not drift
     if fraction >= 1.0:
         return True
     bucket = int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
@@ -74,12 +91,14 @@ def run_audit(
     index: ChunkIndex,
     queue: JobQueue | None = None,
     repair: bool = False,
+    delete_orphans: bool | None = None,  # None: as ``repair``; the deployed audit (read-only) passes False
     sample: float = 1.0,
     time_budget_s: float = 600.0,
     telemetry: Telemetry | None = None,
     clock: Callable[[], float] = time.time,
     max_examples: int = 5,
 ) -> AuditReport:
+    delete_orphans = repair if delete_orphans is None else delete_orphans
     started = clock()
     deadline = started + time_budget_s
     scan = live_documents(
@@ -130,10 +149,13 @@ def run_audit(
                 stale_or_missing.add(doc_id)
                 _example(audit, "stale", doc_id, max_examples)
             else:
+                if indexed_version > version:
+                    audit.regressed_documents += 1
+                    _example(audit, "regressed", doc_id, max_examples)
                 continue
             if updated_at is not None:
                 audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
-        if repair and strays:
+        if repair and delete_orphans and strays:
             deleted = index.delete_chunks(
                 gen.index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
             )
@@ -162,28 +184,23 @@ def run_audit(
         repairs_enqueued=repairs,
         orphans_deleted=orphans_deleted,
         seconds=round(clock() - started, 3),
+        malformed_items=len(scan.malformed),
+        malformed_examples=scan.malformed[:max_examples],
     )
     if telemetry is not None:
-        totals = report.totals()
-        telemetry.count(METRICS.orphaned_vectors, totals["orphaned_vectors"])
-        telemetry.count(METRICS.stale_documents, totals["stale_documents"])
-        telemetry.count(METRICS.missing_documents, totals["missing_documents"])
+        publish(report, telemetry)
     return report
 
 
-def publish(report: AuditReport, metrics: Any) -> None:
-    """Gauges for the alarms (zero included, so an alarm clears when the drift is gone)."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
+def publish(report: AuditReport, telemetry: Telemetry) -> None:
+    """Gauges for the alarms, once per audit (zero included, so an alarm clears when the drift
+    is gone)."""
     totals = report.totals()
-    metrics.add_metric(name=METRICS.orphaned_vectors, unit=MetricUnit.Count, value=totals["orphaned_vectors"])
-    metrics.add_metric(name=METRICS.stale_documents, unit=MetricUnit.Count, value=totals["stale_documents"])
-    metrics.add_metric(
-        name=METRICS.missing_documents, unit=MetricUnit.Count, value=totals["missing_documents"]
-    )
-    metrics.add_metric(
-        name="AuditFreshnessLagSeconds", unit=MetricUnit.Seconds, value=totals["freshness_lag_s"]
-    )
+    telemetry.gauge(METRICS.orphaned_vectors, totals["orphaned_vectors"])
+    telemetry.gauge(METRICS.stale_documents, totals["stale_documents"])
+    telemetry.gauge(METRICS.missing_documents, totals["missing_documents"])
+    telemetry.gauge(METRICS.audit_freshness_lag, totals["freshness_lag_s"], "Seconds")
+    telemetry.gauge(METRICS.malformed_items, totals["malformed_items"])
 
 
 def _example(audit: GenerationAudit, kind: str, value: str, limit: int) -> None:

@@ -20,6 +20,8 @@ class MalformedRecordError(DynembedError):
 
     def __init__(self, message: str, doc_id: str | None = None) -> None:
         self.doc_id = doc_id
+        self.detail = message
+        """The message without the doc prefix (to combine several problems of one item)."""
         prefix = f"doc {doc_id!r}: " if doc_id else ""
         super().__init__(prefix + message)
 
@@ -34,6 +36,20 @@ class UnknownModelError(DynembedError):
 
 class UnknownGenerationError(DynembedError):
     """A generation id that the registry does not hold."""
+
+
+class UnknownDocumentError(DynembedError):
+    """A doc id that the source table does not hold."""
+
+
+class GenerationNotSearchableError(DynembedError):
+    """A generation that receives no changes (failed, rejected, retired, or not yet a write
+    target): its index could return docs revoked or deleted since, so it is not searched."""
+
+    def __init__(self, message: str, generation_id: str, status: str) -> None:
+        self.generation_id = generation_id
+        self.status = status
+        super().__init__(message)
 
 
 class TransientError(DynembedError):
@@ -60,3 +76,6 @@ class EmbeddingIncomplete(TransientError):
     def __init__(self, message: str, vectors: dict[int, list[float]]) -> None:
         super().__init__(message)
         self.vectors = vectors
+class AccessDeniedError(DynembedError):
+    """The caller's verified identity does not allow the request: no principal could be
+    established, or tenant isolation requires a tenant it does not carry. Never retried."""

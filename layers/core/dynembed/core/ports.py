@@ -6,9 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from dynembed.core.models import ChunkDocument, Generation, ModelSpec, ReconcileJob
+from dynembed.core.models import (
+    ChunkDocument,
+    Generation,
+    ModelSpec,
+    QuantizerState,
+    ReconcileJob,
+    RetrievalSpec,
+    VectorSpec,
+)
+from dynembed.core.samples import LiveQuery, QuerySample, ShadowComparison, ShadowJob
 
 
 @runtime_checkable
@@ -40,7 +49,8 @@ class SourceReader(Protocol):
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of a parallel scan; returns (items, LastEvaluatedKey or None)."""
+        """One page of a parallel scan; returns (items, the next page's start key, JSON-safe,
+        or None after the last page)."""
         ...
 
     def approximate_count(self) -> int | None:
@@ -86,6 +96,10 @@ class Ledger(Protocol):
 
     def scan(self, generation: str) -> Iterator[LedgerEntry]: ...
 
+    def delete_generation(self, generation: str) -> int:
+        """Remove every entry of one generation (retire); returns how many."""
+        ...
+
 
 class Registry(Protocol):
     """The generation registry."""
@@ -96,9 +110,18 @@ class Registry(Protocol):
 
     def list(self) -> list[Generation]: ...
 
-    def put(self, generation: Generation) -> None: ...
+    def put(self, generation: Generation) -> None:
+        """Store as given (an existing id is overwritten); ``updated_at`` becomes now."""
+        ...
 
-    def update(self, generation_id: str, **changes: Any) -> Generation: ...
+    def create(self, generation: Generation) -> None:
+        """Register a new generation; an existing id is left alone (idempotent on retries)."""
+        ...
+
+    def update(self, generation_id: str, **changes: Any) -> Generation:
+        """Change status, write_target, report or backfill (anything else: ValueError) and bump
+        ``updated_at``; UnknownGenerationError when the id is not registered."""
+        ...
 
 
 @dataclass
@@ -116,6 +139,35 @@ class SearchHit:
     id: str
     score: float
     source: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexSearch:
+    """One search of one generation's index, with what the index needs to answer it the way
+    the generation was built: its retrieval (vector or hybrid fusion) and vector precision."""
+
+    vector: Sequence[float]
+    k: int
+    filter: Mapping[str, Any] | None = None
+    """Access, tenant and caller filters: applied inside every sub-query, before ranking."""
+    text: str | None = None
+    """The query text, for the lexical sub-query of hybrid retrieval."""
+    retrieval: RetrievalSpec = field(default_factory=RetrievalSpec)
+    vectors: VectorSpec = field(default_factory=VectorSpec)
+    quantizer: QuantizerState | None = None
+    pipeline: str | None = None
+    """The search pipeline a hybrid generation's index fuses with (native mode)."""
+
+    def __post_init__(self) -> None:
+        if self.k <= 0:
+            raise ValueError(f"k must be positive, got {self.k}")
+        if self.retrieval.hybrid and not (self.text or "").strip():
+            raise ValueError("hybrid retrieval needs the query text")
+
+    @property
+    def depth(self) -> int:
+        """Hits each sub-query contributes (k for vector retrieval)."""
+        return self.retrieval.depth(self.k) if self.retrieval.hybrid else self.k
 
 
 class ChunkIndex(Protocol):
@@ -146,6 +198,11 @@ class ChunkIndex(Protocol):
         """Top-k by vector similarity among docs that match ``filter_query`` (pre-filter)."""
         ...
 
+    def search(self, index: str, request: IndexSearch) -> list[SearchHit]:
+        """Top-k as the request's generation retrieves: k-NN at its precision, or hybrid
+        (BM25 + k-NN fused), the filter inside every sub-query."""
+        ...
+
     def iter_chunks(self, index: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every chunk (id, selected fields), for audits and read-backs."""
         ...
@@ -164,6 +221,54 @@ class JobQueue(Protocol):
         """Send in batches; raises TransientError if any message could not be sent."""
         ...
 
+    def depth(self) -> int:
+        """Jobs waiting, delayed or in flight (approximate, as SQS counts them)."""
+        ...
+
+
+class HeldJobs(Protocol):
+    """Batched update policy: jobs held and coalesced per doc until the drain sends them."""
+
+    def hold(self, job: ReconcileJob, max_delay_s: float, now: float | None = None) -> None:
+        """Hold ``job``; the first edit of a doc sets its due time, later ones only replace the job."""
+        ...
+
+    def due(self, now: float | None = None, flush_all: bool = False) -> list[tuple[ReconcileJob, int]]:
+        """Jobs due by ``now`` (every held one with ``flush_all``), each with its edit count."""
+        ...
+
+    def count(self) -> int: ...
+
+    def release(self, job: ReconcileJob) -> bool:
+        """Forget a drained job, unless a newer edit arrived meanwhile (False: it stays held)."""
+        ...
+
+
+class DeadLetters(Protocol):
+    """Malformed stream records, with their reason: retrying cannot fix them (I7)."""
+
+    def send(self, body: Mapping[str, Any]) -> None: ...
+
+
+class JobDeadLetters(Protocol):
+    """Reconcile jobs that failed their last allowed attempt, or can never succeed (I7)."""
+
+    def send(self, body: str, reason: str, attempts: int) -> None:
+        """Keep the job's message ``body`` with why it failed and after how many attempts."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Whole objects by location: an ``s3://bucket/key`` URI or a local file path."""
+
+    def read(self, location: str) -> bytes:
+        """ConfigError when it is missing or unreadable; TransientError when worth retrying."""
+        ...
+
+    def write(self, location: str, data: bytes, content_type: str = "text/plain") -> str:
+        """Store ``data``; returns the location as it can be found again (an absolute path)."""
+        ...
+
 
 class EmbeddingCache(Protocol):
     """(model id, content hash) → vector, so a text is embedded once per model (I4)."""
@@ -173,7 +278,58 @@ class EmbeddingCache(Protocol):
     def put_many(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
 
 
-class MetricsSink(Protocol):
-    """Compatible with Powertools ``Metrics.add_metric``."""
+MetricUnitName = Literal["Count", "Seconds", "Milliseconds", "None"]
 
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+class MetricsSink(Protocol):
+    """Where ``Telemetry`` publishes beyond the process: CloudWatch (EMF) in Lambda."""
+
+    def emit(self, name: str, value: float, unit: MetricUnitName, dimensions: Mapping[str, str]) -> None:
+        """One data point; ``dimensions`` come on top of ``service``."""
+        ...
+
+
+class ApprovalChannel(Protocol):
+    """Answers a workflow task that waits for a token (the Step Functions client fits)."""
+
+    def send_task_success(self, *, taskToken: str, output: str) -> object: ...
+
+
+# ---- live traffic: signals and shadow searches (dynembed.core.samples) ----------------------------
+
+
+class QuerySignals(Protocol):
+    """Told of every live search (through the alias) after its response is built; decides for
+    itself what to sample. Must never raise: a broken signal store cannot fail a search."""
+
+    def observe(self, query: LiveQuery) -> None: ...
+
+
+class QuerySampleStore(Protocol):
+    """Sampled live queries and shadow comparisons, kept for a window (TTL)."""
+
+    def put_sample(self, sample: QuerySample) -> None: ...
+
+    def samples(self, generation: str, since: float | None = None, limit: int = 1000) -> list[QuerySample]:
+        """The newest ``limit`` samples of ``generation`` taken at or after ``since``, oldest first."""
+        ...
+
+    def put_comparison(self, comparison: ShadowComparison) -> None: ...
+
+    def comparisons(self, candidate: str, limit: int = 1000) -> list[ShadowComparison]:
+        """The newest ``limit`` shadow comparisons of ``candidate``, oldest first."""
+        ...
+
+
+class ShadowQueue(Protocol):
+    def send(self, job: ShadowJob) -> None:
+        """Raises TransientError when the job was not taken."""
+        ...
+
+
+class SentinelWriter(Protocol):
+    """The source table, written: only the end-to-end sentinel writes, and only its own items."""
+
+    def put_item(self, item: Mapping[str, Any]) -> None: ...
+
+    def delete_item(self, doc_id: str) -> None: ...

@@ -33,11 +33,15 @@ class LiveDoc(NamedTuple):
 
 @dataclass
 class LiveDocuments:
-    """doc id → LiveDoc for every well-formed item that is not a tombstone; malformed items are
-    listed with their reason instead of stopping the scan."""
+    """doc id → LiveDoc for every well-formed item that is not a tombstone. Malformed items
+    (``SourceSchema.problems``) are listed with their reason instead of stopping the scan, and
+    their ids kept: none of their chunks may be served."""
 
     docs: dict[str, LiveDoc] = field(default_factory=dict)
     malformed: list[str] = field(default_factory=list)
+    """One reason per malformed item, naming the doc (when it has a usable id) and every bad
+    attribute."""
+    malformed_ids: set[str] = field(default_factory=set)
     complete: bool = True
 
 
@@ -48,20 +52,22 @@ def live_documents(
     include: Callable[[str], bool] = lambda _doc_id: True,
     stop: Callable[[], bool] = lambda: False,
 ) -> LiveDocuments:
-    """Scan the source; ``include`` samples docs by id, ``stop`` ends the scan early (time budget)."""
+    """Scan the source; ``include`` samples docs by id (an item without a usable id is always
+    included: it cannot be sampled), ``stop`` ends the scan early (time budget)."""
     live = LiveDocuments()
     for item in iter_source(source):
-        try:
-            doc_id = schema.id_of(item)
-            if not include(doc_id):
-                continue
-            if schema.tombstone and schema.tombstone.is_tombstoned(item):
-                continue
-            live.docs[doc_id] = LiveDoc(
-                schema.version_of(item, doc_id), schema.updated_at_of(item), bool(schema.content_of(item))
-            )
-        except MalformedRecordError as exc:
-            live.malformed.append(str(exc))
+        doc_id = schema.label_of(item)
+        if doc_id is None or include(doc_id):
+            problems = schema.problems(item)
+            if problems:
+                live.malformed.append(str(MalformedRecordError("; ".join(problems), doc_id)))
+                if doc_id is not None:
+                    live.malformed_ids.add(doc_id)
+            elif not (schema.tombstone and schema.tombstone.is_tombstoned(item)):
+                assert doc_id is not None
+                live.docs[doc_id] = LiveDoc(
+                    schema.version_of(item, doc_id), schema.updated_at_of(item), bool(schema.content_of(item))
+                )
         if stop():
             live.complete = False
             break

@@ -23,11 +23,14 @@ class WriteRank(IntEnum):
     DELETE = 3
 
 
+MAX_EXTERNAL_VERSION = 2**63 - 1
+"""OpenSearch external versions are Java longs."""
+MAX_SOURCE_VERSION = (MAX_EXTERNAL_VERSION - max(WriteRank)) // 4
+"""The largest source version whose every write still fits an external version: 2**61 - 1
+(2,305,843,009,213,693,951). The source schema refuses anything above it."""
+
+
 def external_version(source_version: int, rank: WriteRank) -> int:
-    if source_version < 0:
-        raise ValueError(f"source version must be >= 0, got {source_version}")
+    if not 0 <= source_version <= MAX_SOURCE_VERSION:
+        raise ValueError(f"source version must be in 0..{MAX_SOURCE_VERSION}, got {source_version}")
     return source_version * 4 + int(rank)
-
-
-def source_version_of(external: int) -> int:
-    return external // 4

@@ -103,4 +103,5 @@ class HashingEmbedder:
         return [hash_vector(text).tolist() for text in texts]
 
     def embed_query(self, text: str) -> list[float]:
-        return hash_vector(text).tolist()
+        vector: list[float] = hash_vector(text).tolist()
+        return vector

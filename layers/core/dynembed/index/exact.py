@@ -1,4 +1,5 @@
-"""Exact k-NN scored by dynembed, for servers without a k-NN query (osmem-server, local mode).
+"""Exact k-NN for servers without a k-NN query (osmem-server, local mode): an in-process cache
+of each concrete index, kept in step with the server, scored by ``scoring``.
 
 Fetching every vector per query over HTTP would take seconds, so each concrete index is cached
 in-process as a float32 matrix plus the stored sources (minus the embedding). The cache is
@@ -6,10 +7,11 @@ validated on every search with one cheap ``_stats`` request whose counters move 
 (index, rewrite, update, delete); on a change it is patched incrementally: one listing of
 ``(_id, _seq_no, _primary_term)`` without sources, then ``mget`` of only the new or changed ids.
 
-The access filter is the same query-DSL dict native mode puts inside the ``knn`` clause;
-``FilterEvaluator`` applies it to the cached sources as a PRE-filter (mask before top-k), so k
-hits come back whenever k permitted chunks exist, exactly like OpenSearch's efficient filtering.
-Scores follow OpenSearch's conventions per space type so both modes rank and score alike.
+The access filter is applied by ``filter_eval.FilterEvaluator`` as a pre-filter; scores follow
+OpenSearch's conventions per space type and the generation's precision (``VectorSpec``), so
+both modes rank and score alike. For hybrid retrieval the cache also keeps each index's terms
+(the server's term vectors, fetched on the first lexical search, then patched like the vectors)
+and scores BM25 itself (``lexical``).
 """
 
 from __future__ import annotations
@@ -30,335 +32,20 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import OpenSearchException
 
 from dynembed.core.errors import DynembedError, ModelMismatchError
+from dynembed.core.models import QuantizerState, VectorSpec
 from dynembed.core.ports import SearchHit
 from dynembed.index.errors import translate_error
+from dynembed.index.filter_eval import FilterEvaluator, UnsupportedFilterError
+from dynembed.index.filters import TEXT_FIELD
+from dynembed.index.lexical import Bm25Index, RowTerms, encode_terms
 from dynembed.index.mapping import EMBEDDING_FIELD, embedding_dimension, embedding_space
+from dynembed.index.scoring import SUPPORTED_SPACES, Matrix, Scorer, prepare_vectors, top_rows
 
 logger = logging.getLogger(__name__)
 
-Mask = npt.NDArray[np.bool_]
-Matrix = npt.NDArray[np.float32]
+__all__ = ["CacheStats", "ExactKnnCache", "FilterEvaluator", "UnsupportedFilterError", "VectorTable"]
 
-SUPPORTED_SPACES = ("cosinesimil", "innerproduct", "l2")
-
-
-class UnsupportedFilterError(DynembedError):
-    """The exact scorer met a query clause it cannot evaluate; refusing beats ignoring it,
-    since an ignored clause could be an access rule."""
-
-
-# --------------------------------------------------------------------------------------------
-# Filter evaluation over cached sources
-# --------------------------------------------------------------------------------------------
-
-
-def field_values(doc: Mapping[str, Any], path: str) -> list[Any]:
-    """Leaf values at a dotted path, flattening arrays the way OpenSearch indexes them."""
-    if "." not in path:  # fast path: acl, tenant and friends are top-level
-        value = doc.get(path)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            return [value]
-        if not any(isinstance(v, list) or v is None for v in value):
-            return value
-    current: list[Any] = [doc]
-    for part in path.split("."):
-        following: list[Any] = []
-        for node in current:
-            if isinstance(node, Mapping) and part in node:
-                value = node[part]
-                if isinstance(value, list):
-                    following.extend(value)
-                else:
-                    following.append(value)
-        current = following
-        if not current:
-            return []
-    flat: list[Any] = []
-    for value in current:
-        if isinstance(value, list):
-            flat.extend(value)
-        elif value is not None:
-            flat.append(value)
-    return flat
-
-
-def term_key(value: Any) -> str | None:
-    """How a term is compared: as the string OpenSearch would index it, so ``5``, ``5.0`` and
-    ``"5"`` agree, and ``True`` matches ``"true"``. Objects cannot be terms (None)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value
-    return None
-
-
-def _as_clauses(value: Any) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        return [value]
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise UnsupportedFilterError(f"bool clause must be an object or a list, got {value!r}")
-
-
-def _single_field(spec: Mapping[str, Any], clause: str) -> tuple[str, Any]:
-    fields = [(k, v) for k, v in spec.items() if k not in ("boost", "_name")]
-    if len(fields) != 1:
-        raise UnsupportedFilterError(f"{clause} needs exactly one field, got {sorted(spec)}")
-    return fields[0]
-
-
-def _minimum_should_match(spec: Mapping[str, Any], n_should: int, has_required: bool) -> int:
-    raw = spec.get("minimum_should_match")
-    if raw is None:
-        return 0 if has_required else 1
-    text = str(raw).strip()
-    try:
-        if text.endswith("%"):
-            value = int(n_should * int(text[:-1]) / 100)
-            return value if value >= 0 else n_should + value
-        value = int(text)
-    except ValueError:
-        raise UnsupportedFilterError(f"minimum_should_match {raw!r} is not supported") from None
-    return value if value >= 0 else n_should + value
-
-
-class FilterEvaluator:
-    """Evaluates a filter DSL dict to a boolean mask over a fixed list of documents.
-
-    Columns (postings per term, numeric values, presence) are built on first use of a field and
-    kept, so after the first query per field a ``terms`` filter over 20k docs is a few array ops.
-    Supported: bool (filter/must/should/must_not/minimum_should_match), term, terms, exists,
-    range on numbers, ids, match_all, match_none, constant_score. Anything else raises
-    ``UnsupportedFilterError``.
-    """
-
-    def __init__(self, ids: Sequence[str], docs: Sequence[Mapping[str, Any]]) -> None:
-        self._ids = ids
-        self._docs = docs
-        self.size = len(docs)
-        self._postings: dict[str, dict[str, npt.NDArray[np.int64]]] = {}
-        self._numbers: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
-        self._present: dict[str, Mask] = {}
-        self._row_of_id: dict[str, int] | None = None
-        self._lock = threading.Lock()
-
-    def mask(self, query: Mapping[str, Any] | None) -> Mask:
-        if not query:
-            return np.ones(self.size, dtype=bool)
-        if len(query) != 1:
-            raise UnsupportedFilterError(f"a query clause has exactly one key, got {sorted(query)}")
-        ((kind, spec),) = query.items()
-        handler = getattr(self, f"_q_{kind}", None)
-        if handler is None:
-            raise UnsupportedFilterError(f"exact k-NN cannot evaluate query clause {kind!r}")
-        result: Mask = handler(spec)
-        return result
-
-    # -- clauses --------------------------------------------------------------------------------
-
-    def _q_match_all(self, spec: Mapping[str, Any]) -> Mask:
-        return np.ones(self.size, dtype=bool)
-
-    def _q_match_none(self, spec: Mapping[str, Any]) -> Mask:
-        return np.zeros(self.size, dtype=bool)
-
-    def _q_constant_score(self, spec: Mapping[str, Any]) -> Mask:
-        return self.mask(spec.get("filter"))
-
-    def _q_bool(self, spec: Mapping[str, Any]) -> Mask:
-        unknown = set(spec) - {
-            "filter",
-            "must",
-            "should",
-            "must_not",
-            "minimum_should_match",
-            "boost",
-            "_name",
-        }
-        if unknown:
-            raise UnsupportedFilterError(f"bool does not support {sorted(unknown)}")
-        result = np.ones(self.size, dtype=bool)
-        required = _as_clauses(spec.get("filter")) + _as_clauses(spec.get("must"))
-        for clause in required:
-            result &= self.mask(clause)
-        for clause in _as_clauses(spec.get("must_not")):
-            result &= ~self.mask(clause)
-        should = _as_clauses(spec.get("should"))
-        if should:
-            needed = _minimum_should_match(spec, len(should), bool(required))
-            if needed > 0:
-                hits = np.zeros(self.size, dtype=np.int32)
-                for clause in should:
-                    hits += self.mask(clause)
-                result &= hits >= needed
-        return result
-
-    def _q_term(self, spec: Mapping[str, Any]) -> Mask:
-        path, value = _single_field(spec, "term")
-        if isinstance(value, Mapping):
-            if set(value) - {"value", "boost", "_name"}:
-                raise UnsupportedFilterError(f"term on {path!r} does not support {sorted(value)}")
-            value = value.get("value")
-        return self._rows_with_any(path, [value])
-
-    def _q_terms(self, spec: Mapping[str, Any]) -> Mask:
-        path, values = _single_field(spec, "terms")
-        if not isinstance(values, list | tuple):
-            raise UnsupportedFilterError(f"terms on {path!r} needs a list of values (lookups unsupported)")
-        return self._rows_with_any(path, values)
-
-    def _q_exists(self, spec: Mapping[str, Any]) -> Mask:
-        path = spec.get("field")
-        if not isinstance(path, str):
-            raise UnsupportedFilterError(f"exists needs a field name, got {spec!r}")
-        present = self._present.get(path)
-        if present is None:
-            present = np.fromiter((bool(field_values(d, path)) for d in self._docs), bool, self.size)
-            self._present[path] = present
-        return present.copy()
-
-    def _q_range(self, spec: Mapping[str, Any]) -> Mask:
-        path, bounds = _single_field(spec, "range")
-        if not isinstance(bounds, Mapping):
-            raise UnsupportedFilterError(f"range on {path!r} needs an object of bounds")
-        unknown = set(bounds) - {"gt", "gte", "lt", "lte", "boost"}
-        if unknown:
-            raise UnsupportedFilterError(f"range on {path!r} does not support {sorted(unknown)}")
-        rows, values = self._numeric(path)
-        keep = np.ones(values.shape[0], dtype=bool)
-        for op, bound in bounds.items():
-            if op == "boost":
-                continue
-            if isinstance(bound, bool) or not isinstance(bound, int | float):
-                raise UnsupportedFilterError(f"range on {path!r}: only numeric bounds, got {bound!r}")
-            if op == "gt":
-                keep &= values > bound
-            elif op == "gte":
-                keep &= values >= bound
-            elif op == "lt":
-                keep &= values < bound
-            else:
-                keep &= values <= bound
-        result = np.zeros(self.size, dtype=bool)
-        result[rows[keep]] = True
-        return result
-
-    def _q_ids(self, spec: Mapping[str, Any]) -> Mask:
-        values = spec.get("values")
-        if not isinstance(values, list | tuple):
-            raise UnsupportedFilterError(f"ids needs a list of values, got {spec!r}")
-        if self._row_of_id is None:
-            self._row_of_id = {doc_id: row for row, doc_id in enumerate(self._ids)}
-        result = np.zeros(self.size, dtype=bool)
-        rows = [self._row_of_id[v] for v in values if v in self._row_of_id]
-        result[rows] = True
-        return result
-
-    # -- columns ----------------------------------------------------------------------------------
-
-    def _rows_with_any(self, path: str, values: Iterable[Any]) -> Mask:
-        postings = self._term_postings(path)
-        result = np.zeros(self.size, dtype=bool)
-        for value in values:
-            key = term_key(value)
-            if key is None:
-                raise UnsupportedFilterError(f"term value on {path!r} must be a scalar, got {value!r}")
-            rows = postings.get(key)
-            if rows is not None:
-                result[rows] = True
-        return result
-
-    def _term_postings(self, path: str) -> dict[str, npt.NDArray[np.int64]]:
-        postings = self._postings.get(path)
-        if postings is None:
-            with self._lock:
-                collected: dict[str, list[int]] = {}
-                for row, doc in enumerate(self._docs):
-                    for value in field_values(doc, path):
-                        key = term_key(value)
-                        if key is not None:
-                            collected.setdefault(key, []).append(row)
-                postings = {k: np.asarray(v, dtype=np.int64) for k, v in collected.items()}
-                self._postings[path] = postings
-        return postings
-
-    def _numeric(self, path: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        column = self._numbers.get(path)
-        if column is None:
-            rows: list[int] = []
-            values: list[float] = []
-            for row, doc in enumerate(self._docs):
-                for value in field_values(doc, path):
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        rows.append(row)
-                        values.append(float(value))
-            column = (np.asarray(rows, dtype=np.int64), np.asarray(values, dtype=np.float64))
-            self._numbers[path] = column
-        return column
-
-
-# --------------------------------------------------------------------------------------------
-# Scoring
-# --------------------------------------------------------------------------------------------
-
-
-def prepare_vectors(vectors: Matrix, space: str) -> Matrix:
-    """Rows as scored: unit length for cosine (so a dot product is the cosine), else as stored."""
-    if space != "cosinesimil" or vectors.size == 0:
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
-
-
-def _dot_rows(matrix: Matrix, vector: Matrix) -> npt.NDArray[np.float32]:
-    """``matrix @ vector`` without BLAS: on small multi-core VMs OpenBLAS's threaded gemv was
-    measured 8-50x slower than numpy's single-threaded einsum loop (and its spinning worker
-    threads slow everything after it), so the scorer stays off BLAS entirely."""
-    result: npt.NDArray[np.float32] = np.einsum("ij,j->i", matrix, vector)
-    return result
-
-
-def scores_for(
-    prepared: Matrix, sq_norms: npt.NDArray[np.float32], query: Matrix, space: str
-) -> npt.NDArray[np.float32]:
-    """OpenSearch's score per space type: cosinesimil (1 + cos) / 2; innerproduct 1 + ip when
-    ip >= 0 else 1 / (1 - ip); l2 1 / (1 + d²)."""
-    query = np.ascontiguousarray(query, dtype=np.float32)
-    if space == "cosinesimil":
-        norm = float(np.sqrt(np.einsum("i,i->", query, query)))
-        unit = query / np.float32(norm) if norm > 0 else query
-        return ((1.0 + _dot_rows(prepared, unit)) / 2.0).astype(np.float32, copy=False)
-    dot = _dot_rows(prepared, query)
-    if space == "innerproduct":
-        return np.where(dot >= 0, 1.0 + dot, 1.0 / (1.0 - np.minimum(dot, 0.0))).astype(
-            np.float32, copy=False
-        )
-    if space == "l2":
-        squared = np.maximum(sq_norms + float(np.einsum("i,i->", query, query)) - 2.0 * dot, 0.0)
-        return (1.0 / (1.0 + squared)).astype(np.float32, copy=False)
-    raise DynembedError(f"exact k-NN does not support space type {space!r}")
-
-
-def top_rows(scores: npt.NDArray[np.float32], mask: Mask, k: int) -> list[int]:
-    """Rows of the k best scores among masked rows, best first (ties: lower row first)."""
-    candidates = np.flatnonzero(mask)
-    if candidates.size == 0 or k <= 0:
-        return []
-    candidate_scores = scores[candidates]
-    if candidates.size > k:
-        best = np.argpartition(-candidate_scores, k - 1)[:k]
-        candidates, candidate_scores = candidates[best], candidate_scores[best]
-    order = np.lexsort((candidates, -candidate_scores))
-    return [int(r) for r in candidates[order]]
+_FULL_PRECISION = VectorSpec()
 
 
 UNKNOWN_MARKER = (-1, -1)
@@ -387,10 +74,18 @@ class VectorTable:
     fingerprint: tuple[Any, ...] = ()
     sq_norms: npt.NDArray[np.float32] = field(init=False)
     evaluator: FilterEvaluator = field(init=False)
+    _scorers: dict[tuple[VectorSpec, QuantizerState | None], Scorer] = field(init=False, repr=False)
+    _scorer_lock: threading.Lock = field(init=False, repr=False)
     row_of: dict[str, int] = field(init=False)
+    vocabulary: dict[str, int] | None = field(default=None, repr=False)
+    terms: list[RowTerms] | None = field(default=None, repr=False)
+    """Analysed text of each row (None until a lexical search needs it)."""
+    _bm25: Bm25Index | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors).astype(np.float32)
+        self._scorers = {}
+        self._scorer_lock = threading.Lock()
         self.evaluator = FilterEvaluator(self.ids, self.sources)
         self.row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}
 
@@ -439,9 +134,30 @@ class VectorTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def scorer(self, spec: VectorSpec, state: QuantizerState | None) -> Scorer:
+        """This snapshot scored under ``spec`` (built once per spec and trained state)."""
+        key = (spec, state)
+        scorer = self._scorers.get(key)
+        if scorer is None:
+            with self._scorer_lock:
+                scorer = self._scorers.get(key)
+                if scorer is None:
+                    scorer = Scorer(self.vectors, self.sq_norms, self.space, spec, state)
+                    self._scorers[key] = scorer
+        return scorer
+
     def scored(
-        self, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None
+        self,
+        vector: Sequence[float],
+        k: int,
+        filter_query: Mapping[str, Any] | None,
+        spec: VectorSpec = _FULL_PRECISION,
+        state: QuantizerState | None = None,
+        *,
+        copy_sources: bool = True,
     ) -> list[SearchHit]:
+        """Top-k rows under the filter. ``copy_sources=False`` hands out the snapshot's own
+        sources (read-only: fusion candidates, copied by whoever returns them)."""
         if len(vector) != self.dimension:
             raise ModelMismatchError(
                 f"query vector has {len(vector)} dimensions; index {self.index} holds {self.dimension}"
@@ -450,11 +166,45 @@ class VectorTable:
         if not len(self):
             return []
         query = np.asarray(vector, dtype=np.float32)
-        scores = scores_for(self.vectors, self.sq_norms, query, self.space)
         return [
-            SearchHit(id=self.ids[row], score=float(scores[row]), source=copy.deepcopy(self.sources[row]))
+            SearchHit(id=self.ids[row], score=score, source=self._source(row, copy_sources))
+            for row, score in self.scorer(spec, state).top(query, mask, k)
+        ]
+
+    def _source(self, row: int, copied: bool) -> dict[str, Any]:
+        return copy.deepcopy(self.sources[row]) if copied else self.sources[row]
+
+    def bm25(self) -> Bm25Index | None:
+        if self._bm25 is None and self.terms is not None and self.vocabulary is not None:
+            with self._scorer_lock:
+                if self._bm25 is None:
+                    self._bm25 = Bm25Index(self.vocabulary, self.terms)
+        return self._bm25
+
+    def lexical_scored(
+        self,
+        query_terms: Sequence[str],
+        k: int,
+        filter_query: Mapping[str, Any] | None,
+        *,
+        copy_sources: bool = True,
+    ) -> list[SearchHit]:
+        """BM25 top-k among rows that match a term and the filter (a ``match`` in ``bool.filter``)."""
+        bm25 = self.bm25()
+        if bm25 is None:
+            raise DynembedError(f"index {self.index}: terms not loaded for a lexical search")
+        scores = bm25.scores(query_terms)
+        mask = self.evaluator.mask(filter_query) & (scores > 0)
+        return [
+            SearchHit(id=self.ids[row], score=float(scores[row]), source=self._source(row, copy_sources))
             for row in top_rows(scores, mask, k)
         ]
+
+
+def _merged(hits: list[SearchHit], k: int) -> list[SearchHit]:
+    """Hits of several concrete indices, best first (ties: lower id), the first k."""
+    hits.sort(key=lambda h: (-h.score, h.id))
+    return hits[:k]
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,6 +220,7 @@ class CacheStats:
     full_loads: int = 0
     incremental_loads: int = 0
     docs_fetched: int = 0
+    term_vectors_fetched: int = 0
     last_reload_s: float = 0.0
 
 
@@ -498,18 +249,96 @@ class ExactKnnCache:
         self._max_indices = max_indices
         self._tables: OrderedDict[str, VectorTable] = OrderedDict()
         self._reload_lock = threading.Lock()
+        self._terms_lock = threading.Lock()
         self.stats = CacheStats()
 
     def search(
-        self, index: str, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None
+        self,
+        index: str,
+        vector: Sequence[float],
+        k: int,
+        filter_query: Mapping[str, Any] | None,
+        *,
+        vectors: VectorSpec = _FULL_PRECISION,
+        quantizer: QuantizerState | None = None,
     ) -> list[SearchHit]:
+        """Top-k under the filter, scored as an index of ``vectors`` precision would score."""
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        hits: list[SearchHit] = []
+        return _merged(
+            [
+                hit
+                for table in self.tables(index)
+                for hit in table.scored(vector, k, filter_query, vectors, quantizer)
+            ],
+            k,
+        )
+
+    def hybrid(
+        self,
+        index: str,
+        vector: Sequence[float],
+        text: str,
+        depth: int,
+        filter_query: Mapping[str, Any] | None,
+        *,
+        vectors: VectorSpec = _FULL_PRECISION,
+        quantizer: QuantizerState | None = None,
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        """The two sub-queries of a hybrid search, (lexical, vector), each its top ``depth``
+        under the filter, from the same snapshot of the index. Their sources are the snapshot's
+        own: copy the hits you return (``fuse`` keeps only k of 2 x depth)."""
+        if depth <= 0:
+            raise ValueError(f"depth must be positive, got {depth}")
+        lexical: list[SearchHit] = []
+        nearest: list[SearchHit] = []
         for table in self.tables(index):
-            hits.extend(table.scored(vector, k, filter_query))
-        hits.sort(key=lambda h: (-h.score, h.id))
-        return hits[:k]
+            self._ensure_terms(table)
+            terms = self._analyze(table.index, text)
+            lexical.extend(table.lexical_scored(terms, depth, filter_query, copy_sources=False))
+            nearest.extend(table.scored(vector, depth, filter_query, vectors, quantizer, copy_sources=False))
+        return _merged(lexical, depth), _merged(nearest, depth)
+
+    def _ensure_terms(self, table: VectorTable) -> None:
+        if table.terms is not None:
+            return
+        with self._terms_lock:
+            if table.terms is None:
+                vocabulary: dict[str, int] = {}
+                found = self._term_vectors(table.index, table.ids)
+                table.terms = [encode_terms(found.get(doc_id, {}), vocabulary) for doc_id in table.ids]
+                table.vocabulary = vocabulary
+
+    def _term_vectors(self, concrete: str, ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Each doc's analysed ``text`` terms with their frequencies, as the server indexed them."""
+        found: dict[str, dict[str, int]] = {}
+        params = {
+            "fields": TEXT_FIELD,
+            "positions": "false",
+            "offsets": "false",
+            "payloads": "false",
+            "term_statistics": "false",
+            "field_statistics": "false",
+        }
+        try:
+            for start in range(0, len(ids), self._mget_batch):
+                batch = list(ids[start : start + self._mget_batch])
+                response = self._client.mtermvectors(index=concrete, body={"ids": batch}, params=params)
+                for doc in response.get("docs", []):
+                    terms = doc.get("term_vectors", {}).get(TEXT_FIELD, {}).get("terms", {})
+                    found[str(doc["_id"])] = {t: int(v.get("term_freq", 1)) for t, v in terms.items()}
+        except OpenSearchException as exc:
+            raise translate_error(exc, f"term vectors of {concrete}") from exc
+        self.stats.term_vectors_fetched += len(found)
+        return found
+
+    def _analyze(self, concrete: str, text: str) -> list[str]:
+        """The query's terms through the index's own analyzer for ``text``."""
+        try:
+            response = self._client.indices.analyze(index=concrete, body={"field": TEXT_FIELD, "text": text})
+        except OpenSearchException as exc:
+            raise translate_error(exc, f"analyze a query for {concrete}") from exc
+        return [str(token["token"]) for token in response.get("tokens", [])]
 
     def tables(self, index: str) -> list[VectorTable]:
         """Current snapshots of every concrete index behind ``index`` (a name or an alias)."""
@@ -644,7 +473,7 @@ class ExactKnnCache:
         self.stats.docs_fetched += len(fetched)
         changed_set = set(changed)
         unchanged = [doc_id for doc_id in listing if doc_id not in changed_set]
-        return VectorTable.from_hits(
+        table = VectorTable.from_hits(
             concrete,
             previous.uuid,
             previous.space,
@@ -654,3 +483,15 @@ class ExactKnnCache:
             reuse=previous,
             reuse_ids=unchanged,
         )
+        if previous.terms is not None and previous.vocabulary is not None:
+            # Terms of unchanged rows carry over; only the fetched docs' term vectors are read.
+            fresh = self._term_vectors(concrete, [str(d["_id"]) for d in fetched])
+            vocabulary = dict(previous.vocabulary)
+            table.terms = [
+                previous.terms[previous.row_of[doc_id]]
+                if doc_id not in fresh
+                else encode_terms(fresh[doc_id], vocabulary)
+                for doc_id in table.ids
+            ]
+            table.vocabulary = vocabulary
+        return table

@@ -3,23 +3,25 @@ locally): index lifecycle, versioned bulk writes, reads, k-NN search and atomic 
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 from urllib.parse import urlparse
 
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection, helpers
 from opensearchpy.exceptions import NotFoundError, OpenSearchException, RequestError
 
-from dynembed.core.config import Settings
+from dynembed.core.config import KnnMode
 from dynembed.core.errors import ConfigError, DynembedError, IndexWriteError, VersionConflictError
 from dynembed.core.models import ChunkDocument, Generation
-from dynembed.core.ports import ChunkIndex, SearchHit, WriteReport
+from dynembed.core.ports import ChunkIndex, IndexSearch, SearchHit, WriteReport
 from dynembed.index.errors import BulkThrottledError, BulkWriteError, ItemFailure, translate_error
 from dynembed.index.exact import ExactKnnCache
-from dynembed.index.filters import knn_query
+from dynembed.index.filters import hybrid_query, knn_query
+from dynembed.index.fusion import fuse_for
 from dynembed.index.mapping import (
     DEFAULT_EF_CONSTRUCTION,
     DEFAULT_EF_SEARCH,
@@ -30,11 +32,12 @@ from dynembed.index.mapping import (
     embedding_dimension,
     embedding_space,
     index_body,
+    search_pipeline_body,
+    search_pipeline_name,
 )
+from dynembed.index.scoring import effective_oversample
 
-KnnMode = Literal["native", "exact"]
-KNN_MODES: tuple[KnnMode, ...] = ("native", "exact")
-AuthMode = Literal["none", "sigv4"]
+KNN_MODES: tuple[KnnMode, ...] = get_args(KnnMode)
 
 
 def build_client(
@@ -127,23 +130,23 @@ class OpenSearchChunkIndex:
         self._bulk_max_bytes = bulk_max_bytes
         self.exact = ExactKnnCache(client) if self.knn_mode == "exact" else None
 
-    @classmethod
-    def from_settings(cls, settings: Settings, **options: Any) -> OpenSearchChunkIndex:
-        client = build_client(settings.opensearch_endpoint, settings.opensearch_auth, settings.region)
-        return cls(client, knn_mode=settings.knn_mode, **options)
-
     # -- index lifecycle --------------------------------------------------------------------------
 
     def ensure_index(self, generation: Generation) -> None:
         """Create the generation's index, or check that the existing one has its dimension and
-        space (a mismatch is a ConfigError: writing would fail, searching would mislead)."""
+        space (a mismatch is a ConfigError: writing would fail, searching would mislead).
+
+        A hybrid generation's search pipeline is put first (natively; local mode fuses in
+        dynembed), since the index names it as its default pipeline. The PUT is idempotent."""
         name = generation.index_name
+        pipeline = self._put_search_pipeline(generation)
         body = index_body(
             generation,
             engine=self._engine,
             m=self._m,
             ef_construction=self._ef_construction,
             ef_search=self._ef_search,
+            search_pipeline=pipeline,
         )
         try:
             if not self._client.indices.exists(index=name):
@@ -155,6 +158,18 @@ class OpenSearchChunkIndex:
         except OpenSearchException as exc:
             raise translate_error(exc, f"create index {name}", write=True) from exc
         self._verify_index(name, generation)
+
+    def _put_search_pipeline(self, generation: Generation) -> str | None:
+        name = search_pipeline_name(generation)
+        if name is None or self.exact is not None:
+            return None
+        try:
+            self._client.search_pipeline.put(id=name, body=search_pipeline_body(generation))
+        except OpenSearchException as exc:
+            raise translate_error(
+                exc, f"create search pipeline {name} (needs neural-search)", write=True
+            ) from exc
+        return name
 
     def _verify_index(self, name: str, generation: Generation) -> None:
         try:
@@ -186,6 +201,13 @@ class OpenSearchChunkIndex:
             raise translate_error(exc, f"delete index {index}", write=True) from exc
         if self.exact is not None:
             self.exact.forget(index)
+            return
+        try:  # a hybrid generation's pipeline goes with its index (named after it)
+            self._client.search_pipeline.delete(id=f"{index}-hybrid")
+        except NotFoundError:
+            pass
+        except OpenSearchException as exc:
+            raise translate_error(exc, f"delete search pipeline of {index}", write=True) from exc
 
     def refresh(self, index: str) -> None:
         try:
@@ -338,13 +360,51 @@ class OpenSearchChunkIndex:
     ) -> list[SearchHit]:
         """Top-k among chunks matching ``filter_query``, which is applied BEFORE ranking:
         inside the ``knn`` clause natively, as a pre-filter mask in exact mode."""
+        return self.search(index, IndexSearch(vector=vector, k=k, filter=filter_query))
+
+    def search(self, index: str, request: IndexSearch) -> list[SearchHit]:
+        """k-NN at the generation's precision, or hybrid. Natively: OpenSearch's ``knn`` or
+        ``hybrid`` query through the generation's search pipeline. In exact mode: BM25 and
+        exact k-NN scored in-process over the cached index (terms from the server's analyzer),
+        each under the filter, fused by the same formula the pipeline applies (``fusion``)."""
+        oversample = effective_oversample(request.vectors, len(request.vector))
         if self.exact is not None:
-            return self.exact.search(index, vector, k, filter_query)
-        body = knn_query(vector, k, filter_query)
+            if not request.retrieval.hybrid:
+                return self.exact.search(
+                    index,
+                    request.vector,
+                    request.k,
+                    request.filter,
+                    vectors=request.vectors,
+                    quantizer=request.quantizer,
+                )
+            lexical, nearest = self.exact.hybrid(
+                index,
+                request.vector,
+                str(request.text),
+                request.depth,
+                request.filter,
+                vectors=request.vectors,
+                quantizer=request.quantizer,
+            )
+            fused = fuse_for(request.retrieval, lexical, nearest, request.k)
+            return [SearchHit(h.id, h.score, copy.deepcopy(h.source)) for h in fused]
+        if request.retrieval.hybrid:
+            body = hybrid_query(str(request.text), request.vector, request.depth, request.filter, oversample)
+            params = {"search_pipeline": request.pipeline} if request.pipeline else None
+            return self._search(index, body, "hybrid search", params)[: request.k]
+        return self._search(
+            index, knn_query(request.vector, request.k, request.filter, oversample), "knn_search"
+        )
+
+    def _search(
+        self, index: str, body: dict[str, Any], what: str, params: dict[str, Any] | None = None
+    ) -> list[SearchHit]:
         try:
-            response = self._client.search(index=index, body=body)
+            options = {"params": params} if params else {}
+            response = self._client.search(index=index, body=body, **options)
         except OpenSearchException as exc:
-            raise translate_error(exc, f"knn_search on {index}") from exc
+            raise translate_error(exc, f"{what} on {index}") from exc
         return [
             SearchHit(id=str(hit["_id"]), score=float(hit["_score"]), source=_without_embedding(hit))
             for hit in response.get("hits", {}).get("hits", [])

@@ -30,12 +30,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dynembed.core.errors import ConfigError
+from dynembed.core.models import ScoreThreshold
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +398,87 @@ def compare(
     )
 
 
+# -------------------------------------------------------------------------- score thresholds
+
+
+class ThresholdPolicy(BaseModel):
+    """How a generation's score threshold is calibrated on its golden set.
+
+    ``f1`` (default): the threshold maximising F1 of the prediction "the top hit is relevant"
+    (score >= threshold) over the judged queries. ``precision``: the lowest threshold whose
+    precision reaches ``target_precision`` (keeps the most answers at that precision)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["f1", "precision"] = "f1"
+    target_precision: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _target_fits_method(self) -> ThresholdPolicy:
+        if self.method == "precision" and self.target_precision is None:
+            raise ValueError("target_precision: required with method 'precision'")
+        if self.method == "f1" and self.target_precision is not None:
+            raise ValueError("target_precision: only with method 'precision'")
+        return self
+
+
+TopHit = tuple[float, bool]
+"""A judged query's top hit: its score, and whether that doc is relevant (grade >= 1)."""
+
+
+def top_hits(run: Mapping[str, Sequence[tuple[str, float]]], golden: GoldenSet) -> list[TopHit]:
+    """(score, relevant) of the first hit of every judged query that has one."""
+    hits = []
+    for query_id in golden.judged_query_ids:
+        ranked = run.get(query_id) or ()
+        if ranked:
+            doc_id, score = ranked[0]
+            hits.append((float(score), golden.qrels[query_id].get(doc_id, 0) >= 1))
+    return hits
+
+
+def calibrate_threshold(hits: Sequence[TopHit], policy: ThresholdPolicy) -> ScoreThreshold | None:
+    """The score below which a top hit is unlikely to be relevant (see ``ThresholdPolicy``).
+
+    Candidate thresholds are the observed top scores; a threshold t keeps the queries whose top
+    score is >= t. Precision = relevant kept / kept, recall = relevant kept / relevant top hits.
+    Ties in F1 go to the higher threshold (fewer wrong answers at the same F1). None when no
+    top hit is relevant, or the target precision is never reached: nothing to calibrate on."""
+    relevant_total = sum(1 for _, relevant in hits if relevant)
+    if not hits or relevant_total == 0:
+        return None
+    ordered = sorted(hits, key=lambda h: -h[0])
+    best: tuple[float, float, float, float] | None = None  # (key, threshold, precision, recall)
+    kept = relevant_kept = 0
+    for position, (score, relevant) in enumerate(ordered):
+        kept += 1
+        relevant_kept += relevant
+        if position + 1 < len(ordered) and ordered[position + 1][0] == score:
+            continue  # a threshold keeps every hit with the same score
+        precision, recall = relevant_kept / kept, relevant_kept / relevant_total
+        if policy.method == "precision":
+            if precision + _FLOAT_SLACK >= float(policy.target_precision or 1.0):
+                best = (recall, score, precision, recall)  # lower thresholds come later
+            continue
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if best is None or f1 > best[0] + _FLOAT_SLACK:
+            best = (f1, score, precision, recall)
+    if best is None:
+        return None
+    _, value, precision, recall = best
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return ScoreThreshold(
+        value=value,
+        method=policy.method,
+        target_precision=policy.target_precision,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        queries=len(hits),
+        relevant_top1=relevant_total,
+    )
+
+
 # ------------------------------------------------------------------------------------- gate
 
 
@@ -414,6 +496,11 @@ class GatePolicy(BaseModel):
     """Every probe reported must have passed."""
     required_probes: tuple[str, ...] = ()
     """Probes that must be reported at all (a probe that never ran is a failure)."""
+    min_shadow_overlap: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Lowest mean doc overlap@10 with the active generation on shadowed live traffic; None
+    (the default) only reports the shadow figures."""
+    min_shadow_queries: int = Field(default=20, ge=1)
+    """Shadow comparisons needed before ``min_shadow_overlap`` can pass (too few is a failure)."""
 
     def minimum(self, metric: MetricName) -> float:
         return float(getattr(self, f"min_{metric}"))
@@ -429,8 +516,22 @@ class GateDecision(BaseModel):
     """Checks that could not run (e.g. no active generation to regress against)."""
 
 
-def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy) -> GateDecision:
-    """Check absolute minimums, regression against the active generation, and probes."""
+class ShadowEvidence(Protocol):
+    """What the gate reads of the shadow comparison (``dynembed.quality.shadow.ShadowSummary``)."""
+
+    queries: int
+    overlap_at_10: float | None
+
+
+def gate(
+    comparison: Comparison,
+    probes: Mapping[str, bool],
+    policy: GatePolicy,
+    *,
+    shadow: ShadowEvidence | None = None,
+) -> GateDecision:
+    """Check absolute minimums, regression against the active generation, probes, and (when the
+    policy asks) the overlap with the active generation on shadowed live traffic."""
     k = comparison.k
     reasons: list[str] = []
     notes: list[str] = []
@@ -457,7 +558,21 @@ def gate(comparison: Comparison, probes: Mapping[str, bool], policy: GatePolicy)
             reasons.append(f"probe {name} missing")
     if policy.require_probes:
         reasons.extend(f"probe {name} failed" for name, ok in probes.items() if not ok)
+    if policy.min_shadow_overlap is not None:
+        reasons.extend(_shadow_reasons(policy, policy.min_shadow_overlap, shadow))
     return GateDecision(passed=not reasons, reasons=reasons, notes=notes)
+
+
+def _shadow_reasons(policy: GatePolicy, minimum: float, shadow: ShadowEvidence | None) -> list[str]:
+    queries = shadow.queries if shadow is not None else 0
+    if queries < policy.min_shadow_queries or shadow is None or shadow.overlap_at_10 is None:
+        return [
+            f"shadow: {queries} live queries compared, {policy.min_shadow_queries} needed for min_shadow_overlap"
+        ]
+    if shadow.overlap_at_10 < minimum - _FLOAT_SLACK:
+        shown, limit = _distinct(shadow.overlap_at_10, minimum)
+        return [f"shadow overlap@10 {shown} < min {limit} on {queries} live queries"]
+    return []
 
 
 def _distinct(value: float, limit: float) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dynembed.core.config import METRICS
-from dynembed.core.models import Generation
+from dynembed.core.models import Generation, ScoreThreshold
 from dynembed.quality.evaluation import (
     RETRIEVAL_METRICS,
     Comparison,
@@ -36,6 +36,8 @@ class GenerationSummary(BaseModel):
     generation_id: str
     model_id: str
     chunker_version: str | None = None
+    retrieval: str = "vector"
+    precision: str = "float32"
 
     @classmethod
     def of(cls, generation: Generation) -> GenerationSummary:
@@ -43,6 +45,8 @@ class GenerationSummary(BaseModel):
             generation_id=generation.id,
             model_id=generation.model.model_id,
             chunker_version=generation.chunker.version,
+            retrieval=generation.retrieval.describe(),
+            precision=generation.vectors.describe(),
         )
 
 
@@ -83,6 +87,21 @@ class LatencyStats(BaseModel):
     p95: float
     mean: float
     samples: int | None = None
+
+
+class IndexProfile(BaseModel):
+    """What one generation costs to serve: memory from the engine's sizing formula
+    (``index.sizing``), latency measured on the golden set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vectors: int = Field(ge=0)
+    dimension: int = Field(ge=0)
+    memory_per_vector_bytes: float = Field(ge=0)
+    index_memory_bytes: float = Field(ge=0)
+    """One copy: multiply by 1 + replicas."""
+    disk_per_vector_bytes: float = Field(default=0.0, ge=0)
+    latency_ms: LatencyStats | None = None
 
 
 class EmbeddingUsage(BaseModel):
@@ -165,12 +184,18 @@ class EvaluationReport(BaseModel):
     coverage: Coverage | None = None
     latency_ms: LatencyStats | None = None
     embeddings: EmbeddingUsage | None = None
+    candidate_index: IndexProfile | None = None
+    baseline_index: IndexProfile | None = None
+    threshold: ScoreThreshold | None = None
+    """The candidate's calibrated score threshold (None: nothing to calibrate on)."""
     estimate: EstimateComparison | None = None
     wins: int = 0
     losses: int = 0
     ties: int = 0
     per_query: list[QueryRow] = Field(default_factory=list)
     """Worst nDCG delta first, so regressions are read before improvements."""
+    shadow: dict[str, Any] | None = None
+    """Candidate vs active on shadowed live traffic (``dynembed.quality.shadow.ShadowSummary``)."""
 
     @classmethod
     def build(
@@ -187,6 +212,10 @@ class EvaluationReport(BaseModel):
         latency_ms: Mapping[str, float] | LatencyStats | None = None,
         latency_samples: int | None = None,
         embeddings: EmbeddingUsage | None = None,
+        shadow: Mapping[str, Any] | None = None,
+        candidate_index: IndexProfile | None = None,
+        baseline_index: IndexProfile | None = None,
+        threshold: ScoreThreshold | None = None,
         estimate: EstimateComparison | None = None,
     ) -> EvaluationReport:
         """Assemble the report from the evaluation steps' outputs."""
@@ -212,6 +241,10 @@ class EvaluationReport(BaseModel):
             coverage=coverage,
             latency_ms=latency_ms,
             embeddings=embeddings,
+            shadow=dict(shadow) if shadow is not None else None,
+            candidate_index=candidate_index,
+            baseline_index=baseline_index,
+            threshold=threshold,
             estimate=estimate,
             wins=len(comparison.wins),
             losses=len(comparison.losses),
@@ -300,6 +333,7 @@ def _render(report: EvaluationReport) -> str:
         lines.append("No probes were run.")
     lines += ["", "## Index", ""]
     lines += _index_lines(report)
+    lines += ["", "## Shadow traffic", "", *_shadow_lines(report.shadow)]
     if report.estimate is not None:
         lines += ["", *_estimate_table(report.estimate)]
     lines += ["", *_per_query_table(report)]
@@ -312,11 +346,15 @@ def _metrics_table(report: EvaluationReport) -> list[str]:
         ["", f"candidate `{_cell(cand.generation_id)}`"],
         ["model", f"`{cand.model_id}`"],
         ["chunker", f"`{cand.chunker_version or '-'}`"],
+        ["retrieval", _cell(cand.retrieval)],
+        ["precision", _cell(cand.precision)],
     ]
     if base is not None:
         rows[0] += [f"active `{_cell(base.generation_id)}`", "delta"]
         rows[1] += [f"`{base.model_id}`", ""]
         rows[2] += [f"`{base.chunker_version or '-'}`", ""]
+        rows[3] += [_cell(base.retrieval), ""]
+        rows[4] += [_cell(base.precision), ""]
     for metric in RETRIEVAL_METRICS:
         row = [metric_label(metric, report.k, display=True), f"{report.candidate_metrics.get(metric):.3f}"]
         if base is not None:
@@ -324,9 +362,46 @@ def _metrics_table(report: EvaluationReport) -> list[str]:
             delta = report.deltas.get(metric) if report.deltas else None
             row += ["-" if before is None else f"{before:.3f}", "-" if delta is None else f"{delta:+.3f}"]
         rows.append(row)
+    rows += _trade_off_rows(report)
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     lines.insert(1, "|" + "---|" * len(rows[0]))
     return lines
+
+
+def _trade_off_rows(report: EvaluationReport) -> list[list[str]]:
+    """Memory and latency beside the quality rows (from the index profiles)."""
+    cand, base = report.candidate_index, report.baseline_index
+    if cand is None:
+        return []
+    with_base = report.baseline is not None
+    figures: list[tuple[str, Any]] = [
+        ("memory / vector", lambda p: f"{p.memory_per_vector_bytes:,.0f} B"),
+        ("est. index memory", lambda p: f"{_bytes(p.index_memory_bytes)} ({p.vectors:,} vectors)"),
+        (
+            "search p50 / p95",
+            lambda p: f"{p.latency_ms.p50:.1f} / {p.latency_ms.p95:.1f} ms" if p.latency_ms else "-",
+        ),
+    ]
+    rows = []
+    for label, show in figures:
+        row = [label, show(cand)]
+        if with_base:
+            row += [show(base) if base is not None else "-", _ratio(label, cand, base)]
+        rows.append(row)
+    return rows
+
+
+def _ratio(label: str, cand: IndexProfile, base: IndexProfile | None) -> str:
+    if base is None or label != "memory / vector" or not base.memory_per_vector_bytes:
+        return ""
+    return f"x{cand.memory_per_vector_bytes / base.memory_per_vector_bytes:.2f}"
+
+
+def _bytes(value: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value:.0f} B"
 
 
 def _index_lines(report: EvaluationReport) -> list[str]:
@@ -348,7 +423,44 @@ def _index_lines(report: EvaluationReport) -> list[str]:
         total = emb.reused + emb.computed
         share = f" ({emb.reused / total:.1%} reused)" if total else ""
         lines.append(f"- embeddings: {emb.reused:,} reused, {emb.computed:,} computed{share}")
+    if report.threshold is not None:
+        t = report.threshold
+        target = f" (target precision {t.target_precision:.2f})" if t.target_precision else ""
+        lines.append(
+            f"- score threshold {t.value:.4f} by {t.method}{target}: top hit relevant in {t.precision:.1%}"
+            f" of the queries at or above it, recall {t.recall:.1%}, F1 {t.f1:.3f}"
+            f" ({t.relevant_top1} of {t.queries} top hits relevant)"
+        )
+    elif report.candidate_index is not None:
+        lines.append("- score threshold: not calibrated (no top hit was relevant)")
+    if report.candidate_index is not None:
+        lines.append(
+            "- memory: 1.1 x (vector code bytes + 8 x m) per vector, one copy (x (1 + replicas) on a domain)"
+        )
+        if report.candidate_index.disk_per_vector_bytes:
+            lines.append(
+                f"- on disk (rescoring reads them): full-precision vectors,"
+                f" {report.candidate_index.disk_per_vector_bytes:,.0f} B per vector"
+            )
     return lines or ["No coverage, latency or embedding figures were recorded."]
+
+
+def _shadow_lines(shadow: Mapping[str, Any] | None) -> list[str]:
+    if not shadow or not shadow.get("queries"):
+        return ["No live query was shadowed on the candidate."]
+    lines = [
+        f"{shadow['queries']} live queries answered by both; mean doc overlap@10 "
+        f"{float(shadow.get('overlap@10') or 0.0):.3f}, rank-biased overlap (p={shadow.get('rbo_p', 0.9)}) "
+        f"{float(shadow.get('rbo') or 0.0):.3f}.",
+    ]
+    disagreements = shadow.get("disagreements") or []
+    if disagreements:
+        lines += ["", "| query | overlap@10 | rbo |", "|---|---|---|"]
+        lines += [
+            f"| {_text(str(d.get('query', '')))} | {float(d.get('overlap', 0.0)):.3f} | {float(d.get('rbo', 0.0)):.3f} |"
+            for d in disagreements
+        ]
+    return lines
 
 
 def _estimate_table(estimate: EstimateComparison) -> list[str]:

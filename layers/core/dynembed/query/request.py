@@ -16,3 +16,22 @@ class SearchRequest(BaseModel):
     filters: dict[str, Any] | None = None
     tenant: str | None = None
     generation: str | None = None
+
+
+class ApiSearchBody(BaseModel):
+    """The search API's JSON body. Who searches comes from the verified identity: ``principal``
+    and ``tenant`` are accepted here only so that a caller sending them is told (logged) they
+    were ignored, not refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    k: int = Field(default=10, ge=1, le=1000)
+    filters: dict[str, Any] | None = None
+    generation: str | None = None
+    principal: str | list[str] | None = Field(default=None, description="ignored: taken from the identity")
+    tenant: str | None = Field(default=None, description="ignored: taken from the identity")
+
+    @property
+    def ignored_fields(self) -> list[str]:
+        return [name for name in ("principal", "tenant") if name in self.model_fields_set]

@@ -1,80 +1,100 @@
 """The Evaluate step: the candidate against the active generation on the same golden set,
 both searched by explicit generation id, plus probes that metrics alone would miss.
 
-Probes: deleted docs are absent (no indexed doc is missing from the source, including every
-doc some ledger saw deleted); the newest edits are retrievable (the most recently updated docs
-are found by their own text, at their current version); a principal with no groups sees public
-chunks only; coverage (every live doc with content is indexed). The report is stored on the
-generation, written as Markdown, and its metrics go to CloudWatch with a ``generation``
-dimension; the workflow only carries a small summary.
+Before searching, a candidate whose precision needs training (byte, binary) gets its quantizer
+trained on a sample of its own vectors and stored, so local exact scoring quantizes as the
+engine does. The golden-set run also calibrates the candidate's score threshold, measures both
+generations' search latency, and the report sizes both indices with the engine's formula.
+
+The golden-set run and the probes come from ``dynembed.quality.measure``, which the canary
+runs too. The report is stored on the generation and as Markdown under ``DYNEMBED_REPORTS_DIR``
+(S3 in AWS, the local stack's state folder locally; the registry keeps that location), and its
+metrics go through ``Telemetry`` with a ``generation`` dimension; the workflow only carries a
+small summary. The stored report records where the golden set came from, who it ran as and at
+which k, so the canary can run the very same evaluation on the generation later and compare
+with these figures.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dynembed.core.config import NAMES, Settings
-from dynembed.core.errors import ConfigError, DynembedError, TransientError
-from dynembed.core.models import Generation, GenerationStatus, chunk_id
+import numpy as np
+
+from dynembed.core.config import METRICS, Settings
+from dynembed.core.errors import ConfigError, DynembedError
+from dynembed.core.models import Generation, GenerationStatus, VectorPrecision
 from dynembed.core.observability import logger
-from dynembed.core.source_scan import LiveDoc, live_documents
+from dynembed.core.ports import BlobStore
+from dynembed.core.telemetry import Telemetry
+from dynembed.index import quantize
+from dynembed.index.mapping import EMBEDDING_FIELD
+from dynembed.index.scoring import prepare_vectors
+from dynembed.index.sizing import size_index
 from dynembed.quality.evaluation import (
     GoldenSet,
+    calibrate_threshold,
     compare,
-    evaluate_run,
     gate,
     latency_summary,
     load_golden_set,
-    run_golden_set,
+    top_hits,
 )
+from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
 from dynembed.quality.report import (
     Coverage,
     EmbeddingUsage,
     EstimateComparison,
     EstimateRow,
     EvaluationReport,
+    IndexProfile,
+    LatencyStats,
 )
+from dynembed.quality.shadow import shadow_summary
 from dynembed.rebuild import generations
-from dynembed.rebuild.inputs import S3_URI, EvalSetInput, RebuildInput
-from dynembed.rebuild.progress import BackfillProgress, progress_store
+from dynembed.rebuild.calibrate import calibration_fields
+from dynembed.rebuild.inputs import EvalSetInput, RebuildInput
+from dynembed.rebuild.progress import BackfillProgress
+
+if TYPE_CHECKING:
+    from dynembed.wiring import Services
 
 MAX_REPORT_BYTES = 300_000
 """DynamoDB items stop at 400 KB, and the report shares its item with the backfill progress
 (up to ~80 KB for 256 segments): past this the per-query rows are trimmed in the registry copy
-(the Markdown file keeps them all)."""
-NEWEST_EDITS_PROBED = 5
+(the Markdown report keeps them all)."""
 ESTIMATE_KEY = "rebuild_estimate"
 """Where the Estimate step keeps its figures on the candidate's report."""
-RESTRICTED_QUERIES_PROBED = 5
-NO_GROUPS_PRINCIPAL = "dynembed-probe-no-groups"
-PROBES = (
-    "deleted_docs_absent",
-    "newest_edits_retrievable",
-    "restricted_principal_public_only",
-    "coverage_complete",
-)
 
 
 # ---- golden sets ---------------------------------------------------------------------------------
 
 
-def load_eval_set(config: RebuildInput, settings: Settings) -> GoldenSet:
-    """The golden set the input names (bundled paths or s3:// URIs), or DYNEMBED_EVAL_DIR's."""
-    chosen = config.eval
-    if chosen is None:
-        if not settings.eval_dir:
-            raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
-        base = settings.eval_dir.rstrip("/")
-        chosen = EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+def load_eval_set(config: RebuildInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
+    """The golden set the input names (bundled paths or s3:// URIs, read through ``blobs``), or
+    DYNEMBED_EVAL_DIR's."""
+    return load_eval_set_from(eval_set_of(config.eval, settings), settings, blobs)
+
+
+def eval_set_of(chosen: EvalSetInput | None, settings: Settings) -> EvalSetInput:
+    """``chosen``, or the golden set in DYNEMBED_EVAL_DIR."""
+    if chosen is not None:
+        return chosen
+    if not settings.eval_dir:
+        raise ConfigError("eval: no golden set given and DYNEMBED_EVAL_DIR is not set")
+    base = settings.eval_dir.rstrip("/")
+    return EvalSetInput(queries=f"{base}/queries.jsonl", qrels=f"{base}/qrels.tsv")
+
+
+def load_eval_set_from(chosen: EvalSetInput, settings: Settings, blobs: BlobStore | None = None) -> GoldenSet:
     if chosen.queries.startswith("s3://") or chosen.qrels.startswith("s3://"):
         folder = Path(tempfile.mkdtemp(prefix="dynembed-eval-"))
-        queries = _local_copy(chosen.queries, "queries", folder, settings)
-        qrels = _local_copy(chosen.qrels, "qrels", folder, settings)
+        queries = _local_copy(chosen.queries, "queries", folder, settings, blobs)
+        qrels = _local_copy(chosen.qrels, "qrels", folder, settings, blobs)
         name = _set_name(chosen.queries)
     else:
         queries = _resolve(chosen.queries, "queries", settings)
@@ -107,29 +127,16 @@ def _resolve(location: str, field: str, settings: Settings) -> Path:
     raise ConfigError(f"eval.{field}: file not found: {location} (looked in {looked})")
 
 
-def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> Path:
+def _local_copy(location: str, field: str, folder: Path, settings: Settings, blobs: BlobStore | None) -> Path:
     if not location.startswith("s3://"):
         return _resolve(location, field, settings)
-    match = S3_URI.match(location)
-    if match is None:
-        raise ConfigError(f"eval.{field}: {location!r} is not an s3://bucket/key URI")
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    if blobs is None:
+        raise ConfigError(f"eval.{field}: {location} is on S3 and no object store was given")
     try:
-        body = (
-            boto3.client("s3", region_name=settings.region)
-            .get_object(Bucket=match["bucket"], Key=match["key"])["Body"]
-            .read()
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
-            raise TransientError(f"eval.{field}: {location}: {code}") from exc
-        raise ConfigError(f"eval.{field}: cannot read {location}: {code or exc}") from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"eval.{field}: cannot read {location}: {exc}") from exc
-    target = folder / Path(match["key"]).name
+        body = blobs.read(location)
+    except ConfigError as exc:
+        raise ConfigError(f"eval.{field}: {exc}") from exc
+    target = folder / Path(location).name
     target.write_bytes(body)
     return target
 
@@ -137,42 +144,48 @@ def _local_copy(location: str, field: str, folder: Path, settings: Settings) -> 
 # ---- the step ------------------------------------------------------------------------------------------
 
 
-def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     gen_id = str(config.generation_id)
     candidate = svc.registry.get(gen_id)
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
         raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
     candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
-    golden = load_eval_set(config, svc.settings)
+    eval_set = eval_set_of(config.eval, svc.settings)
+    golden = load_eval_set_from(eval_set, svc.settings, svc.blobs)
     active = generations.find_active(svc.registry)
     if active is not None and active.id == candidate.id:
         raise DynembedError(f"generation {gen_id} is already active")
-    chunks_k = min(1000, config.k * 3)  # chunk hits collapse to docs; ask for enough of them
     for gen in (candidate, active):
         if gen is not None:
             svc.index.refresh(gen.index_name)
+    candidate = train_quantizer(svc, candidate)
 
-    candidate_run, latencies = run_golden_set(
-        golden, _doc_search(svc, candidate, config.eval_principal, chunks_k)
-    )
-    candidate_result = evaluate_run(candidate_run, golden, k=config.k)
+    measured = measure(svc, candidate, golden, config.eval_principal, config.k)
+    candidate_result, latencies = measured.result, measured.latencies_ms
+    # Each judged query's top hit, by its text: the weak-retrieval calibration (quality.signals).
+    tops = {golden.queries[qid]: hits[0] for qid, hits in measured.hits.items() if hits}
+    threshold = calibrate_threshold(top_hits(measured.hits, golden), config.threshold)
+    svc.registry.update(gen_id, threshold=threshold)
     baseline_result = None
+    baseline_latencies: list[float] = []
     if active is not None:
-        baseline_run, _ = run_golden_set(golden, _doc_search(svc, active, config.eval_principal, chunks_k))
-        baseline_result = evaluate_run(baseline_run, golden, k=config.k)
+        baseline = measure(svc, active, golden, config.eval_principal, config.k)
+        baseline_result, baseline_latencies = baseline.result, baseline.latencies_ms
+        if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
+            base_threshold = calibrate_threshold(top_hits(baseline.hits, golden), config.threshold)
+            if base_threshold is not None:
+                svc.registry.update(active.id, threshold=base_threshold)
     comparison = compare(candidate_result, baseline_result)
 
-    progress = progress_store(svc).load(gen_id)
+    progress = svc.progress.load(gen_id)
     failed_docs = set(progress.failed_docs) if progress else set()
-    live = live_documents(svc.schema, svc.source).docs
-    indexed: set[str] = set()
-    chunks = 0
-    for _, fields in svc.index.iter_chunks(candidate.index_name, ["doc_id"]):
-        indexed.add(str(fields.get("doc_id")))
-        chunks += 1
-    probes, probe_details = run_probes(svc, candidate, golden, live, indexed, failed_docs, chunks_k)
-    decision = gate(comparison, probes, config.gate)
-    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content}
+    seen = snapshot(svc, candidate)
+    probes, probe_details = run_probes(
+        svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs
+    )
+    shadow = shadow_summary(svc.query_samples, gen_id) if getattr(svc, "query_samples", None) else None
+    decision = gate(comparison, probes, config.gate, shadow=shadow)
+    wanted = seen.wanted
     report = EvaluationReport.build(
         golden=golden,
         comparison=comparison,
@@ -181,28 +194,38 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         candidate=candidate,
         baseline=active,
         probes=probes,
-        coverage=Coverage(docs_indexed=len(indexed & wanted), docs_in_source=len(wanted)),
+        coverage=Coverage(docs_indexed=len(seen.indexed & wanted), docs_in_source=len(wanted)),
         latency_ms=latency_summary(latencies),
         latency_samples=len(latencies),
         embeddings=EmbeddingUsage(
             reused=progress.total("reused") if progress else 0,
             computed=progress.total("computed") if progress else 0,
         ),
-        estimate=estimate_vs_actual((candidate.report or {}).get(ESTIMATE_KEY), progress, chunks, svc.settings),
+        shadow=shadow.report() if shadow is not None else None,
+        candidate_index=index_profile(candidate, seen.chunks, latencies),
+        baseline_index=index_profile(active, _chunk_count(svc, active), baseline_latencies)
+        if active is not None
+        else None,
+        threshold=threshold,
+        estimate=estimate_vs_actual((candidate.report or {}).get(ESTIMATE_KEY), progress, seen.chunks, svc.settings),
     )
-    report_path = write_markdown(report, gen_id)
-    published = publish_metrics(report, gen_id, svc.settings)
+    report_location = store_markdown(report, gen_id, svc)
+    publish_metrics(report, gen_id, svc.telemetry)
     stored = _registry_copy(report)
     stored.update(
-        report_path=str(report_path),
-        metrics_published=published,
+        report_location=report_location,
         probe_details=probe_details,
+        eval_set=eval_set.model_dump(),
+        eval_principal=list(config.eval_principal),
         backfill={
             "docs": progress.total("docs") if progress else 0,
             "runs": progress.runs if progress else 0,
             "failed_docs": sorted(failed_docs)[:20],
         },
+        # Not indexed and not counted as missing: their chunks must not be served at all.
+        malformed_items={"count": len(seen.malformed), "examples": seen.malformed[:10]},
     )
+    stored.update(calibration_fields(svc, candidate, golden, tops))
     previous = candidate.report or {}
     if previous.get("failed_reason"):
         stored["previous_failure"] = previous["failed_reason"]
@@ -236,12 +259,19 @@ def evaluate_candidate(svc: Any, config: RebuildInput) -> dict[str, Any]:
         if report.latency_ms
         else None,
         "embeddings": report.embeddings.model_dump() if report.embeddings else None,
+        "shadow": {k: (report.shadow or {}).get(k) for k in ("queries", "overlap@10", "rbo")}
+        if report.shadow
+        else None,
+        "retrieval": candidate.retrieval.describe(),
+        "precision": candidate.vectors.describe(),
+        "index": _profile_summary(report.candidate_index),
+        "baseline_index": _profile_summary(report.baseline_index),
+        "threshold": round(threshold.value, 6) if threshold is not None else None,
         "estimate": report.estimate.summary() if report.estimate else None,
         "wins": report.wins,
         "losses": report.losses,
         "ties": report.ties,
-        "report_path": str(report_path),
-        "metrics_published": published,
+        "report_location": report_location,
     }
 
 
@@ -278,126 +308,72 @@ def estimate_vs_actual(
     )
 
 
-def _doc_search(svc: Any, gen: Generation, principal: Sequence[str], k: int) -> Callable[[str], list[str]]:
-    def run(text: str) -> list[str]:
-        response = svc.search(text, list(principal), k=k, generation=gen.id)
-        return [r.doc_id for r in response.results]
-
-    return run
+# ---- quantizer, sizing ---------------------------------------------------------------------------------
 
 
-# ---- probes --------------------------------------------------------------------------------------------
-
-
-def run_probes(
-    svc: Any,
-    candidate: Generation,
-    golden: GoldenSet,
-    live: dict[str, LiveDoc],
-    indexed: set[str],
-    failed_docs: set[str],
-    k: int,
-) -> tuple[dict[str, bool], dict[str, Any]]:
-    """Each probe's verdict, and the figures behind it (for the report)."""
-    details: dict[str, Any] = {}
-    probes: dict[str, bool] = {}
-
-    deleted = _deleted_doc_ids(svc, candidate) - live.keys()
-    strays = sorted(indexed - live.keys())
-    probes["deleted_docs_absent"] = not strays
-    details["deleted_docs_absent"] = {"deleted_docs_checked": len(deleted), "indexed_but_gone": strays[:10]}
-
-    found, probed = _newest_edits(svc, candidate, live, k)
-    probes["newest_edits_retrievable"] = found == probed
-    details["newest_edits_retrievable"] = {"probed": probed, "found": found}
-
-    leaks = _restricted_leaks(svc, candidate, golden, k)
-    probes["restricted_principal_public_only"] = not leaks
-    details["restricted_principal_public_only"] = {
-        "principal": NO_GROUPS_PRINCIPAL,
-        "non_public_hits": leaks[:10],
-    }
-
-    wanted = {d for d, (_v, _u, has_content) in live.items() if has_content} - failed_docs
-    missing = sorted(wanted - indexed)
-    probes["coverage_complete"] = not missing
-    details["coverage_complete"] = {"missing": missing[:10], "missing_count": len(missing)}
-    return probes, details
-
-
-def _deleted_doc_ids(svc: Any, candidate: Generation) -> set[str]:
-    """Docs some write target's ledger holds as deleted (the candidate's and the active's)."""
-    ids: set[str] = set()
-    for gen in svc.registry.list():
-        if gen.id == candidate.id or gen.status is GenerationStatus.ACTIVE:
-            ids.update(e.doc_id for e in svc.ledger.scan(gen.id) if e.state == "deleted")
-    return ids
-
-
-def _newest_edits(
-    svc: Any, candidate: Generation, live: dict[str, LiveDoc], k: int
-) -> tuple[int, int]:
-    schema = svc.schema
-    newest = sorted(
-        ((updated, doc_id) for doc_id, (_v, updated, has_content) in live.items() if has_content and updated),
-        reverse=True,
-    )
-    found = probed = 0
-    for _, doc_id in newest:
-        if probed == NEWEST_EDITS_PROBED:
+def train_quantizer(svc: Services, gen: Generation) -> Generation:
+    """Train the generation's quantizer on a sample of its vectors when its precision needs one
+    (byte ranges, binary thresholds) and none is stored yet; store it and return the generation."""
+    needs = gen.vectors.precision
+    if needs not in (VectorPrecision.BYTE, VectorPrecision.BINARY):
+        return gen
+    if gen.quantizer is not None and gen.quantizer.precision is needs:
+        return gen
+    rows: list[list[float]] = []
+    for _, fields in svc.index.iter_chunks(gen.index_name, [EMBEDDING_FIELD]):
+        vector = fields.get(EMBEDDING_FIELD)
+        if vector:
+            rows.append(vector)
+        if len(rows) >= quantize.SAMPLE_SIZE:
             break
-        item = svc.source.get_item(doc_id)
-        if item is None:
-            continue
-        acl = schema.acl_of(item)
-        if not acl:
-            continue  # nobody may read it: nothing to retrieve
-        version = schema.version_of(item, doc_id)
-        text = " ".join(t for _, t in schema.content_of(item))[:500]
-        probed += 1
-        response = svc.search(
-            text, acl, k=k, generation=candidate.id, public_principal=schema.public_principal
-        )
-        if any(r.doc_id == doc_id and r.source_version == version for r in response.results):
-            found += 1
-    return found, probed
+    if not rows:
+        return gen
+    matrix = prepare_vectors(np.asarray(rows, dtype=np.float32), gen.model.space.value)
+    state = quantize.train(needs, matrix)
+    logger.info("quantizer trained", generation=gen.id, precision=needs.value, vectors=len(rows))
+    return svc.registry.update(gen.id, quantizer=state)
 
 
-def _restricted_leaks(svc: Any, candidate: Generation, golden: GoldenSet, k: int) -> list[str]:
-    public = svc.schema.public_principal
-    leaks: list[str] = []
-    for query_id in golden.judged_query_ids[:RESTRICTED_QUERIES_PROBED]:
-        response = svc.search(
-            golden.queries[query_id],
-            NO_GROUPS_PRINCIPAL,
-            k=k,
-            generation=candidate.id,
-            public_principal=public,
-        )
-        ids = [chunk_id(r.doc_id, r.chunk_key) for r in response.results]
-        stored = svc.index.get_chunks(candidate.index_name, ids) if ids else {}
-        leaks += [cid for cid in ids if public not in (stored.get(cid, {}).get("acl") or [])]
-    return leaks
+def index_profile(gen: Generation, vectors: int, latencies_ms: Sequence[float]) -> IndexProfile:
+    sizing = size_index(gen.vectors, gen.model.dimension, vectors)
+    return IndexProfile(
+        vectors=vectors,
+        dimension=gen.model.dimension,
+        memory_per_vector_bytes=sizing.memory_per_vector,
+        index_memory_bytes=sizing.index_memory,
+        disk_per_vector_bytes=sizing.disk_per_vector,
+        latency_ms=LatencyStats(**latency_summary(latencies_ms), samples=len(latencies_ms))
+        if latencies_ms
+        else None,
+    )
+
+
+def _chunk_count(svc: Any, gen: Generation) -> int:
+    return sum(1 for _ in svc.index.iter_chunks(gen.index_name, []))
+
+
+def _profile_summary(profile: IndexProfile | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    latency = profile.latency_ms
+    return {
+        "vectors": profile.vectors,
+        "memory_per_vector_bytes": round(profile.memory_per_vector_bytes, 1),
+        "index_memory_bytes": round(profile.index_memory_bytes),
+        "latency_ms": {"p50": round(latency.p50, 2), "p95": round(latency.p95, 2)} if latency else None,
+    }
 
 
 # ---- outputs -------------------------------------------------------------------------------------------
 
 
-def reports_dir() -> Path:
-    """DYNEMBED_REPORTS_DIR; in Lambda /tmp (the only writable place); else ./reports."""
-    if os.environ.get("DYNEMBED_REPORTS_DIR"):
-        return Path(os.environ["DYNEMBED_REPORTS_DIR"])
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return Path("/tmp/dynembed-reports")
-    return Path("reports")
-
-
-def write_markdown(report: EvaluationReport, generation_id: str) -> Path:
-    folder = reports_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{generation_id}.md"
-    path.write_text(report.to_markdown(), encoding="utf-8")
-    return path.resolve()
+def store_markdown(report: EvaluationReport, generation_id: str, svc: Services) -> str:
+    """The Markdown report under DYNEMBED_REPORTS_DIR; returns where it can be read again
+    (an s3:// URI or an absolute path), which the registry keeps."""
+    folder = svc.settings.require("reports_dir").rstrip("/")
+    return svc.blobs.write(
+        f"{folder}/{generation_id}.md", report.to_markdown().encode("utf-8"), "text/markdown; charset=utf-8"
+    )
 
 
 def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
@@ -414,40 +390,12 @@ def _registry_copy(report: EvaluationReport) -> dict[str, Any]:
     return record
 
 
-def publish_metrics(report: EvaluationReport, generation_id: str, settings: Settings) -> bool:
-    """Quality by generation, graphable in CloudWatch. A failure to publish is logged, not fatal:
-    the gate already decided on the numbers."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    dimensions = [{"Name": "service", "Value": NAMES.service}, {"Name": "generation", "Value": generation_id}]
-    data: list[dict[str, Any]] = [
-        {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "None"}
-        for name, value in report.cloudwatch_metrics().items()
-    ]
+def publish_metrics(report: EvaluationReport, generation_id: str, telemetry: Telemetry) -> None:
+    """Quality by generation, graphable in CloudWatch (EMF in Lambda, like every other metric)."""
+    dimensions = {"generation": generation_id}
+    for name, value in report.cloudwatch_metrics().items():
+        telemetry.gauge(name, float(value), "None", dimensions)
     if report.latency_ms is not None:
-        data.append(
-            {
-                "MetricName": "EvalLatencyP95",
-                "Dimensions": dimensions,
-                "Value": report.latency_ms.p95,
-                "Unit": "Milliseconds",
-            }
-        )
+        telemetry.gauge(METRICS.eval_latency_p95, report.latency_ms.p95, "Milliseconds", dimensions)
     if report.coverage is not None:
-        data.append(
-            {
-                "MetricName": "EvalCoverage",
-                "Dimensions": dimensions,
-                "Value": report.coverage.ratio,
-                "Unit": "None",
-            }
-        )
-    try:
-        boto3.client("cloudwatch", region_name=settings.region).put_metric_data(
-            Namespace=NAMES.metrics_namespace, MetricData=data
-        )
-    except (BotoCoreError, ClientError) as exc:
-        logger.warning("evaluation metrics not published", generation=generation_id, error=str(exc))
-        return False
-    return True
+        telemetry.gauge(METRICS.eval_coverage, report.coverage.ratio, "None", dimensions)

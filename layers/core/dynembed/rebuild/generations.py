@@ -7,19 +7,50 @@ write targets, and keeps its index for inspection.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
 
 from dynembed.core.errors import DynembedError, UnknownGenerationError
-from dynembed.core.models import ChunkerSpec, Generation, GenerationStatus, ModelSpec
+from dynembed.core.models import (
+    ChunkerSpec,
+    Generation,
+    GenerationStatus,
+    ModelSpec,
+    RetrievalSpec,
+    VectorSpec,
+)
 from dynembed.core.ports import ChunkIndex, Registry
 
+_VECTOR_RETRIEVAL = RetrievalSpec()
+_FULL_PRECISION = VectorSpec()
 
-def generation_id_for(model: ModelSpec, chunker: ChunkerSpec, now: float | None = None) -> str:
+
+def generation_id_for(
+    model: ModelSpec,
+    chunker: ChunkerSpec,
+    now: float | None = None,
+    *,
+    retrieval: RetrievalSpec = _VECTOR_RETRIEVAL,
+    vectors: VectorSpec = _FULL_PRECISION,
+) -> str:
+    """``g<UTC time>-<model>-<chunker version>`` plus, when retrieval or vectors differ from
+    the defaults, their names and a digest of every setting: a different setting is a
+    different id even when the readable part is the same."""
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() if now is None else now))
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{model.name}-{chunker.version}".lower()).strip("-")
-    return f"g{stamp}-{slug}"[:80]
+    readable = _slug(f"{model.name}-{chunker.version}")
+    if retrieval == _VECTOR_RETRIEVAL and vectors == _FULL_PRECISION:
+        return f"g{stamp}-{readable}"[:80]
+    settings = retrieval.model_dump_json() + vectors.model_dump_json()
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:6]
+    readable = _slug("-".join(p for p in (readable, retrieval.slug, vectors.slug) if p))
+    head = f"g{stamp}-{readable}"[: 80 - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}"  # the digest survives any cut of the readable part
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def new_generation(
@@ -29,8 +60,11 @@ def new_generation(
     schema_version: int = 1,
     generation_id: str | None = None,
     now: float | None = None,
+    *,
+    retrieval: RetrievalSpec = _VECTOR_RETRIEVAL,
+    vectors: VectorSpec = _FULL_PRECISION,
 ) -> Generation:
-    gen_id = generation_id or generation_id_for(model, chunker, now)
+    gen_id = generation_id or generation_id_for(model, chunker, now, retrieval=retrieval, vectors=vectors)
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", gen_id):
         raise DynembedError(f"generation id {gen_id!r} must be lowercase letters, digits and dashes")
     return Generation(
@@ -38,6 +72,8 @@ def new_generation(
         index_name=f"{index_prefix}-{gen_id}",
         model=model,
         chunker=chunker,
+        retrieval=retrieval,
+        vectors=vectors,
         schema_version=schema_version,
         status=GenerationStatus.BUILDING,
         write_target=False,
@@ -46,11 +82,7 @@ def new_generation(
 
 def create(registry: Registry, index: ChunkIndex, generation: Generation) -> Generation:
     """Register the generation and create its index; safe to repeat (workflow retries)."""
-    creator = getattr(registry, "create", None)
-    if creator is not None:
-        creator(generation)
-    else:
-        registry.put(generation)
+    registry.create(generation)
     index.ensure_index(generation)
     return registry.get(generation.id)
 

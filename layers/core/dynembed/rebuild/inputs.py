@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dynembed.core.config import TUNING
 from dynembed.core.errors import ConfigError, DynembedError
-from dynembed.core.models import ChunkerSpec, ModelSpec
-from dynembed.quality.evaluation import GatePolicy
+from dynembed.core.models import ChunkerSpec, ModelSpec, RetrievalSpec, VectorSpec
+from dynembed.quality.evaluation import GatePolicy, ThresholdPolicy
 
 GENERATION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
 MAX_BACKFILL_SEGMENTS = 1000
@@ -89,9 +89,16 @@ class RebuildInput(BaseModel):
     model: str = Field(min_length=1)
     """A catalog id (``dynembed models``): minilm, static-64, hash-256, bedrock-titan-v2-1024..."""
     chunker: ChunkerInput = Field(default_factory=ChunkerInput)
+    retrieval: RetrievalSpec = Field(default_factory=RetrievalSpec)
+    """``vector`` (k-NN) or ``hybrid`` (BM25 + k-NN fused: lexical_weight, fusion linear | rrf,
+    rank_constant, candidates, analyzer). A bare string names the mode."""
+    vectors: VectorSpec = Field(default_factory=VectorSpec)
+    """precision float32 | float16 | byte | binary, on_disk, oversample (rescoring)."""
     eval: EvalSetInput | None = None
     """The golden set; defaults to ``DYNEMBED_EVAL_DIR``'s queries.jsonl + qrels.tsv."""
     gate: GatePolicy = Field(default_factory=GatePolicy)
+    threshold: ThresholdPolicy = Field(default_factory=ThresholdPolicy)
+    """How the generation's score threshold is calibrated on the golden set."""
     k: int = Field(default=10, ge=1, le=100)
     require_approval: bool = False
     """Wait for a person (``dynembed approve``) after the gate passes and before promoting."""
@@ -146,6 +153,13 @@ class RebuildInput(BaseModel):
 
     def chunker_spec(self) -> ChunkerSpec:
         return self.chunker.spec()
+
+    def new_generation_id(self) -> str:
+        from dynembed.rebuild.generations import generation_id_for
+
+        return generation_id_for(
+            self.model_spec(), self.chunker_spec(), retrieval=self.retrieval, vectors=self.vectors
+        )
 
 
 def parse_rebuild_input(data: Mapping[str, Any] | Any) -> RebuildInput:

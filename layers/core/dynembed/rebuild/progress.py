@@ -3,24 +3,19 @@ failed or restarted rebuild resumes where it stopped instead of starting over.
 
 Segments run in parallel (one Map branch each) and all write the same registry attribute, so a
 plain read-modify-write would lose updates. On DynamoDB each write is a compare-and-set on the
-attribute's previous value, retried on conflict; other registries (the in-memory fakes of the
-unit tests) are serialised by a process lock.
+attribute's previous value, retried on conflict (``adapters.dynamodb.registry.DynamoProgressStore``);
+the unit tests' fake (``tests.fakes.InMemoryProgressStore``) serialises writes with a lock.
 """
 
 from __future__ import annotations
 
-import json
-import random
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from dynembed.core.config import KEYS
-from dynembed.core.errors import DynembedError, TransientError, UnknownGenerationError
-from dynembed.core.ports import Registry
+from dynembed.core.errors import DynembedError
 
 MAX_FAILED_DOC_IDS = 100
 """Failed doc ids kept per segment (the count goes on): the registry item must stay small."""
@@ -99,97 +94,6 @@ class ProgressStore(Protocol):
     def change(self, generation_id: str, mutate: Mutation) -> BackfillProgress:
         """Apply ``mutate`` to the stored progress atomically and return the result."""
         ...
-
-
-class RegistryProgressStore:
-    """Through the Registry port; atomic within one process only (fakes, single-process tools)."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-
-    def load(self, generation_id: str) -> BackfillProgress | None:
-        return BackfillProgress.from_record(self.registry.get(generation_id).backfill)
-
-    def change(self, generation_id: str, mutate: Mutation) -> BackfillProgress:
-        with self._lock:
-            progress = mutate(self.load(generation_id))
-            self.registry.update(generation_id, backfill=progress.record())
-            return progress
-
-
-class DynamoProgressStore:
-    """Compare-and-set on the registry item's ``backfill`` attribute (a JSON string, as the
-    registry adapter stores it), so parallel segments never overwrite each other's pages."""
-
-    def __init__(self, table_name: str, client: Any, max_attempts: int = 25) -> None:
-        self.table_name = table_name
-        self.client = client
-        self.max_attempts = max_attempts
-
-    def _read(self, generation_id: str) -> str | None:
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key={KEYS.registry_hash: {"S": generation_id}},
-            ConsistentRead=True,
-            ProjectionExpression=f"{KEYS.registry_hash}, backfill",
-        )
-        item = response.get("Item")
-        if item is None:
-            raise UnknownGenerationError(f"unknown generation {generation_id!r}")
-        raw = item.get("backfill", {}).get("S")
-        return str(raw) if raw is not None else None
-
-    def load(self, generation_id: str) -> BackfillProgress | None:
-        raw = self._read(generation_id)
-        return BackfillProgress.from_record(json.loads(raw)) if raw else None
-
-    def change(self, generation_id: str, mutate: Mutation) -> BackfillProgress:
-        from botocore.exceptions import ClientError
-
-        for attempt in range(self.max_attempts):
-            old = self._read(generation_id)
-            progress = mutate(BackfillProgress.from_record(json.loads(old)) if old else None)
-            values: dict[str, Any] = {
-                ":new": {"S": json.dumps(progress.record())},
-                ":now": {"N": repr(time.time())},
-            }
-            if old is None:
-                condition = "attribute_exists(#id) AND attribute_not_exists(backfill)"
-            else:
-                condition = "attribute_exists(#id) AND backfill = :old"
-                values[":old"] = {"S": old}
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key={KEYS.registry_hash: {"S": generation_id}},
-                    UpdateExpression="SET backfill = :new, updated_at = :now",
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#id": KEYS.registry_hash},
-                    ExpressionAttributeValues=values,
-                )
-                return progress
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
-            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        raise TransientError(
-            f"backfill progress of {generation_id}: {self.max_attempts} conflicting writes in a row"
-        )
-
-
-def progress_store(svc: Any) -> ProgressStore:
-    """The compare-and-set store on the DynamoDB registry, else the lock-serialised one."""
-    from dynembed.adapters.dynamodb import DynamoRegistry
-
-    if isinstance(svc.registry, DynamoRegistry):
-        import boto3
-
-        return DynamoProgressStore(
-            svc.settings.registry_table, boto3.client("dynamodb", region_name=svc.settings.region)
-        )
-    return RegistryProgressStore(svc.registry)
 
 
 def require(progress: BackfillProgress | None, generation_id: str) -> BackfillProgress:

@@ -29,6 +29,7 @@ from dynembed.core.errors import (
 )
 from dynembed.core.models import Generation, GenerationStatus, ModelSpec, ReconcileJob
 from dynembed.core.observability import logger
+from dynembed.core.ports import ApprovalChannel
 from dynembed.core.source_scan import iter_source, live_documents
 from dynembed.core.telemetry import Telemetry
 from dynembed.cost.estimate import RebuildEstimate
@@ -37,7 +38,15 @@ from dynembed.embedders.counting import CountingEmbedder
 from dynembed.rebuild import generations, plan
 from dynembed.rebuild.evaluate import ESTIMATE_KEY, evaluate_candidate, load_eval_set
 from dynembed.rebuild.inputs import MAX_BACKFILL_SEGMENTS, RebuildInput, parse_rebuild_input
-from dynembed.rebuild.progress import BackfillProgress, SegmentProgress, progress_store, require
+from dynembed.rebuild.progress import (
+    MAX_FAILED_DOC_IDS,
+    MAX_FAILED_DOC_IDS_TOTAL,
+    BackfillProgress,
+    ProgressStore,
+    SegmentProgress,
+    require,
+)
+from dynembed.wiring import Services
 
 DOC_ERRORS: tuple[type[Exception], ...] = (MalformedRecordError, EmbeddingError, IndexWriteError)
 """Errors that belong to one document: recorded and skipped, so one bad doc never blocks the
@@ -53,7 +62,7 @@ def _config(event: Mapping[str, Any]) -> RebuildInput:
     return parse_rebuild_input(event["config"])
 
 
-def _generation(svc: Any, generation_id: str | None) -> Generation:
+def _generation(svc: Services, generation_id: str | None) -> Generation:
     if not generation_id:
         raise ConfigError("generation_id is missing")
     return svc.registry.get(generation_id)
@@ -62,7 +71,7 @@ def _generation(svc: Any, generation_id: str | None) -> Generation:
 # ---- Validate, Register, AddWriteTarget ------------------------------------------------------------
 
 
-def validate(svc: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
+def validate(svc: Services, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Check the input (every wrong field named) and fix the generation id for the whole run."""
     config = parse_rebuild_input(raw)
     if config.eval is None and not svc.settings.eval_dir:
@@ -71,17 +80,19 @@ def validate(svc: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
             "or set DYNEMBED_EVAL_DIR on the workflow function"
         )
     if config.generation_id is None:
-        spec, chunker = config.model_spec(), config.chunker_spec()
-        config = config.model_copy(update={"generation_id": generations.generation_id_for(spec, chunker)})
+        config = config.model_copy(update={"generation_id": config.new_generation_id()})
 
-    golden = load_eval_set(config, svc.settings)  # a missing golden set fails now, not after the backfill
+    golden = load_eval_set(
+        config, svc.settings, svc.blobs
+    )  # a missing golden set fails now, not after the backfill
     logger.info("rebuild input valid", generation=config.generation_id, golden_queries=len(golden.queries))
     return {"config": config.model_dump(mode="json")}
 
 
-def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def register(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """Register the candidate (status building) and create its index. A re-run with the same
-    generation id resumes it: same model and chunker required, progress kept."""
+    generation id resumes it: same model, chunker, retrieval and vector settings required,
+    progress kept."""
     gen_id = str(config.generation_id)
     spec, chunker = config.model_spec(), config.chunker_spec()
     try:
@@ -95,6 +106,12 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
                 f"generation_id: {gen_id} exists with model {existing.model.name} and chunker "
                 f"{existing.chunker.version}; this input asks for {spec.name} and {chunker.version}: "
                 "omit generation_id to start a new generation"
+            )
+        if existing.retrieval != config.retrieval or existing.vectors != config.vectors:
+            raise ConfigError(
+                f"generation_id: {gen_id} exists with retrieval {existing.retrieval.describe()} and "
+                f"vectors {existing.vectors.describe()}; this input asks for {config.retrieval.describe()} "
+                f"and {config.vectors.describe()}: omit generation_id to start a new generation"
             )
         if existing.status in (GenerationStatus.ACTIVE, GenerationStatus.STANDBY, GenerationStatus.RETIRED):
             raise ConfigError(
@@ -111,6 +128,8 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
             svc.settings.index_prefix,
             schema_version=svc.schema.schema_version,
             generation_id=gen_id,
+            retrieval=config.retrieval,
+            vectors=config.vectors,
         )
         generations.create(svc.registry, svc.index, candidate)
 
@@ -127,7 +146,7 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
         resumed_segments = {n: s.model_copy(update={"stopped": None}) for n, s in progress.segments.items()}
         return progress.model_copy(update={"runs": progress.runs + 1, "segments": resumed_segments})
 
-    progress = progress_store(svc).change(gen_id, start_or_resume)
+    progress = svc.progress.change(gen_id, start_or_resume)
     gen = svc.registry.get(gen_id)
     logger.info(
         "generation registered",
@@ -139,6 +158,8 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
     return {
         "generation_id": gen_id,
         "index_name": gen.index_name,
+        "retrieval": gen.retrieval.describe(),
+        "vectors": gen.vectors.describe(),
         "resumed": resumed,
         "total_segments": progress.total_segments,
         "max_concurrency": plan.concurrency_for(spec, progress.total_segments, config.backfill_concurrency),
@@ -150,7 +171,7 @@ def register(svc: Any, config: RebuildInput) -> dict[str, Any]:
 # ---- Estimate ---------------------------------------------------------------------------------------
 
 
-def estimate_for(svc: Any, config: RebuildInput) -> RebuildEstimate:
+def estimate_for(svc: Services, config: RebuildInput) -> RebuildEstimate:
     """The rebuild's estimate (``dynembed.cost.estimate``) over this deployment's source, cache
     and price table; needs no generation, so ``dynembed rebuild --estimate`` runs it alone."""
     from dynembed.cost.estimate import estimate_rebuild
@@ -176,7 +197,7 @@ def estimate_for(svc: Any, config: RebuildInput) -> RebuildEstimate:
     )
 
 
-def estimate(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def estimate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """Estimate the rebuild before anything is embedded; the figures go on the candidate (the
     report compares them with the actual ones) and into the execution's state and output."""
     result = estimate_for(svc, config)
@@ -200,7 +221,7 @@ def estimate(svc: Any, config: RebuildInput) -> dict[str, Any]:
     }
 
 
-def add_write_target(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def add_write_target(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """From now on every live change reaches the candidate too (before the backfill starts, so
     no edit can fall between the scan and the stream)."""
     gen = svc.registry.update(str(config.generation_id), write_target=True)
@@ -221,7 +242,7 @@ class PageResult:
 
 
 def backfill_pages(
-    svc: Any,
+    svc: Services,
     config: RebuildInput,
     segment: int,
     time_budget_s: float,
@@ -235,7 +256,7 @@ def backfill_pages(
     gen = _generation(svc, gen_id)
     if gen.status is not GenerationStatus.BUILDING:
         raise DynembedError(f"generation {gen_id} is {gen.status.value}, not building: backfill stopped")
-    store = progress_store(svc)
+    store = svc.progress
     progress = require(store.load(gen_id), gen_id)
     if segment not in progress.segments:
         raise ConfigError(f"segment {segment} is not one of the {progress.total_segments} scan segments")
@@ -255,23 +276,33 @@ def backfill_pages(
     return {"segment": segment, "done": state.done, "pages": pages, "docs": state.docs}
 
 
-def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> PageResult:
+def _reconcile_page(svc: Services, gen: Generation, items: list[dict[str, Any]]) -> PageResult:
     schema = svc.schema
     failed: dict[str, str] = {}
     jobs: list[ReconcileJob] = []
-    valid: list[dict[str, Any]] = []
+    # The scan read the items consistently: reconcile need not read the well-formed ones again.
+    scanned: dict[str, dict[str, Any]] = {}
+    no_id = 0
     for number, item in enumerate(items):
         try:
             doc_id = schema.id_of(item)
-            version = schema.version_of(item, doc_id)
         except MalformedRecordError as exc:
-            failed[str(item.get(schema.id_attribute) or f"<item without id #{number}>")] = str(exc)
+            # No usable id: nothing of it can be in the index; recorded under a label (the
+            # raw id may be a map, never shown as a Python repr).
+            failed[f"<item without a usable id #{number}>"] = str(exc)
+            no_id += 1
             continue
-        valid.append(item)
+        if schema.problems(item):
+            # Its reconcile hides whatever the candidate holds of it and fails with the reason.
+            jobs.append(
+                ReconcileJob(doc_id=doc_id, min_source_version=0, reason="backfill", generations=[gen.id])
+            )
+            continue
+        scanned[doc_id] = item
         jobs.append(
             ReconcileJob(
                 doc_id=doc_id,
-                min_source_version=version,
+                min_source_version=schema.version_of(item, doc_id),
                 reason="backfill",
                 source_updated_at=schema.updated_at_of(item),
                 generations=[gen.id],
@@ -290,8 +321,6 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
         return counting[-1]
 
     reconciler = dataclasses.replace(svc.reconciler(), telemetry=page_telemetry, embedder_for=embedder_for)
-    # The scan read the items consistently: reconcile need not read them again.
-    scanned = {job.doc_id: item for job, item in zip(jobs, valid, strict=True)}
     outcomes = reconciler.reconcile(jobs, prefetched=scanned)
     errors = [o for o in outcomes if o.error is not None]
     transient = [o for o in errors if isinstance(o.error, TransientError)]
@@ -301,8 +330,11 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
             f"(first: {transient[0].job.doc_id}: {transient[0].error}); the page is retried"
         )
     systemic = [o for o in errors if not isinstance(o.error, DOC_ERRORS)]
-    if systemic or (jobs and len(errors) == len(jobs) and len(jobs) > 1):
-        first = (systemic or errors)[0]
+    # Every readable doc of the page failing is a systemic fault (a model or index down), not
+    # bad data; malformed items are bad data however many there are.
+    readable = [o for o in outcomes if not isinstance(o.error, MalformedRecordError)]
+    if systemic or (len(readable) > 1 and all(o.error is not None for o in readable)):
+        first = (systemic or readable)[0]
         raise DynembedError(
             f"backfill of {gen.id}: {len(errors)} of {len(jobs)} docs failed "
             f"(first: {first.job.doc_id}: {type(first.error).__name__}: {first.error})"
@@ -312,6 +344,7 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
     reused = int(page_telemetry.get(METRICS.embeddings_skipped))
     svc.telemetry.count(METRICS.embeddings_computed, computed)
     svc.telemetry.count(METRICS.embeddings_skipped, reused)
+    svc.telemetry.count(METRICS.malformed_items, page_telemetry.get(METRICS.malformed_items) + no_id)
     for doc_id, reason in failed.items():
         logger.warning("backfill skipped a document", generation=gen.id, doc_id=doc_id, reason=reason)
     tokens = sum(c.document_tokens for c in counting)
@@ -319,11 +352,8 @@ def _reconcile_page(svc: Any, gen: Generation, items: list[dict[str, Any]]) -> P
 
 
 def _record_page(
-    store: Any, gen_id: str, segment: int, last_key: dict[str, Any] | None, result: PageResult
+    store: ProgressStore, gen_id: str, segment: int, last_key: dict[str, Any] | None, result: PageResult
 ) -> SegmentProgress:
-    from dynembed.adapters.dynamodb import plain_key
-    from dynembed.rebuild.progress import MAX_FAILED_DOC_IDS, MAX_FAILED_DOC_IDS_TOTAL
-
     def advance(progress: BackfillProgress | None) -> BackfillProgress:
         current = require(progress, gen_id)
         before = current.segments[segment]
@@ -331,7 +361,7 @@ def _record_page(
         keep = max(0, min(MAX_FAILED_DOC_IDS, MAX_FAILED_DOC_IDS_TOTAL - elsewhere))
         failed_docs = list(dict.fromkeys([*before.failed_docs, *result.failed]))[: max(keep, len(before.failed_docs))]
         after = SegmentProgress(
-            last_key=plain_key(last_key),
+            last_key=last_key,
             done=last_key is None,
             pages=before.pages + 1,
             docs=before.docs + result.docs,
@@ -348,7 +378,7 @@ def _record_page(
     return store.change(gen_id, advance).segments[segment]
 
 
-def segment_failed(svc: Any, config: RebuildInput, segment: int, error: Mapping[str, Any] | None) -> dict[str, Any]:
+def segment_failed(svc: Services, config: RebuildInput, segment: int, error: Mapping[str, Any] | None) -> dict[str, Any]:
     """A segment's child execution is about to fail: keep its reason on the progress record,
     since the parent execution only learns that a child failed, not why."""
     gen_id = str(config.generation_id)
@@ -361,7 +391,7 @@ def segment_failed(svc: Any, config: RebuildInput, segment: int, error: Mapping[
         stopped = current.segments[segment].model_copy(update={"stopped": reason})
         return current.model_copy(update={"segments": {**current.segments, segment: stopped}})
 
-    progress_store(svc).change(gen_id, stop)
+    svc.progress.change(gen_id, stop)
     logger.warning("backfill segment failed", generation=gen_id, segment=segment, reason=reason)
     return {"segment": segment, "reason": reason}
 
@@ -369,23 +399,9 @@ def segment_failed(svc: Any, config: RebuildInput, segment: int, error: Mapping[
 # ---- CatchUp ----------------------------------------------------------------------------------------
 
 
-def queue_depth(svc: Any) -> int:
-    """Reconcile jobs waiting or in flight (they may target the candidate)."""
-    url = svc.settings.jobs_queue_url
-    if not url:
-        return 0
-    attrs = svc.sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attrs.values())
-
-
-def catchup_status(svc: Any, config: RebuildInput, checks: int, now: float | None = None) -> dict[str, Any]:
+def catchup_status(
+    svc: Services, config: RebuildInput, checks: int, now: float | None = None
+) -> dict[str, Any]:
     """Has the candidate caught up with the source? Pending jobs in the queue, and docs whose
     candidate ledger entry is missing, older than the source, unfinished, or not yet deleted.
 
@@ -395,12 +411,12 @@ def catchup_status(svc: Any, config: RebuildInput, checks: int, now: float | Non
     e.g. between a failed run and its resume), repair jobs for the candidate are enqueued."""
     gen_id = str(config.generation_id)
     now = time.time() if now is None else now
-    progress = require(progress_store(svc).load(gen_id), gen_id)
+    progress = require(svc.progress.load(gen_id), gen_id)
     if not progress.done:
         raise DynembedError(
             f"generation {gen_id}: backfill segments {progress.pending_segments} not finished"
         )
-    pending_jobs = queue_depth(svc)
+    pending_jobs = svc.queue.depth()
     live = live_documents(svc.schema, svc.source).docs
     entries = {e.doc_id: e for e in svc.ledger.scan(gen_id)}
     behind: dict[str, int] = {}
@@ -447,11 +463,8 @@ def catchup_status(svc: Any, config: RebuildInput, checks: int, now: float | Non
     return result
 
 
-def _held_doc_ids(svc: Any) -> set[str]:
-    held = getattr(svc, "held", None)
-    if held is None:
-        return set()
-    return {job.doc_id for job, _ in held.due(flush_all=True)}
+def _held_doc_ids(svc: Services) -> set[str]:
+    return {job.doc_id for job, _ in svc.held.due(flush_all=True)}
 
 
 # ---- Approval, Promote, Reject, MarkFailed ------------------------------------------------------------
@@ -462,7 +475,7 @@ APPROVAL_STAGES = {"estimate": GenerationStatus.BUILDING, "promotion": Generatio
 
 
 def request_approval(
-    svc: Any, config: RebuildInput, task_token: str, stage: str = "promotion"
+    svc: Services, config: RebuildInput, task_token: str, stage: str = "promotion"
 ) -> dict[str, Any]:
     """Park the task token on the candidate; ``dynembed approve`` (or SendTaskSuccess) answers.
     ``stage`` is ``estimate`` (before the backfill spends anything) or ``promotion``."""
@@ -477,7 +490,7 @@ def request_approval(
 
 
 def answer_approval(
-    svc: Any, sfn: Any, generation_id: str, *, approved: bool, by: str, reason: str = ""
+    svc: Services, sfn: ApprovalChannel, generation_id: str, *, approved: bool, by: str, reason: str = ""
 ) -> dict[str, Any]:
     """Record a person's decision on the candidate and resume the waiting workflow."""
     gen = svc.registry.get(generation_id)
@@ -494,7 +507,7 @@ def answer_approval(
     return {"generation_id": generation_id, **decision}
 
 
-def promote(svc: Any, config: RebuildInput) -> dict[str, Any]:
+def promote(svc: Services, config: RebuildInput) -> dict[str, Any]:
     """One ``_aliases`` request, then the registry: the candidate serves, the old active becomes
     standby and stays a write target (rollback needs no reprocessing). Refuses a candidate whose
     stored report says the gate failed, or that still waits for a person's approval."""
@@ -510,7 +523,7 @@ def promote(svc: Any, config: RebuildInput) -> dict[str, Any]:
     return dataclasses.asdict(move)
 
 
-def reject(svc: Any, config: RebuildInput, reasons: list[str] | None) -> dict[str, Any]:
+def reject(svc: Services, config: RebuildInput, reasons: list[str] | None) -> dict[str, Any]:
     """Failed and out of the write targets; the index stays for inspection; active untouched."""
     reason = "; ".join(reasons or []) or "rejected"
     gen = generations.reject(svc.registry, str(config.generation_id), reason)
@@ -519,7 +532,7 @@ def reject(svc: Any, config: RebuildInput, reasons: list[str] | None) -> dict[st
 
 
 def mark_failed(
-    svc: Any, config: Mapping[str, Any] | None, error: Mapping[str, Any] | None
+    svc: Services, config: Mapping[str, Any] | None, error: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Where every Catch leads. The candidate becomes failed and leaves the write targets; the
     active generation keeps serving. If a promotion got as far as moving the alias but not the
@@ -580,25 +593,22 @@ def _failure_reason(error: Mapping[str, Any]) -> str:
 # ---- actions of their own: rollback, retire, targeted backfill ----------------------------------------
 
 
-def rollback(svc: Any) -> dict[str, Any]:
+def rollback(svc: Services) -> dict[str, Any]:
     """Serve the standby again: one alias request, no reprocessing (it stayed a write target)."""
     move = generations.rollback(svc.registry, svc.index, svc.settings.index_alias)
     logger.info("rolled back", alias=move.alias, before=move.before, after=move.after)
     return dataclasses.asdict(move)
 
 
-def retire(svc: Any, generation_id: str) -> dict[str, Any]:
+def retire(svc: Services, generation_id: str) -> dict[str, Any]:
     """Delete a standby's or failed generation's index and ledger rows; no rollback to it after."""
     gen = generations.retire(svc.registry, svc.index, generation_id)
-    removed = 0
-    delete_rows = getattr(svc.ledger, "delete_generation", None)
-    if delete_rows is not None:
-        removed = int(delete_rows(generation_id))
+    removed = svc.ledger.delete_generation(generation_id)
     return {"generation_id": gen.id, "status": gen.status.value, "ledger_rows_deleted": removed}
 
 
 def targeted_backfill(
-    svc: Any,
+    svc: Services,
     *,
     tenant: str | None = None,
     source_type: str | None = None,
@@ -613,22 +623,34 @@ def targeted_backfill(
         raise ConfigError("targeted backfill: give exactly one of tenant, source_type or ids")
     schema = svc.schema
     jobs: list[ReconcileJob] = []
+    malformed = 0
     if ids:
         for doc_id in dict.fromkeys(i.strip() for i in ids if i.strip()):
-            item = svc.source.get_item(doc_id)
-            version = schema.version_of(item, doc_id) if item is not None else 0
-            jobs.append(ReconcileJob(doc_id=doc_id, min_source_version=version, reason="targeted backfill"))
+            state = schema.state_of(svc.source.get_item(doc_id), doc_id)
+            malformed += state.kind == "malformed"
+            jobs.append(
+                ReconcileJob(doc_id=doc_id, min_source_version=state.version or 0, reason="targeted backfill")
+            )
     else:
         if tenant and not schema.tenant_attribute:
             raise ConfigError("tenant: the source schema has no tenant_attribute")
         if source_type and not schema.source_type_attribute:
             raise ConfigError("source_type: the source schema has no source_type_attribute")
         for item in iter_source(svc.source):
+            label = schema.label_of(item)
+            if label is None:
+                malformed += 1  # no usable id: nothing of it can be indexed
+                continue
+            doc_id = label
+            if schema.problems(item):
+                # Its tenant or type may be unreadable: enqueue it, its reconcile hides it.
+                malformed += 1
+                jobs.append(ReconcileJob(doc_id=doc_id, min_source_version=0, reason="targeted backfill"))
+                continue
             if tenant and schema.tenant_of(item) != tenant:
                 continue
             if source_type and schema.source_type_of(item) != source_type:
                 continue
-            doc_id = schema.id_of(item)
             jobs.append(
                 ReconcileJob(
                     doc_id=doc_id,
@@ -642,73 +664,78 @@ def targeted_backfill(
     if jobs:
         svc.queue.send(jobs)
     targets = [g.id for g in svc.registry.list() if g.write_target]
-    logger.info("targeted backfill", selector=chosen[0], jobs=len(jobs), write_targets=targets)
-    return {"selector": chosen[0], "jobs_enqueued": len(jobs), "write_targets": targets}
+    logger.info(
+        "targeted backfill",
+        selector=chosen[0],
+        jobs=len(jobs),
+        malformed_items=malformed,
+        write_targets=targets,
+    )
+    return {
+        "selector": chosen[0],
+        "jobs_enqueued": len(jobs),
+        "malformed_items": malformed,
+        "write_targets": targets,
+    }
 
 
 # ---- the router ---------------------------------------------------------------------------------------
 
+StepRunner = Callable[[Services, Mapping[str, Any], float], Any]
+"""(services, the workflow event, seconds left in the invocation) -> the step's JSON result."""
 
-def run_step(event: Mapping[str, Any], svc: Any, remaining_s: float = 900.0) -> Any:
-    """Route a workflow event to its step. Unknown steps are configuration errors."""
-    step = event.get("step")
-    if step == "validate":
-        return validate(svc, event.get("input") or {})
-    if step == "mark_failed":
-        return mark_failed(svc, event.get("config"), event.get("error"))
-    if step == "rollback":
-        return rollback(svc)
-    if step == "retire":
-        return retire(svc, str(event.get("generation_id") or ""))
-    if step == "targeted_backfill":
-        ids = event.get("ids")
-        return targeted_backfill(
-            svc,
-            tenant=event.get("tenant"),
-            source_type=event.get("source_type"),
-            ids=ids.split(",") if isinstance(ids, str) else ids,
-        )
-    config_steps: dict[str, Callable[[RebuildInput], Any]] = {
-        "register": lambda c: register(svc, c),
-        "add_write_target": lambda c: add_write_target(svc, c),
-        "backfill_page": lambda c: backfill_pages(
+
+def _with_config(run: Callable[[Services, RebuildInput, Mapping[str, Any], float], Any]) -> StepRunner:
+    """A step of the state machine proper: it gets the Validate step's output, parsed."""
+    return lambda svc, event, remaining_s: run(svc, _config(event), event, remaining_s)
+
+
+def _ids(event: Mapping[str, Any]) -> list[str] | None:
+    ids = event.get("ids")
+    return ids.split(",") if isinstance(ids, str) else ids
+
+
+STEPS: dict[str, StepRunner] = {
+    "validate": lambda svc, event, _: validate(svc, event.get("input") or {}),
+    "register": _with_config(lambda svc, c, event, _: register(svc, c)),
+    "add_write_target": _with_config(lambda svc, c, event, _: add_write_target(svc, c)),
+    "backfill_page": _with_config(
+        lambda svc, c, event, remaining_s: backfill_pages(
             svc, c, int(event["segment"]), time_budget_s=max(10.0, remaining_s - 60.0)
-        ),
-        "segment_failed": lambda c: segment_failed(svc, c, int(event["segment"]), event.get("error")),
-        "catchup_status": lambda c: catchup_status(svc, c, int(event.get("checks") or 0)),
-        "evaluate": lambda c: _evaluate(svc, c),
-        "estimate": lambda c: estimate(svc, c),
-        "request_approval": lambda c: request_approval(
+        )
+    ),
+    "catchup_status": _with_config(
+        lambda svc, c, event, _: catchup_status(svc, c, int(event.get("checks") or 0))
+    ),
+    "evaluate": _with_config(lambda svc, c, event, _: evaluate_candidate(svc, c)),
+    "estimate": _with_config(lambda svc, c, event, _: estimate(svc, c)),
+    "segment_failed": _with_config(
+        lambda svc, c, event, _: segment_failed(svc, c, int(event["segment"]), event.get("error"))
+    ),
+    "request_approval": _with_config(
+        lambda svc, c, event, _: request_approval(
             svc, c, str(event.get("task_token") or ""), str(event.get("stage") or "promotion")
-        ),
-        "promote": lambda c: promote(svc, c),
-        "reject": lambda c: reject(svc, c, list(event.get("reasons") or [])),
-    }
-    if step not in config_steps:
-        known = sorted([*config_steps, "validate", "mark_failed", "rollback", "retire", "targeted_backfill"])
-        raise ConfigError(f"unknown workflow step {step!r}; known steps: {', '.join(known)}")
-    return config_steps[str(step)](_config(event))
+        )
+    ),
+    "promote": _with_config(lambda svc, c, event, _: promote(svc, c)),
+    "reject": _with_config(lambda svc, c, event, _: reject(svc, c, list(event.get("reasons") or []))),
+    "mark_failed": lambda svc, event, _: mark_failed(svc, event.get("config"), event.get("error")),
+    # Actions ops invoke directly (not states of the machine).
+    "rollback": lambda svc, event, _: rollback(svc),
+    "retire": lambda svc, event, _: retire(svc, str(event.get("generation_id") or "")),
+    "targeted_backfill": lambda svc, event, _: targeted_backfill(
+        svc, tenant=event.get("tenant"), source_type=event.get("source_type"), ids=_ids(event)
+    ),
+}
+"""Every step the workflow function runs, by the ``step`` name the state machine sends: the
+only list of them (the ASL test checks each Task names one of these)."""
+
+STEP_NAMES = tuple(STEPS)
 
 
-def _evaluate(svc: Any, config: RebuildInput) -> dict[str, Any]:
-
-    return evaluate_candidate(svc, config)
-
-
-STEP_NAMES = (
-    "validate",
-    "register",
-    "estimate",
-    "add_write_target",
-    "backfill_page",
-    "segment_failed",
-    "catchup_status",
-    "evaluate",
-    "request_approval",
-    "promote",
-    "reject",
-    "mark_failed",
-    "rollback",
-    "retire",
-    "targeted_backfill",
-)
+def run_step(event: Mapping[str, Any], svc: Services, remaining_s: float = 900.0) -> Any:
+    """Route a workflow event to its step. Unknown steps are configuration errors."""
+    step = str(event.get("step"))
+    if step not in STEPS:
+        raise ConfigError(f"unknown workflow step {step!r}; known steps: {', '.join(sorted(STEPS))}")
+    return STEPS[step](svc, event, remaining_s)

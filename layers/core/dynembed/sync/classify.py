@@ -12,8 +12,11 @@ A change to anything else (counters, ``updated_at``, the version alone) costs no
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
@@ -21,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from dynembed.core.errors import MalformedRecordError
 from dynembed.core.models import ChangeKind, Decision
-from dynembed.core.schema import SourceSchema, timestamp_to_epoch_ms
+from dynembed.core.schema import SourceSchema, describe, timestamp_to_epoch_ms
 
 INSERT = "INSERT"
 MODIFY = "MODIFY"
@@ -33,8 +36,16 @@ ACTION_ORDER = (ChangeKind.ACCESS, ChangeKind.METADATA, ChangeKind.CONTENT)
 _COST = {ChangeKind.METADATA: 1, ChangeKind.ACCESS: 2, ChangeKind.CONTENT: 3}
 """``Decision.kind`` is the most expensive action: content > access > metadata."""
 
-_DESERIALIZER = TypeDeserializer()
-_ACL_TYPES = (str, list, tuple, set, frozenset)
+
+class _Deserializer(TypeDeserializer):
+    """Powertools' deserializer, except that binary (B, BS) arrives base64-encoded in Lambda's
+    JSON and is decoded to bytes, so a binary attribute is never mistaken for a string."""
+
+    def _deserialize_b(self, value: Any) -> bytes:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else bytes(value)
+
+
+_DESERIALIZER = _Deserializer()
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
@@ -44,36 +55,30 @@ def classify_change(
     new: Mapping[str, Any] | None,
     schema: SourceSchema,
     event_name: str | None = None,
+    *,
+    doc_id: str | None = None,
 ) -> Decision:
     """Decide what one change of one source item costs.
 
     ``event_name`` is the stream's INSERT/MODIFY/REMOVE; when None it is inferred from which
-    images are present. Raises ``MalformedRecordError`` (naming the attribute and, when known,
-    the doc) for a missing id, a missing or invalid version, a missing image or an unknown event.
+    images are present. ``doc_id`` is the id the record's Keys give: a REMOVE whose old image is
+    unreadable is still a delete of that doc. Raises ``MalformedRecordError`` (naming the
+    attribute and, when known, the doc) when the image the decision rests on is malformed (the
+    new one; the old one for REMOVE without a key), for a missing image or an unknown event.
+    A malformed *old* image of a MODIFY never rejects a well-formed new one.
     """
     old_item = None if old is None else dict(old)
     new_item = None if new is None else dict(new)
     event = _event_name(event_name, old_item, new_item)
-    _require_images(event, old_item, new_item, doc_id=None)
+    _require_images(event, old_item, new_item, doc_id=doc_id)
 
     if event == REMOVE:
         assert old_item is not None
-        doc_id = _id(old_item, schema, "old")
-        version = _version(old_item, schema, "old", doc_id)
-        return _decision(
-            ChangeKind.DELETE,
-            (ChangeKind.DELETE,),
-            doc_id,
-            version,
-            _read_changes({}, old_item, schema, doc_id),
-            "removed from the source table",
-            basis=old_item,
-            schema=schema,
-        )
+        return _removed(old_item, schema, doc_id)
 
     assert new_item is not None
-    doc_id = _id(new_item, schema, "new")
-    version = _version(new_item, schema, "new", doc_id)
+    doc_id = _valid(new_item, schema, "new", doc_id)
+    version = schema.version_of(new_item, doc_id)
 
     if event == INSERT:
         changed = _read_changes({}, new_item, schema, doc_id)
@@ -100,13 +105,40 @@ def classify_change(
         )
 
     assert old_item is not None
-    old_id = _id(old_item, schema, "old")
+    old_problems = schema.problems(old_item)
+    if old_problems:
+        # Nothing can be diffed against an unreadable image: decide from the new one alone.
+        # The applier re-applies access from the current item at once, then a full reconcile.
+        why = f"old image unreadable ({'; '.join(old_problems)}): decided from the new image"
+        changed = _read_changes({}, new_item, schema, doc_id)
+        if _tombstoned(new_item, schema):
+            return _decision(
+                ChangeKind.DELETE,
+                (ChangeKind.DELETE,),
+                doc_id,
+                version,
+                changed,
+                f"{why}: tombstoned",
+                basis=new_item,
+                schema=schema,
+            )
+        return _decision(
+            ChangeKind.CONTENT,
+            (ChangeKind.ACCESS, ChangeKind.CONTENT),
+            doc_id,
+            version,
+            changed,
+            f"{why}: access re-applied from the current item, full reconcile",
+            basis=new_item,
+            schema=schema,
+        )
+    old_id = schema.id_of(old_item)
     if old_id != doc_id:
         raise MalformedRecordError(
             f"id attribute {schema.id_attribute!r} differs between images ({old_id!r} → {doc_id!r})",
             doc_id,
         )
-    old_version = _version(old_item, schema, "old", doc_id)
+    old_version = schema.version_of(old_item, doc_id)
     changes = _changes_by_action(old_item, new_item, schema, doc_id)
     changed = _changed_names(changes)
 
@@ -114,10 +146,15 @@ def classify_change(
         return _decision(kind, actions, doc_id, version, changed, reason, basis=new_item, schema=schema)
 
     if version < old_version:
+        # The index cannot go back (external versions), so content stays; but whatever ACL the
+        # index holds, what the current item grants is what may be read: fail closed.
+        went_back = f"older version {version} < {old_version}: the source went back"
+        if _tombstoned(new_item, schema):
+            return decide(ChangeKind.DELETE, (ChangeKind.DELETE,), f"{went_back}, tombstoned")
         return decide(
-            ChangeKind.SKIP,
-            (),
-            f"older version {version} < {old_version}: the source went back; nothing applied",
+            ChangeKind.ACCESS,
+            (ChangeKind.ACCESS,),
+            f"{went_back}; content not applied, access re-applied from the current item",
         )
     if not changed:
         ignored = _ignored_changes(old_item, new_item, changed)
@@ -142,6 +179,37 @@ def classify_change(
     actions = tuple(kind for kind in ACTION_ORDER if changes[kind])
     kind = max(actions, key=_COST.__getitem__)
     return decide(kind, actions, f"{'+'.join(a.value for a in actions)} changed: {', '.join(changed)}")
+
+
+def _removed(old: dict[str, Any], schema: SourceSchema, key_id: str | None) -> Decision:
+    """REMOVE: a delete at the old image's version; when that image is unreadable, a delete of
+    the doc the record's Keys name, at no particular version (the applier removes every chunk)."""
+    problems = schema.problems(old)
+    if not problems:
+        doc_id = schema.id_of(old)
+        return _decision(
+            ChangeKind.DELETE,
+            (ChangeKind.DELETE,),
+            doc_id,
+            schema.version_of(old, doc_id),
+            _read_changes({}, old, schema, doc_id),
+            "removed from the source table",
+            basis=old,
+            schema=schema,
+        )
+    try:
+        doc_id = key_id or schema.id_of(old)
+    except MalformedRecordError as exc:
+        raise MalformedRecordError(f"old image: {exc.detail}") from exc
+    return Decision(
+        kind=ChangeKind.DELETE,
+        actions=(ChangeKind.DELETE,),
+        doc_id=doc_id,
+        source_version=None,
+        reason=f"removed from the source table; old image unreadable ({'; '.join(problems)}): "
+        "deleted by id, whatever version its chunks carry",
+        source_updated_at=schema.updated_at_of(old),
+    )
 
 
 def _event_name(event_name: str | None, old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
@@ -180,18 +248,12 @@ def _require_images(
         raise MalformedRecordError(f"{event} record has no {' and no '.join(missing)}{hint}", doc_id)
 
 
-def _id(item: dict[str, Any], schema: SourceSchema, which: str) -> str:
-    try:
-        return schema.id_of(item)
-    except MalformedRecordError as exc:
-        raise MalformedRecordError(f"{which} image: {exc}") from exc
-
-
-def _version(item: dict[str, Any], schema: SourceSchema, which: str, doc_id: str) -> int:
-    try:
-        return schema.version_of(item)
-    except MalformedRecordError as exc:
-        raise MalformedRecordError(f"{which} image: {exc}", doc_id) from exc
+def _valid(item: dict[str, Any], schema: SourceSchema, which: str, key_id: str | None) -> str:
+    """The image's doc id; raises naming the image, the doc and every bad attribute."""
+    problems = schema.problems(item)
+    if problems:
+        raise MalformedRecordError(f"{which} image: {'; '.join(problems)}", schema.label_of(item) or key_id)
+    return schema.id_of(item)
 
 
 def _tombstoned(item: dict[str, Any], schema: SourceSchema) -> bool:
@@ -202,18 +264,6 @@ def _tombstone_text(item: dict[str, Any], schema: SourceSchema) -> str:
     assert schema.tombstone is not None
     attribute = schema.tombstone.attribute
     return f"{attribute}={item.get(attribute)!r}"
-
-
-def _acl(item: dict[str, Any], schema: SourceSchema, doc_id: str) -> frozenset[str]:
-    """The ACL as the index holds it: a set, whatever the order or list/set representation."""
-    for attr in schema.access_attributes:
-        value = item.get(attr)
-        if value is not None and not isinstance(value, _ACL_TYPES):
-            raise MalformedRecordError(
-                f"access attribute {attr!r} must be a string, list or set, not {type(value).__name__}",
-                doc_id,
-            )
-    return frozenset(schema.acl_of(item))
 
 
 def _principals(value: Any) -> frozenset[str]:
@@ -253,7 +303,7 @@ def _changes_by_action(
     if schema.source_type_attribute and schema.source_type_of(old) != schema.source_type_of(new):
         changes[ChangeKind.METADATA].add(schema.source_type_attribute)
 
-    if _acl(old, schema, doc_id) != _acl(new, schema, doc_id):
+    if schema.acl_of(old, doc_id) != schema.acl_of(new, doc_id):
         changes[ChangeKind.ACCESS].update(
             attr
             for attr in schema.access_attributes
@@ -319,12 +369,13 @@ def classify_record(record: Mapping[str, Any], schema: SourceSchema) -> Decision
     if source is not None and source != "aws:dynamodb":
         raise MalformedRecordError(f"record {wrapped.event_id!r} comes from {source!r}, not aws:dynamodb")
 
-    doc_label = _doc_label(_decode_image(stream, "Keys", doc_id=None) or {}, schema)
+    keys = _decode_image(stream, "Keys", doc_id=None) or {}
+    key_id = _key_id(keys, schema)
+    doc_label = key_id or _doc_label(keys)
     old = _decode_image(stream, "OldImage", doc_label)
     new = _decode_image(stream, "NewImage", doc_label)
     if doc_label is None:
-        image_id = (new or old or {}).get(schema.id_attribute)
-        doc_label = None if image_id is None else str(image_id)
+        doc_label = schema.label_of(new or old or {})
 
     event = _check_event_name(wrapped.get("eventName"), doc_label)
     view = stream.get("StreamViewType")
@@ -333,27 +384,44 @@ def classify_record(record: Mapping[str, Any], schema: SourceSchema) -> Decision
     )
 
     try:
-        decision = classify_change(old, new, schema, event)
+        decision = classify_change(old, new, schema, event, doc_id=key_id)
     except MalformedRecordError as exc:
         if exc.doc_id is None and doc_label is not None:
-            raise MalformedRecordError(str(exc), doc_label) from exc
+            raise MalformedRecordError(exc.detail, doc_label) from exc
         raise
 
-    if event == REMOVE:
-        # The old image's updated_at is its last write, not the delete: the record knows better.
-        removed_at = _epoch_seconds(stream.get("ApproximateCreationDateTime"))
-        update: dict[str, Any] = {}
-        if removed_at is not None:
-            update["source_updated_at"] = removed_at
-        if _is_ttl_expiry(wrapped):
-            update["reason"] = "expired by TTL: " + decision.reason
-        if update:
-            decision = decision.model_copy(update=update)
+    # Freshness is timed from the change: the item's updated_at, else the record's own time.
+    # For REMOVE always the record's: the old image's updated_at is its last write, not the delete.
+    changed_at = _epoch_seconds(stream.get("ApproximateCreationDateTime"))
+    update: dict[str, Any] = {}
+    if changed_at is not None and (event == REMOVE or decision.source_updated_at is None):
+        update["source_updated_at"] = changed_at
+    if event == REMOVE and _is_ttl_expiry(wrapped):
+        update["reason"] = "expired by TTL: " + decision.reason
+    if update:
+        decision = decision.model_copy(update=update)
     return decision
 
 
+def record_doc_id(record: Mapping[str, Any], schema: SourceSchema) -> str | None:
+    """The doc a stream record is about, even when the record is malformed: a usable id from
+    ``Keys``, else from the old image, else from the new one (None when none is usable)."""
+    stream = record.get("dynamodb")
+    if not isinstance(stream, Mapping):
+        return None
+    for key in ("Keys", "OldImage", "NewImage"):
+        try:
+            image = _decode_image(stream, key, doc_id=None)
+        except MalformedRecordError:
+            continue
+        found = _key_id(image or {}, schema)
+        if found is not None:
+            return found
+    return None
+
+
 def _decode_image(stream: Mapping[str, Any], key: str, doc_id: str | None) -> dict[str, Any] | None:
-    """Typed JSON → Python values (Decimal, set, …), attribute by attribute so errors name one."""
+    """Typed JSON → Python values (Decimal, set, bytes, …), attribute by attribute so errors name one."""
     raw = stream.get(key)
     if raw is None:
         return None
@@ -364,20 +432,31 @@ def _decode_image(stream: Mapping[str, Any], key: str, doc_id: str | None) -> di
         try:
             decoded[name] = _DESERIALIZER.deserialize(value)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError, ArithmeticError) as exc:
+            shown = json.dumps(value, default=str)
+            shown = shown if len(shown) <= 80 else shown[:80] + "…"
             raise MalformedRecordError(
-                f"{key} attribute {name!r} is not a valid DynamoDB value: {value!r}", doc_id
+                f"{key} attribute {name!r} is not a valid DynamoDB value: {shown}", doc_id
             ) from exc
     return decoded
 
 
-def _doc_label(keys: Mapping[str, Any], schema: SourceSchema) -> str | None:
-    """The doc id for error messages, from the record's Keys: the id attribute, else all keys."""
-    value = keys.get(schema.id_attribute)
-    if value is not None and str(value):
-        return str(value)
+def _key_id(image: Mapping[str, Any], schema: SourceSchema) -> str | None:
+    """The doc id in ``image`` (Keys or an image) when it is a usable one."""
+    try:
+        return schema.id_of(dict(image))
+    except MalformedRecordError:
+        return None
+
+
+def _doc_label(keys: Mapping[str, Any]) -> str | None:
+    """A label for error messages when the id attribute is not a usable key: all key values."""
     if keys:
-        return ",".join(f"{name}={keys[name]}" for name in sorted(keys))
+        return ",".join(f"{name}={_plain_text(keys[name])}" for name in sorted(keys))
     return None
+
+
+def _plain_text(value: Any) -> str:
+    return str(value) if isinstance(value, str | int | Decimal) else describe(value)
 
 
 def _epoch_seconds(raw: Any) -> float | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from dynembed.core.ports import JobQueue
+from dynembed.core.ports import HeldJobs, JobQueue
 from dynembed.core.schema import SourceSchema
 
 
@@ -19,7 +18,7 @@ class DrainReport:
 
 
 def drain_held_jobs(
-    held: Any, queue: JobQueue, schema: SourceSchema, now: float | None = None
+    held: HeldJobs, queue: JobQueue, schema: SourceSchema, now: float | None = None
 ) -> DrainReport:
     now = time.time() if now is None else now
     thresholds = [schema.default_policy.max_held_jobs] + [p.max_held_jobs for p in schema.policies.values()]

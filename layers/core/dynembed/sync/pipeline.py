@@ -71,18 +71,9 @@ def process_job_batch(event: dict[str, Any], svc: Services) -> dict[str, Any]:
         attempts = int(record.attributes.approximate_receive_count or 1)
         permanent = isinstance(error, MalformedRecordError)
         logger.warning("job failed", message_id=record.message_id, error=str(error), attempt=attempts)
-        if (permanent or attempts >= svc.settings.max_receive_count) and svc.settings.jobs_dlq_url:
-            svc.sqs.send_message(
-                QueueUrl=svc.settings.jobs_dlq_url,
-                MessageBody=record.body,
-                MessageAttributes={
-                    "reason": {
-                        "DataType": "String",
-                        "StringValue": f"{type(error).__name__}: {error}"[:1000],
-                    },
-                    "attempts": {"DataType": "Number", "StringValue": str(attempts)},
-                },
-            )
+        dead_letters = svc.job_dead_letters
+        if (permanent or attempts >= svc.settings.max_receive_count) and dead_letters is not None:
+            dead_letters.send(record.body, f"{type(error).__name__}: {error}", attempts)
             return  # dead-lettered with its reason: the message is done
         raise error
 

@@ -22,10 +22,17 @@ from dynembed.core.errors import (
     DynembedError,
     EmbeddingIncomplete,
     MalformedRecordError,
-    TransientError,
     VersionConflictError,
 )
-from dynembed.core.models import Chunk, ChunkDocument, Generation, ModelSpec, ReconcileJob, chunk_id
+from dynembed.core.models import (
+    SENTINEL_TENANT,
+    Chunk,
+    ChunkDocument,
+    Generation,
+    ModelSpec,
+    ReconcileJob,
+    chunk_id,
+)
 from dynembed.core.ports import (
     ChunkIndex,
     Embedder,
@@ -93,6 +100,8 @@ class Plan:
     source_updated_at: float | None = None
     stored_vectors: dict[str, list[float]] = field(default_factory=dict)
     """Vectors of ``to_rewrite`` chunks, read from the index."""
+    problem: MalformedRecordError | None = None
+    """The current item is malformed: its chunks are deleted and the job fails with this."""
 
 
 @dataclass
@@ -160,6 +169,13 @@ class Reconciler:
                     self._apply(plan, vectors)
             except Exception as exc:
                 outcome.error = exc
+                continue
+            problem = next((p.problem for p in outcome.plans if p.problem is not None), None)
+            if problem is not None:
+                # Hidden in every target; the job still fails, so the item is reported (DLQ,
+                # backfill failures, the reprocess command) until the source app fixes it.
+                self.telemetry.count(METRICS.malformed_items)
+                outcome.error = problem
         return outcomes
 
     # ---- plan ---------------------------------------------------------------------------------
@@ -186,32 +202,42 @@ class Reconciler:
     def _plan(self, job: ReconcileJob, gen: Generation, item: dict[str, Any] | None, force: bool) -> Plan:
         entry = self._entries.get((job.doc_id, gen.id))
         stored = entry.source_version if entry else -1
-        if item is None or (self.schema.tombstone and self.schema.tombstone.is_tombstoned(item)):
+        state = self.schema.state_of(item, job.doc_id)
+        if state.kind != "live" or item is None or state.version is None:
+            # Not to be served (gone, tombstoned, or malformed: hidden). Delete at the highest
+            # version any of its chunks carries: patches may be above the ledger's, and a source
+            # that went back is below the index's.
             keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []
-            if item is not None:
-                version = self.schema.version_of(item, job.doc_id)
-            else:
-                # Gone from the source: its last version is unknown here, so delete at the
-                # highest version any of its chunks carries (patches may be above the ledger's).
-                version = max(
-                    stored, job.min_source_version, self._highest_chunk_version(gen, job.doc_id, keys)
-                )
-            if entry is None or (entry.state == "deleted" and not keys and stored >= version):
-                return Plan(job, gen, "skip", "already deleted", version=version, entry=entry)
-            return Plan(job, gen, "delete", "gone from source", version=version, entry=entry, obsolete=keys)
-
-        version = self.schema.version_of(item, job.doc_id)
-        if version < job.min_source_version:
-            # A consistent read older than the change that caused the job: the source is lagging.
-            raise TransientError(
-                f"doc {job.doc_id!r}: source holds version {version} < job version {job.min_source_version}"
+            version = max(
+                state.version if state.version is not None else 0,
+                stored,
+                job.min_source_version if state.kind == "gone" else 0,
+                self._highest_chunk_version(gen, job.doc_id, keys),
             )
+            reason = {"gone": "gone from source", "tombstoned": "tombstoned"}.get(
+                state.kind, "malformed: hidden"
+            )
+            if entry is None or (entry.state == "deleted" and not keys and stored >= version):
+                return Plan(
+                    job, gen, "skip", "already deleted", version=version, entry=entry, problem=state.problem
+                )
+            return Plan(
+                job, gen, "delete", reason, version=version, entry=entry, obsolete=keys, problem=state.problem
+            )
+
+        version = state.version
+        if version < job.min_source_version:
+            # A consistent read older than the change that caused the job: the source went back
+            # (the stream's own older-version record re-applies access). Converge to what the
+            # source holds now; the ledger and external versions refuse anything below the index.
+            self.telemetry.count(METRICS.source_went_back)
         if entry is not None and entry.state == "deleted" and stored >= version:
-            # Re-created with a version that does not rise past the delete: the index would
-            # refuse every write (external versions), so say so instead of skipping silently.
+            # Re-created (or gone back) with a version that does not rise past the delete: the
+            # index would refuse every write (external versions), so say so instead of skipping.
             raise MalformedRecordError(
-                f"re-created with version {version}, not above the version {stored} it was deleted at; "
-                "versions must keep rising across deletes (use a timestamp version or keep counting)",
+                f"source version {version} is not above the version {stored} the doc was deleted or "
+                "hidden at (re-created, or the source went back); versions must keep rising across "
+                "deletes (use a timestamp version or keep counting)",
                 job.doc_id,
             )
         if entry is not None and stored > version:
@@ -280,7 +306,9 @@ class Reconciler:
     def _highest_chunk_version(self, gen: Generation, doc_id: str, keys: Sequence[str]) -> int:
         if not keys:
             return 0
-        stored = self.index.get_chunks(gen.index_name, [chunk_id(doc_id, k) for k in keys])
+        stored = self.index.get_chunks(
+            gen.index_name, [chunk_id(doc_id, k) for k in keys], exclude=("embedding",)
+        )
         return max((int(s.get("source_version", 0)) for s in stored.values()), default=0)
 
     # ---- embed --------------------------------------------------------------------------------
@@ -328,7 +356,8 @@ class Reconciler:
                     tenant = tenant_of[content_hash]
                     chars_by_tenant[tenant] = chars_by_tenant.get(tenant, 0) + len(wanted[content_hash])
                 for tenant, chars in chars_by_tenant.items():
-                    self.telemetry.count(METRICS.embedded_characters, chars, ("tenant", tenant))
+                    if tenant != SENTINEL_TENANT:  # dynembed's own probe is nobody's cost
+                        self.telemetry.count(METRICS.embedded_characters, chars, ("tenant", tenant))
             for content_hash, vector in cached.items():
                 vectors[(model_id, content_hash)] = list(vector)
         return vectors
@@ -393,6 +422,14 @@ class Reconciler:
             return
         if plan.source_updated_at is not None:
             self.telemetry.freshness(now - plan.source_updated_at)
+        self.telemetry.note(
+            doc_id,
+            "indexed",
+            version=plan.version,
+            lag_s=None if plan.source_updated_at is None else now - plan.source_updated_at,
+            generation=gen.id,
+            detail=f"{len(plan.to_embed)} chunks embedded, {len(plan.obsolete)} removed",
+        )
 
     def _clean_after_lost_race(self, plan: Plan) -> None:
         winner = self.ledger.get(plan.job.doc_id, plan.generation.id)
@@ -432,6 +469,8 @@ class Reconciler:
             )
         except VersionConflictError:
             self.telemetry.count(METRICS.version_conflicts)
+            return
+        self.telemetry.note(doc_id, "deleted", version=plan.version, generation=gen.id)
 
     def _document(self, plan: Plan, chunk: Chunk, vector: Sequence[float], now: float) -> ChunkDocument:
         gen = plan.generation
