@@ -33,8 +33,8 @@ from dynembed.core.telemetry import Telemetry
 from dynembed.rebuild import steps
 from dynembed.rebuild.generations import create, new_generation
 from dynembed.rebuild.inputs import RebuildInput
-from dynembed.sync.reconcile import Reconciler
-from tests.fakes import InMemoryLedger, InMemoryRegistry, SyntheticSource
+from dynembed.wiring import Services
+from tests.fakes import InMemoryLedger, InMemoryProgressStore, InMemoryRegistry, SyntheticSource
 
 SPEC = ModelSpec(provider="bench", name="constant-2", dimension=2)
 
@@ -116,36 +116,32 @@ class TimedSource(SyntheticSource):
             self.seconds += time.process_time() - started
 
 
-class BenchServices:
-    def __init__(self, items: int) -> None:
-        self.settings = Settings()
-        self.schema = SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",))
-        self.source = TimedSource(items)
-        self.ledger = InMemoryLedger()
-        self.registry = InMemoryRegistry()
-        self.index = CountingIndex()
-        self.cache = NoCache()
-        self.telemetry = Telemetry()
-        self.embedder = ConstantEmbedder()
-
-    def embedder_for(self, spec: ModelSpec) -> ConstantEmbedder:
-        return self.embedder
-
-    def reconciler(self) -> Reconciler:
-        return Reconciler(
-            schema=self.schema,
-            source=self.source,
-            ledger=self.ledger,
-            registry=self.registry,
-            index=self.index,
-            embedder_for=self.embedder_for,
-            cache=self.cache,
-            telemetry=self.telemetry,
-        )
+def bench_services(items: int) -> Services:
+    """The production wiring with a synthetic table, an index that counts, no cache and a
+    constant embedder: what is left is the backfill's own work."""
+    registry = InMemoryRegistry()
+    svc = Services(
+        settings=Settings(),
+        schema=SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",)),
+        telemetry=Telemetry(),
+    )
+    svc.__dict__.update(
+        source=TimedSource(items),
+        ledger=InMemoryLedger(),
+        registry=registry,
+        index=CountingIndex(),
+        cache=NoCache(),
+        progress=InMemoryProgressStore(registry),
+    )
+    svc._embedders[SPEC.model_id] = ConstantEmbedder()
+    return svc
 
 
 def run(items: int, segments: int, page_size: int, pages_per_task: int) -> dict[str, Any]:
-    svc = BenchServices(items)
+    svc = bench_services(items)
+    embedder, source, index = svc._embedders[SPEC.model_id], svc.source, svc.index
+    assert isinstance(embedder, ConstantEmbedder) and isinstance(source, TimedSource)
+    assert isinstance(index, CountingIndex)
     generation = new_generation(SPEC, ChunkerSpec(), svc.settings.index_prefix, generation_id="g-bench")
     create(svc.registry, svc.index, generation)
     config = RebuildInput(
@@ -164,7 +160,7 @@ def run(items: int, segments: int, page_size: int, pages_per_task: int) -> dict[
                 pending.remove(segment)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    outside = cpu - svc.embedder.seconds - svc.source.seconds
+    outside = cpu - embedder.seconds - source.seconds
     progress = steps.BackfillProgress.from_record(svc.registry.get(generation.id).backfill)
     assert progress is not None and progress.done and progress.total("docs") == items
     return {
@@ -172,11 +168,11 @@ def run(items: int, segments: int, page_size: int, pages_per_task: int) -> dict[
         "tasks": tasks,
         "seconds": round(seconds, 2),
         "cpu_seconds": round(cpu, 2),
-        "texts": svc.embedder.texts,
-        "chunks_written": svc.index.written,
+        "texts": embedder.texts,
+        "chunks_written": index.written,
         "us_per_item": round(outside / items * 1e6, 1),
-        "us_per_item_embedding": round(svc.embedder.seconds / items * 1e6, 2),
-        "us_per_item_source": round(svc.source.seconds / items * 1e6, 2),
+        "us_per_item_embedding": round(embedder.seconds / items * 1e6, 2),
+        "us_per_item_source": round(source.seconds / items * 1e6, 2),
     }
 
 

@@ -28,13 +28,21 @@ import pytest
 from dynembed.core.config import Settings
 from dynembed.core.schema import SourceSchema
 from dynembed.core.telemetry import Telemetry
-from dynembed.embedders.catalog import get_embedder
 from dynembed.rebuild import plan, steps
 from dynembed.rebuild.evaluate import MAX_REPORT_BYTES
 from dynembed.rebuild.inputs import RebuildInput
 from dynembed.rebuild.progress import MAX_FAILED_DOC_IDS_TOTAL, BackfillProgress, SegmentProgress
 from dynembed_ops.local.stepfunctions import definition_path
-from tests.fakes import InMemoryCache, InMemoryIndex, InMemoryLedger, InMemoryRegistry, SyntheticSource
+from dynembed.wiring import Services
+from tests.fakes import (
+    InMemoryBlobs,
+    InMemoryCache,
+    InMemoryIndex,
+    InMemoryLedger,
+    InMemoryProgressStore,
+    InMemoryRegistry,
+    SyntheticSource,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -133,21 +141,24 @@ def test_each_segment_s_child_history_fits_even_at_one_page_per_task(asl: dict[s
     assert slowest < HISTORY_LIMIT / 1.25, slowest
 
 
-class FakeServices:
-    """What the workflow steps use, on fakes, over a 50-million-item synthetic table."""
-
-    def __init__(self) -> None:
-        self.settings = Settings()
-        self.schema = SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",))
-        self.source = SyntheticSource(ITEMS)
-        self.registry = InMemoryRegistry()
-        self.index = InMemoryIndex()
-        self.cache = InMemoryCache()
-        self.ledger = InMemoryLedger()
-        self.telemetry = Telemetry()
-
-    def embedder_for(self, spec: Any) -> Any:
-        return get_embedder(spec.name)
+def scale_services() -> Services:
+    """The production wiring over a 50-million-item synthetic table, every adapter a fake."""
+    registry = InMemoryRegistry()
+    svc = Services(
+        settings=Settings(),
+        schema=SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",)),
+        telemetry=Telemetry(),
+    )
+    svc.__dict__.update(
+        source=SyntheticSource(ITEMS),
+        registry=registry,
+        index=InMemoryIndex(),
+        cache=InMemoryCache(),
+        ledger=InMemoryLedger(),
+        progress=InMemoryProgressStore(registry),
+        blobs=InMemoryBlobs(),
+    )
+    return svc
 
 
 def size(value: Any) -> int:
@@ -156,7 +167,7 @@ def size(value: Any) -> int:
 
 def test_state_payloads_stay_far_below_256_kb(asl: dict[str, Any]) -> None:
     # GIVEN the real steps' outputs for a 50 M-item table, with an input as long as allowed
-    svc = FakeServices()
+    svc = scale_services()
     raw = {
         "model": "bedrock-titan-v2-1024",
         "eval": {"queries": "data/python-faq/queries.jsonl", "qrels": "data/python-faq/qrels.tsv"},

@@ -349,6 +349,7 @@ def test_promotion_waits_for_an_approval_when_required(
     assert step(h, "request_approval", config, task_token="tok-1") == {
         "generation_id": "cand",
         "approval": "requested",
+        "stage": "promotion",
     }
     with pytest.raises(DynembedError, match="no one approved"):
         step(h, "promote", config)
