@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from dynembed_ops.local.stepfunctions import local_definition
+from tests.plugins.aws import without_endpoint_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,8 @@ MACHINE = {
 
 
 @pytest.fixture
-def sfn() -> Iterator[Any]:
+def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    without_endpoint_overrides(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield boto3.client("stepfunctions", region_name="us-east-1")
 

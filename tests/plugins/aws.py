@@ -69,12 +69,18 @@ class MotoAws:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def without_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's in-process mock only sees requests to AWS hosts: an endpoint left in the
+    environment (a local stack's, say) would send them to a server that may be gone."""
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoAws]:
     """moto's in-process mock of AWS (tables and queues via ``MotoAws``); integration tests only."""
     from moto import mock_aws
 
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"):
-        monkeypatch.delenv(name, raising=False)
+    without_endpoint_overrides(monkeypatch)
     with mock_aws():
         yield MotoAws(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))

@@ -32,8 +32,8 @@ from dynembed.rebuild import plan, steps
 from dynembed.rebuild.evaluate import MAX_REPORT_BYTES
 from dynembed.rebuild.inputs import RebuildInput
 from dynembed.rebuild.progress import MAX_FAILED_DOC_IDS_TOTAL, BackfillProgress, SegmentProgress
-from dynembed_ops.local.stepfunctions import definition_path
 from dynembed.wiring import Services
+from dynembed_ops.local.stepfunctions import definition_path
 from tests.fakes import (
     InMemoryBlobs,
     InMemoryCache,

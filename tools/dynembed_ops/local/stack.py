@@ -211,6 +211,7 @@ class LocalStack:
         self.retry_delay_s = retry_delay_s
         self._moto: Any = None
         self._osmem: Any = None
+        self._saved_environ: dict[str, str] | None = None
         self.info: StackInfo | None = None
         self.stream_pump: StreamPump | None = None
         self.sqs_pump: SqsPump | None = None
@@ -253,6 +254,7 @@ class LocalStack:
             headers={"Content-Type": "application/json"},
         )
         urllib.request.urlopen(request, timeout=10).read()
+        self._saved_environ = dict(os.environ)
         os.environ["MOTO_PORT"] = str(self.aws_port)
         self.info = self._provision(aws_url, self._osmem.url)
         self.info.apply()
@@ -277,6 +279,17 @@ class LocalStack:
             self._osmem.close()
         if self._moto is not None:
             self._moto.stop()
+        self._restore_environ()
+
+    def _restore_environ(self) -> None:
+        """Put back the process environment ``start`` changed (endpoints, table names): a process
+        that ran a stack and goes on, like a test session, must not keep talking to a dead one."""
+        if self._saved_environ is None:
+            return
+        os.environ.clear()
+        os.environ.update(self._saved_environ)
+        self._saved_environ = None
+        reset_services()
 
     def __enter__(self) -> LocalStack:
         return self.start()
