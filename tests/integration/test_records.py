@@ -4,6 +4,7 @@ versions rising, and a doc deleted at v cannot be brought back by a reconcile of
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -130,16 +131,28 @@ def test_held_jobs_coalesce_per_doc(tables: None) -> None:
     assert held.count() == 1
 
 
-def test_a_first_reconcile_takes_the_put_path_and_a_racing_writer_sends_it_back_to_updates(tables: None) -> None:
+def test_a_first_reconcile_takes_the_put_path_and_a_racing_writer_sends_it_back_to_updates(
+    tables: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ledger = DynamoLedger("ledger", region=REGION)
+    updates: list[str] = []
+    real_update = ledger.model.update
+
+    def counted_update(row: Any, *args: Any, **kwargs: Any) -> Any:
+        updates.append(row.doc_id)
+        return real_update(row, *args, **kwargs)
+
+    monkeypatch.setattr(ledger.model, "update", counted_update)
     # GIVEN rows the batch read did not find
     assert ledger.get_many([("d1", "g1"), ("d2", "g1"), ("d3", "g1")]) == {}
     # WHEN d1 is begun and committed with nobody else about
-    ledger.begin("d1", "g1", ["a", "b"], 1)
-    ledger.commit(LedgerEntry("d1", "g1", source_version=1, chunk_keys=["a", "b"], pending_keys=["a", "b"]))
-    # THEN it ends exactly as the update path leaves a row
+    ledger.begin("d1", "g1", ["a", "b", "c"], 1)
+    ledger.commit(LedgerEntry("d1", "g1", source_version=1, chunk_keys=["a", "b", "c"], pending_keys=["c", "a", "b"]))
+    # THEN both writes were puts (no UpdateItem), and the row ends as the update path leaves one
+    assert updates == []
     d1 = ledger.get("d1", "g1")
-    assert d1 is not None and (d1.source_version, d1.chunk_keys, d1.pending_keys, d1.state) == (1, ["a", "b"], [], "committed")
+    assert d1 is not None
+    assert (d1.source_version, d1.chunk_keys, d1.pending_keys, d1.state) == (1, ["a", "b", "c"], [], "committed")
     # WHEN a newer run of d2 adds its own pending keys between this run's begin and commit
     ledger.begin("d2", "g1", ["old"], 1)
     other = DynamoLedger("ledger", region=REGION)  # another Lambda instance

@@ -142,7 +142,9 @@ class DynamoLedger:
             source_updated_at=entry.source_updated_at,
         )
         try:
-            row.save(condition=m.source_version.does_not_exist() & (m.pending_keys == set(mine)))
+            # The created row carries the model's defaults (version -1): still no version of its own.
+            never_committed = m.source_version.does_not_exist() | (m.source_version < 0)
+            row.save(condition=never_committed & (m.pending_keys == set(mine)))
         except PutError as exc:
             if is_condition_failure(exc):
                 return False
