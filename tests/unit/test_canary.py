@@ -107,6 +107,43 @@ def test_an_unchanged_generation_matches_its_promotion_figures(tmp_path: Path) -
     assert h.registry.get(h.generation.id).canary == record
 
 
+def test_the_report_carries_the_live_queries_sampled_since_the_last_run(tmp_path: Path) -> None:
+    # GIVEN a serving generation whose live queries were sampled: one before the last canary
+    # run, then three since (two under the calibrated threshold of 0.5, one far from the golden set)
+    from dynembed.core.samples import QuerySample, QueryText
+
+    h, eval_set = _serving(tmp_path)
+    _promoted(h, eval_set)
+    first = run_canary(h.services(), settle_s=0)
+    assert first["weak_retrieval_rate"] is None and first["least_covered_queries"] == []
+
+    def sample(text: str, score: float | None, similarity: float, at: float) -> QuerySample:
+        return QuerySample(
+            generation=h.generation.id,
+            at=at,
+            query=QueryText.of(text, keep=True),
+            best_score=score,
+            results=0 if score is None else 10,
+            latency_ms=5.0,
+            threshold=0.5,
+            golden_similarity=similarity,
+        )
+
+    h.samples.put_sample(sample("before the last run", 0.1, 0.9, at=first["created_at"] - 10))
+    h.samples.put_sample(sample("alpha bravo", 0.9, 0.95, at=first["created_at"] + 1))
+    h.samples.put_sample(sample("weak but near", 0.2, 0.8, at=first["created_at"] + 2))
+    h.samples.put_sample(sample("how do I bake bread", None, 0.1, at=first["created_at"] + 3))
+    # WHEN the canary runs again
+    record = run_canary(h.services(), settle_s=0, clock=lambda: first["created_at"] + 60)
+    # THEN its weak-retrieval rate is over the three samples since the last run
+    assert record["weak_retrieval_rate"] == pytest.approx(2 / 3)
+    assert record["live"]["samples"] == 3 and record["live"]["zero_result_rate"] == pytest.approx(1 / 3)
+    # AND the least-covered live queries lead with the one farthest from the golden set
+    listed = [row["query"] for row in record["least_covered_queries"]]
+    assert listed == ["how do I bake bread", "weak but near", "alpha bravo"]
+    assert canary.summary(record)["weak_retrieval_rate"] == pytest.approx(2 / 3)
+
+
 def test_a_degraded_generation_drops_past_the_margin_and_its_alarm_would_fire(tmp_path: Path) -> None:
     # GIVEN a promoted generation whose vectors were then mostly corrupted
     h, eval_set = _serving(tmp_path)

@@ -17,7 +17,13 @@ The report is stored on the generation (``Generation.canary``, the run before it
 ``previous``), and its figures go out through ``Telemetry`` (EMF in Lambda): by ``generation``,
 and the drops and probe failures also under ``service`` alone for the alarms (only when the
 generation is the active one). Its ``generation_id``/``k``/``queries``/``metrics`` keys are the ``canary`` section of
-``dynembed.quality.html``; ``weak_retrieval_rate`` is not computed here.
+``dynembed.quality.html``.
+
+Live traffic rides along: the generation's sampled live queries since the previous canary run
+(``dynembed.quality.signals``; the last canary interval on a first run) give the report its
+``weak_retrieval_rate`` (share below the generation's calibrated threshold), the other live
+figures under ``live``, and ``least_covered_queries``, the live queries farthest from every
+golden query, so the golden set can grow where traffic went. No samples: those are None/empty.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from dynembed.core.ports import MetricUnitName
 from dynembed.core.telemetry import Telemetry
 from dynembed.quality.evaluation import RETRIEVAL_METRICS, GoldenSet, latency_summary, metric_label
 from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
+from dynembed.quality.signals import summarize
 from dynembed.rebuild import generations
 from dynembed.rebuild.evaluate import eval_set_of, load_eval_set_from
 from dynembed.rebuild.inputs import GENERATION_ID_PATTERN, EvalSetInput
@@ -124,6 +131,7 @@ def run_canary(
         "probe_failures": sum(1 for ok in probes.values() if not ok),
         "latency_ms": {**latency, "samples": len(measured.latencies_ms)},
         "regressed_queries": _regressed(gen, golden, result.per_query_values("ndcg"), reference),
+        **_live_signals(svc, gen, clock()),
     }
     if gen.canary:
         record["previous"] = {
@@ -140,6 +148,22 @@ def run_canary(
         reasons=reasons,
     )
     return record
+
+
+LEAST_COVERED_LISTED = 10
+
+
+def _live_signals(svc: Services, gen: Generation, now: float) -> dict[str, Any]:
+    """The generation's sampled live queries since the previous canary run."""
+    since = float((gen.canary or {}).get("created_at") or now - 60 * TUNING.canary_rate_minutes)
+    store = svc.query_samples
+    samples = store.samples(gen.id, since=since) if store is not None else []
+    live = summarize(gen.id, samples, since=since, least=LEAST_COVERED_LISTED)
+    return {
+        "weak_retrieval_rate": live.weak_retrieval_rate,
+        "live": live.model_dump(exclude={"least_covered", "generation"}),
+        "least_covered_queries": [row.model_dump() for row in live.least_covered],
+    }
 
 
 def _generation(svc: Services, generation_id: str | None) -> Generation:
