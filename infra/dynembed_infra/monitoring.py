@@ -11,6 +11,7 @@ nothing at all. Every function has an Errors alarm.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
@@ -47,6 +48,41 @@ class AlarmSpec:
     meaning: str
     evaluation_periods: int = 1
     missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING
+
+
+def errors_alarm_spec(fn: DynembedFunction) -> AlarmSpec:
+    """Every function has one: a failure the function did not handle itself."""
+    return AlarmSpec(
+        f"{fn.name}-errors",
+        f"{fn.function_name} errors",
+        fn.function.metric_errors(statistic="Sum", period=SHORT_PERIOD),
+        THRESHOLDS.function_errors,
+        f"{fn.function_name} invocations failed (an unhandled error, a timeout or out of memory)",
+    )
+
+
+def create_alarms(scope: Construct, specs: Sequence[AlarmSpec], topic: sns.ITopic) -> dict[str, cw.Alarm]:
+    """One alarm per spec (``dynembed-<slug>``, its runbook row named), notifying ``topic`` on
+    alarm and on recovery."""
+    action = cw_actions.SnsAction(topic)
+    alarms: dict[str, cw.Alarm] = {}
+    for spec in specs:
+        alarm = cw.Alarm(
+            scope,
+            "".join(part.capitalize() for part in spec.slug.split("-")) + "Alarm",
+            alarm_name=f"{NAMES.service}-{spec.slug}",
+            alarm_description=f"{spec.meaning}. Runbook: {RUNBOOK} ({spec.slug})",
+            metric=spec.metric,
+            threshold=spec.threshold,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.evaluation_periods,
+            treat_missing_data=spec.missing,
+        )
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        alarms[spec.slug] = alarm
+    return alarms
 
 
 class Monitoring(Construct):
@@ -219,35 +255,9 @@ class Monitoring(Construct):
                 REBUILD_FAILURES_THRESHOLD,
                 "a generation rebuild failed",
             ),
-            *(
-                AlarmSpec(
-                    f"{fn.name}-errors",
-                    f"{fn.function_name} errors",
-                    fn.function.metric_errors(statistic="Sum", period=SHORT_PERIOD),
-                    THRESHOLDS.function_errors,
-                    f"{fn.function_name} invocations failed (an unhandled error, a timeout or out of memory)",
-                )
-                for fn in functions
-            ),
+            *(errors_alarm_spec(fn) for fn in functions),
         ]
-        action = cw_actions.SnsAction(self.topic)
-        self.alarms: dict[str, cw.Alarm] = {}
-        for spec in specs:
-            alarm = cw.Alarm(
-                self,
-                "".join(part.capitalize() for part in spec.slug.split("-")) + "Alarm",
-                alarm_name=f"{NAMES.service}-{spec.slug}",
-                alarm_description=f"{spec.meaning}. Runbook: {RUNBOOK} ({spec.slug})",
-                metric=spec.metric,
-                threshold=spec.threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=spec.evaluation_periods,
-                datapoints_to_alarm=spec.evaluation_periods,
-                treat_missing_data=spec.missing,
-            )
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
-            self.alarms[spec.slug] = alarm
+        self.alarms = create_alarms(self, specs, self.topic)
 
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=NAMES.service)
         self.dashboard.add_widgets(

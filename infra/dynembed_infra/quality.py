@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,7 +24,7 @@ from dynembed_infra.bedrock import BedrockModels
 from dynembed_infra.context import DeploymentConfig
 from dynembed_infra.data import Data
 from dynembed_infra.functions import DynembedFunction, FunctionFactory
-from dynembed_infra.monitoring import RUNBOOK, AlarmSpec
+from dynembed_infra.monitoring import AlarmSpec, create_alarms, errors_alarm_spec
 from dynembed_infra.search import ChunkIndex, IndexAccess
 from dynembed_infra.workflow import grant_golden_sets
 
@@ -79,24 +78,11 @@ class QualityMonitors(Construct):
             ],
         )
         self.specs = _alarm_specs(tuning)
-        action = cw_actions.SnsAction(topic)
-        self.alarms: dict[str, cw.Alarm] = {}
-        for spec in self.specs:
-            alarm = cw.Alarm(
-                self,
-                "".join(part.capitalize() for part in spec.slug.split("-")) + "Alarm",
-                alarm_name=f"{NAMES.service}-{spec.slug}",
-                alarm_description=f"{spec.meaning}. Runbook: {RUNBOOK} ({spec.slug})",
-                metric=spec.metric,
-                threshold=spec.threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=spec.evaluation_periods,
-                datapoints_to_alarm=spec.evaluation_periods,
-                treat_missing_data=spec.missing,
-            )
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
-            self.alarms[spec.slug] = alarm
+        self.alarms = create_alarms(self, self.specs, topic)
+        # Created after the stack's Monitoring, so their Errors alarms live here.
+        self.alarms.update(
+            create_alarms(self, [errors_alarm_spec(self.canary), errors_alarm_spec(self.sentinel)], topic)
+        )
 
     def add_to_dashboard(self, dashboard: cw.Dashboard) -> None:
         dashboard.add_widgets(

@@ -637,6 +637,24 @@ def test_alarm_watches_its_metric_and_notifies_the_topic(
     )
 
 
+def test_every_function_in_the_template_has_an_errors_alarm(synth: Synth) -> None:
+    # The list comes from the template, so a function added later cannot go unwatched.
+    functions = {
+        lid: res["Properties"]["FunctionName"]
+        for lid, res in synth.of_type("AWS::Lambda::Function").items()
+        if str(res["Properties"].get("FunctionName", "")).startswith(f"{NAMES.service}-")
+    }
+    watched = {
+        dimension["Value"]["Ref"]
+        for alarm in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "Errors"
+        for dimension in alarm["Properties"].get("Dimensions", [])
+        if dimension["Name"] == "FunctionName" and isinstance(dimension["Value"], dict)
+    }
+    assert {"dynembed-canary", "dynembed-sentinel"} <= set(functions.values())
+    assert {functions[lid] for lid in set(functions) - watched} == set()
+
+
 def _alarm(synth: Synth, slug: str) -> dict[str, Any]:
     (alarm,) = [
         a["Properties"]
