@@ -238,6 +238,9 @@ class LocalStack:
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()
+        from dynembed_ops.local import moto_patches
+
+        moto_patches.apply()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._moto.start()
         self._osmem = OsmemServer.start(addr=f"127.0.0.1:{self.opensearch_port}", japanese=False)
