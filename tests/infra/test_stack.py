@@ -32,6 +32,8 @@ from tests.infra.conftest import (
 pytestmark = pytest.mark.infra
 
 ALL_FUNCTIONS = ("classify", "sync", "search", "audit", "drain", "workflow", "shadow")
+MONITOR_FUNCTIONS = ("canary", "sentinel")
+"""The quality monitors' functions (tests/infra/test_quality.py); their Errors alarms are here."""
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
@@ -608,7 +610,10 @@ ALARMS = [
     ("rebuild-failed", "AWS/States", "ExecutionsFailed", 0),
     ("missing-documents", NAMES.metrics_namespace, METRICS.missing_documents, THRESHOLDS.missing_documents),
     ("access-lag-p95", NAMES.metrics_namespace, METRICS.access_lag, THRESHOLDS.access_lag_p95_s),
-    *((f"{name}-errors", "AWS/Lambda", "Errors", THRESHOLDS.function_errors) for name in ALL_FUNCTIONS),
+    *(
+        (f"{name}-errors", "AWS/Lambda", "Errors", THRESHOLDS.function_errors)
+        for name in (*ALL_FUNCTIONS, *MONITOR_FUNCTIONS)
+    ),
     ("search-latency-p50", NAMES.metrics_namespace, METRICS.search_latency, THRESHOLDS.search_latency_p50_ms),
     ("search-latency-p95", NAMES.metrics_namespace, METRICS.search_latency, THRESHOLDS.search_latency_p95_ms),
 ]
