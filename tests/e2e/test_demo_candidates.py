@@ -78,3 +78,7 @@ def test_the_demo_rebuilds_to_a_retrieval_or_precision_candidate(
     # hybrid: BM25 helps hash-256; binary rescoring every candidate at full precision loses nothing
     assert summary["decision"] == "promoted" and summary["rollback_ok"] is True
     assert candidate["memory_per_vector_bytes"] <= summary["evaluation_baseline"]["memory_per_vector_bytes"]
+    # AND users searched while the candidate built: their queries were shadowed on it, and the
+    # report compares the two answers
+    shadow = summary["shadow"]
+    assert shadow["queries"] >= 1 and 0.0 <= shadow["overlap@10"] <= 1.0 and 0.0 <= shadow["rbo"] <= 1.0

@@ -192,6 +192,7 @@ class Services:
             keep_text=self.settings.query_keep_text,
             shadow_queue=self.shadow_queue,
             shadow_rate=self.settings.shadow_sample_rate,
+            cache_s=self.settings.query_signals_cache_s,
         )
 
     @cached_property

@@ -8,8 +8,9 @@ time, as it would be on AWS.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -154,11 +155,24 @@ def _run_with_progress(
     )
     with Progress(*columns, TimeElapsedColumn(), console=state.console, transient=True) as progress:
         task = progress.add_task("backfill", total=total)
+        live = _live_traffic(state)
         while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
             done = _docs_backfilled(svc, gen_id)
             progress.update(task, completed=min(done, total), description=f"{_current_state(sfn, execution)}")
+            next(live)
             time.sleep(0.5)
     return wait_for_execution(sfn, execution, REBUILD_TIMEOUT_S)
+
+
+def _live_traffic(state: DemoState) -> Iterator[None]:
+    """Users searching while the candidate builds: one live search through the alias per
+    progress tick, the golden queries in turn. The search path samples them and shadows them on
+    the candidate while it is a write target (off the response path); the Evaluate step puts the
+    overlap of the two answers in the report."""
+    texts = [state.golden.queries[q] for q in state.golden.judged_query_ids]
+    for text in itertools.cycle(texts):
+        state.stack.services().search(text, "reader", k=state.options.k)
+        yield
 
 
 def _docs_backfilled(svc: Any, gen_id: str) -> int:

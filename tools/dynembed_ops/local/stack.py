@@ -133,6 +133,7 @@ class StackInfo:
             "DYNEMBED_SHADOW_QUEUE_URL": self.shadow_queue_url,
             "DYNEMBED_QUERY_SAMPLE_RATE": str(self.query_sample_rate),
             "DYNEMBED_SHADOW_SAMPLE_RATE": str(self.shadow_sample_rate),
+            "DYNEMBED_QUERY_SIGNALS_CACHE_S": "1",
             "DYNEMBED_QUERY_KEEP_TEXT": "true" if self.query_keep_text else "false",
             "DYNEMBED_SOURCE_SCHEMA": json.dumps(self.schema),
             "POWERTOOLS_METRICS_DISABLED": "true",

@@ -263,6 +263,10 @@ class Settings(BaseSettings):
     shadow_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
     """Share of live searches also run on a rebuild's candidate while it builds (independent of
     ``query_sample_rate``)."""
+    query_signals_cache_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    """How long the search path keeps the generations and the shadow candidate it read from the
+    registry: a new candidate is shadowed at most this long after it starts (the local stack,
+    whose registry costs nothing to read, sets 1 s)."""
     prices: str = ""
     """Price-table overrides (``dynembed.cost.prices``): a JSON object, inline or a file path."""
 
