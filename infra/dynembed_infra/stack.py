@@ -217,6 +217,9 @@ class DynembedStack(Stack):
             "query_sample_ttl_days": str(live.retention_days),
             "shadow_queue_url": self.live.shadow_queue.queue_url,
             "shadow_sample_rate": str(live.shadow_rate),
+            # The search function re-reads generations this often: a new candidate is shadowed
+            # within 30 s, at one registry scan per warm sandbox per 30 s.
+            "query_signals_cache_s": "30",
         }
 
     def _identity_settings(self) -> dict[str, str]:
