@@ -267,9 +267,9 @@ def _enqueue_repairs(queue: JobQueue, live: dict[str, LiveDoc], stale_or_missing
     jobs = [
         ReconcileJob(
             doc_id=d,
-            min_source_version=live[d][0],
+            min_source_version=live[d].version,
             reason="audit repair",
-            source_updated_at=live[d][1],
+            source_updated_at=live[d].updated_at,
             force=True,
         )
         for d in sorted(stale_or_missing)

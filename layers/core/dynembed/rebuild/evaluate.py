@@ -265,7 +265,7 @@ def _run_checks(svc: Services, candidate: Generation, golden: GoldenSet, config:
     failed_docs = set(progress.failed_docs) if progress else set()
     seen = snapshot(svc, candidate)
     probes, details = run_probes(svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs)
-    shadow = shadow_summary(svc.query_samples, candidate.id) if getattr(svc, "query_samples", None) else None
+    shadow = shadow_summary(svc.query_samples, candidate.id) if svc.query_samples is not None else None
     return _Checks(progress, failed_docs, seen, probes, details, shadow)
 
 
@@ -480,7 +480,7 @@ def index_profile(gen: Generation, vectors: int, latencies_ms: Sequence[float]) 
     )
 
 
-def _chunk_count(svc: Any, gen: Generation) -> int:
+def _chunk_count(svc: Services, gen: Generation) -> int:
     return sum(1 for _ in svc.index.iter_chunks(gen.index_name, []))
 
 
