@@ -22,6 +22,7 @@ from dynembed.core.ports import (
     JobDeadLetters,
     JobQueue,
     Ledger,
+    QuerySampleStore,
     Registry,
     SentinelWriter,
     SourceReader,
@@ -154,7 +155,7 @@ class Services:
         return UriBlobStore(lambda: boto3.client("s3", region_name=self.settings.region))
 
     @cached_property
-    def query_samples(self) -> Any:
+    def query_samples(self) -> QuerySampleStore | None:
         """Sampled live queries and shadow comparisons (DynamoDB with TTL); None without a table."""
         if not self.settings.query_samples_table:
             return None

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dynembed.core.config import METRICS
-from dynembed.core.models import ReconcileJob, chunk_id, is_sentinel
-from dynembed.core.ports import ChunkIndex, JobQueue, Ledger, Registry, SourceReader
+from dynembed.core.models import Generation, ReconcileJob, chunk_id, is_sentinel
+from dynembed.core.ports import ChunkIndex, JobQueue, Ledger, LedgerEntry, Registry, SourceReader
 from dynembed.core.schema import SourceSchema
-from dynembed.core.source_scan import live_documents
+from dynembed.core.source_scan import LiveDoc, live_documents
 from dynembed.core.telemetry import Telemetry
 from dynembed.core.versioning import WriteRank, external_version
 
@@ -110,72 +110,14 @@ def run_audit(
     stale_or_missing: set[str] = set()
     orphans_deleted = 0
     for gen in [g for g in registry.list() if g.write_target]:
-        audit = GenerationAudit(generation=gen.id, source_docs=len(live))
-        entries = {e.doc_id: e for e in ledger.scan(gen.id) if _in_sample(e.doc_id, sample)}
-        index.refresh(gen.index_name)
-        by_doc: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for cid, fields in index.iter_chunks(
-            gen.index_name, ["doc_id", "chunk_key", "content_hash", "source_version"]
-        ):
-            doc_id = str(fields.get("doc_id"))
-            if _in_sample(doc_id, sample):
-                by_doc.setdefault(doc_id, []).append((cid, fields))
-            if clock() > deadline:
-                complete = False
-                break
-        audit.indexed_docs = len(by_doc)
-        audit.chunks = sum(len(v) for v in by_doc.values())
-        strays: list[tuple[str, int]] = []
-        now = clock()
-        for doc_id, chunks in by_doc.items():
-            entry = entries.get(doc_id)
-            accounted = set(entry.chunk_keys) | set(entry.pending_keys) if entry and doc_id in live else set()
-            for cid, fields in chunks:
-                if fields.get("chunk_key") not in accounted:
-                    audit.orphaned_vectors += 1
-                    strays.append((cid, int(fields.get("source_version") or 0)))
-                    _example(audit, "orphaned", cid, max_examples)
-            hashes = [f.get("content_hash") for _, f in chunks]
-            audit.duplicate_chunks += len(hashes) - len(set(hashes))
-        for doc_id, (version, updated_at, has_content) in live.items():
-            entry = entries.get(doc_id)
-            indexed_version = entry.source_version if entry and entry.state == "committed" else -1
-            if has_content and doc_id not in by_doc:
-                audit.missing_documents += 1
-                stale_or_missing.add(doc_id)
-                _example(audit, "missing", doc_id, max_examples)
-            elif indexed_version < version:
-                audit.stale_documents += 1
-                stale_or_missing.add(doc_id)
-                _example(audit, "stale", doc_id, max_examples)
-            else:
-                if indexed_version > version:
-                    audit.regressed_documents += 1
-                    _example(audit, "regressed", doc_id, max_examples)
-                continue
-            if updated_at is not None:
-                audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
-        if repair and delete_orphans and strays:
-            deleted = index.delete_chunks(
-                gen.index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
-            )
-            orphans_deleted += deleted.deleted
-        audits.append(audit)
+        found = _audit_generation(gen, live, ledger, index, sample, clock, deadline, max_examples)
+        complete = complete and found.complete
+        stale_or_missing |= found.stale_or_missing
+        if repair and delete_orphans and found.strays:
+            orphans_deleted += _delete_strays(index, gen.index_name, found.strays)
+        audits.append(found.audit)
 
-    repairs = 0
-    if repair and queue is not None and stale_or_missing:
-        jobs = [
-            ReconcileJob(
-                doc_id=d,
-                min_source_version=live[d][0],
-                reason="audit repair",
-                source_updated_at=live[d][1],
-                force=True,
-            )
-            for d in sorted(stale_or_missing)
-        ]
-        queue.send(jobs)
-        repairs = len(jobs)
+    repairs = _enqueue_repairs(queue, live, stale_or_missing) if repair and queue is not None else 0
 
     report = AuditReport(
         generations=audits,
@@ -190,6 +132,150 @@ def run_audit(
     if telemetry is not None:
         publish(report, telemetry)
     return report
+
+
+_Chunks = dict[str, list[tuple[str, dict[str, Any]]]]
+"""doc id → its indexed chunks, each as (chunk id, stored fields)."""
+
+
+@dataclass
+class _Findings:
+    """One generation's counts, plus what a repair would act on."""
+
+    audit: GenerationAudit
+    stale_or_missing: set[str]
+    """Live doc ids a forced reconcile would fix."""
+    strays: list[tuple[str, int]]
+    """Orphaned chunks as (chunk id, source version)."""
+    complete: bool
+    """False when the deadline cut the index read short."""
+
+
+def _audit_generation(
+    gen: Generation,
+    live: dict[str, LiveDoc],
+    ledger: Ledger,
+    index: ChunkIndex,
+    sample: float,
+    clock: Callable[[], float],
+    deadline: float,
+    max_examples: int,
+) -> _Findings:
+    """Compare the (sampled) source against one generation's ledger and index."""
+    audit = GenerationAudit(generation=gen.id, source_docs=len(live))
+    entries = {e.doc_id: e for e in ledger.scan(gen.id) if _in_sample(e.doc_id, sample)}
+    by_doc, complete = _indexed_chunks_by_doc(index, gen.index_name, sample, clock, deadline)
+    audit.indexed_docs = len(by_doc)
+    audit.chunks = sum(len(v) for v in by_doc.values())
+    now = clock()
+    strays = _count_orphans_and_duplicates(audit, by_doc, entries, live, max_examples)
+    stale_or_missing = _count_live_drift(audit, live, entries, by_doc, now, max_examples)
+    return _Findings(audit, stale_or_missing, strays, complete)
+
+
+def _indexed_chunks_by_doc(
+    index: ChunkIndex, index_name: str, sample: float, clock: Callable[[], float], deadline: float
+) -> tuple[_Chunks, bool]:
+    """The index's chunks of the sampled docs, grouped by doc; False when the deadline cut the
+    read short (what was read so far is still compared)."""
+    index.refresh(index_name)  # so chunks written just before the audit are seen
+    by_doc: _Chunks = {}
+    for cid, fields in index.iter_chunks(
+        index_name, ["doc_id", "chunk_key", "content_hash", "source_version"]
+    ):
+        doc_id = str(fields.get("doc_id"))
+        if _in_sample(doc_id, sample):
+            by_doc.setdefault(doc_id, []).append((cid, fields))
+        if clock() > deadline:
+            return by_doc, False
+    return by_doc, True
+
+
+def _count_orphans_and_duplicates(
+    audit: GenerationAudit,
+    by_doc: _Chunks,
+    entries: dict[str, LedgerEntry],
+    live: dict[str, LiveDoc],
+    max_examples: int,
+) -> list[tuple[str, int]]:
+    """Index side: count chunks no ledger entry of a live doc accounts for (orphans) and
+    repeated content under one doc (duplicates). Returns the orphans as (chunk id, source
+    version) for a repair to delete."""
+    strays: list[tuple[str, int]] = []
+    for doc_id, chunks in by_doc.items():
+        entry = entries.get(doc_id)
+        # Pending keys count as accounted for: a write in flight is not drift.
+        accounted = set(entry.chunk_keys) | set(entry.pending_keys) if entry and doc_id in live else set()
+        for cid, fields in chunks:
+            if fields.get("chunk_key") not in accounted:
+                audit.orphaned_vectors += 1
+                strays.append((cid, int(fields.get("source_version") or 0)))
+                _example(audit, "orphaned", cid, max_examples)
+        hashes = [f.get("content_hash") for _, f in chunks]
+        audit.duplicate_chunks += len(hashes) - len(set(hashes))
+    return strays
+
+
+def _count_live_drift(
+    audit: GenerationAudit,
+    live: dict[str, LiveDoc],
+    entries: dict[str, LedgerEntry],
+    by_doc: _Chunks,
+    now: float,
+    max_examples: int,
+) -> set[str]:
+    """Source side: count live docs missing from the index, stale in it (ledger behind the
+    source) or regressed (ledger ahead of it), and the freshness lag of the ones a reconcile
+    would fix. Returns those (missing or stale) ids."""
+    stale_or_missing: set[str] = set()
+    for doc_id, (version, updated_at, has_content) in live.items():
+        entry = entries.get(doc_id)
+        indexed_version = entry.source_version if entry and entry.state == "committed" else -1
+        if has_content and doc_id not in by_doc:
+            audit.missing_documents += 1
+            stale_or_missing.add(doc_id)
+            _example(audit, "missing", doc_id, max_examples)
+        elif indexed_version < version:
+            audit.stale_documents += 1
+            stale_or_missing.add(doc_id)
+            _example(audit, "stale", doc_id, max_examples)
+        else:
+            # Regressed is reported but not repaired: the index cannot go back to an older version.
+            if indexed_version > version:
+                audit.regressed_documents += 1
+                _example(audit, "regressed", doc_id, max_examples)
+            continue
+        if updated_at is not None:
+            audit.freshness_lag_s = max(audit.freshness_lag_s, now - updated_at)
+    return stale_or_missing
+
+
+def _delete_strays(index: ChunkIndex, index_name: str, strays: list[tuple[str, int]]) -> int:
+    """Delete the orphaned chunks, each at the delete rank of its own source version: it beats
+    a patch at that version, and a write at a newer version still beats the delete."""
+    deleted = index.delete_chunks(
+        index_name, [(cid, external_version(v, WriteRank.DELETE)) for cid, v in strays]
+    )
+    return deleted.deleted
+
+
+def _enqueue_repairs(queue: JobQueue, live: dict[str, LiveDoc], stale_or_missing: set[str]) -> int:
+    """One forced reconcile job per stale or missing doc (forced: the ledger cannot be trusted
+    for a doc the audit found drifted). Returns how many were sent."""
+    if not stale_or_missing:
+        return 0
+    jobs = [
+        ReconcileJob(
+            doc_id=d,
+            min_source_version=live[d].version,
+            reason="audit repair",
+            source_updated_at=live[d].updated_at,
+            force=True,
+        )
+        for d in sorted(stale_or_missing)
+    ]
+    queue.send(jobs)
+    return len(jobs)
 
 
 def publish(report: AuditReport, telemetry: Telemetry) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from dynembed.core.config import METRICS, Settings
 from dynembed.core.errors import ConfigError, DynembedError
-from dynembed.core.models import Generation, GenerationStatus, VectorPrecision
+from dynembed.core.models import Generation, GenerationStatus, ScoreThreshold, VectorPrecision
 from dynembed.core.observability import logger
 from dynembed.core.ports import BlobStore
 from dynembed.core.telemetry import Telemetry
@@ -36,6 +37,8 @@ from dynembed.index.mapping import EMBEDDING_FIELD
 from dynembed.index.scoring import prepare_vectors
 from dynembed.index.sizing import size_index
 from dynembed.quality.evaluation import (
+    Comparison,
+    GateDecision,
     GoldenSet,
     calibrate_threshold,
     compare,
@@ -44,7 +47,7 @@ from dynembed.quality.evaluation import (
     load_golden_set,
     top_hits,
 )
-from dynembed.quality.measure import chunks_for, measure, run_probes, snapshot
+from dynembed.quality.measure import IndexSnapshot, Measurement, chunks_for, measure, run_probes, snapshot
 from dynembed.quality.report import (
     Coverage,
     EmbeddingUsage,
@@ -54,7 +57,7 @@ from dynembed.quality.report import (
     IndexProfile,
     LatencyStats,
 )
-from dynembed.quality.shadow import shadow_summary
+from dynembed.quality.shadow import ShadowSummary, shadow_summary
 from dynembed.rebuild import generations
 from dynembed.rebuild.calibrate import calibration_fields
 from dynembed.rebuild.inputs import EvalSetInput, RebuildInput
@@ -146,54 +149,146 @@ def _local_copy(location: str, field: str, folder: Path, settings: Settings, blo
 
 def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
     gen_id = str(config.generation_id)
+    candidate = _start_evaluating(svc, gen_id)
+    eval_set = eval_set_of(config.eval, svc.settings)
+    golden = load_eval_set_from(eval_set, svc.settings, svc.blobs)
+    active = _baseline_for(svc, gen_id)
+    for gen in (candidate, active):
+        if gen is not None:
+            svc.index.refresh(gen.index_name)  # so the last backfill writes are searched
+    candidate = train_quantizer(svc, candidate)
+
+    runs = _measure_both(svc, candidate, active, golden, config)
+    checks = _run_checks(svc, candidate, golden, config)
+    decision = gate(runs.comparison, checks.probes, config.gate, shadow=checks.shadow)
+
+    report = _build_report(svc, config, candidate, active, golden, runs, checks, decision)
+    report_location = store_markdown(report, gen_id, svc)
+    publish_metrics(report, gen_id, svc.telemetry)
+    record = _registry_record(svc, config, candidate, golden, eval_set, report, report_location, runs, checks)
+    svc.registry.update(gen_id, report=record)
+    logger.info(
+        "evaluated",
+        generation=gen_id,
+        passed=decision.passed,
+        ndcg=runs.candidate.result.ndcg,
+        baseline_ndcg=runs.baseline.result.ndcg if runs.baseline else None,
+        reasons=decision.reasons,
+    )
+    return _workflow_summary(config, candidate, active, report, decision, checks, runs, report_location)
+
+
+@dataclass
+class _GoldenRuns:
+    """Both generations on the golden set."""
+
+    candidate: Measurement
+    tops: dict[str, tuple[str, float]]
+    """Each judged query's top hit on the candidate, by the query's text."""
+    threshold: ScoreThreshold | None
+    """The candidate's calibrated score threshold."""
+    baseline: Measurement | None
+    comparison: Comparison
+
+
+@dataclass
+class _Checks:
+    """The candidate's checks beyond the golden-set metrics: the probes (with the index
+    snapshot and the backfill progress they ran on) and shadowed live traffic."""
+
+    progress: BackfillProgress | None
+    failed_docs: set[str]
+    seen: IndexSnapshot
+    probes: dict[str, bool]
+    probe_details: dict[str, Any]
+    shadow: ShadowSummary | None
+
+
+def _start_evaluating(svc: Services, gen_id: str) -> Generation:
+    """Mark the candidate as being evaluated; only a new build (or one whose evaluation is
+    retried) may be."""
     candidate = svc.registry.get(gen_id)
     if candidate.status not in (GenerationStatus.BUILDING, GenerationStatus.EVALUATING):
         raise DynembedError(f"generation {gen_id} is {candidate.status.value}; only a new build is evaluated")
-    candidate = svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
-    eval_set = eval_set_of(config.eval, svc.settings)
-    golden = load_eval_set_from(eval_set, svc.settings, svc.blobs)
-    active = generations.find_active(svc.registry)
-    if active is not None and active.id == candidate.id:
-        raise DynembedError(f"generation {gen_id} is already active")
-    for gen in (candidate, active):
-        if gen is not None:
-            svc.index.refresh(gen.index_name)
-    candidate = train_quantizer(svc, candidate)
+    return svc.registry.update(gen_id, status=GenerationStatus.EVALUATING)
 
+
+def _baseline_for(svc: Services, gen_id: str) -> Generation | None:
+    """The active generation the candidate is compared with (None on a first build)."""
+    active = generations.find_active(svc.registry)
+    if active is not None and active.id == gen_id:
+        raise DynembedError(f"generation {gen_id} is already active")
+    return active
+
+
+def _measure_both(
+    svc: Services, candidate: Generation, active: Generation | None, golden: GoldenSet, config: RebuildInput
+) -> _GoldenRuns:
+    """The golden set on the candidate, then on the active generation, and their comparison."""
+    measured, tops, threshold = _measure_candidate(svc, candidate, golden, config)
+    baseline = _measure_baseline(svc, active, golden, config)
+    comparison = compare(measured.result, baseline.result if baseline else None)
+    return _GoldenRuns(measured, tops, threshold, baseline, comparison)
+
+
+def _measure_candidate(
+    svc: Services, candidate: Generation, golden: GoldenSet, config: RebuildInput
+) -> tuple[Measurement, dict[str, tuple[str, float]], ScoreThreshold | None]:
+    """Run the golden set on the candidate and store its calibrated score threshold."""
     measured = measure(svc, candidate, golden, config.eval_principal, config.k)
-    candidate_result, latencies = measured.result, measured.latencies_ms
     # Each judged query's top hit, by its text: the weak-retrieval calibration (quality.signals).
     tops = {golden.queries[qid]: hits[0] for qid, hits in measured.hits.items() if hits}
     threshold = calibrate_threshold(top_hits(measured.hits, golden), config.threshold)
-    svc.registry.update(gen_id, threshold=threshold)
-    baseline_result = None
-    baseline_latencies: list[float] = []
-    if active is not None:
-        baseline = measure(svc, active, golden, config.eval_principal, config.k)
-        baseline_result, baseline_latencies = baseline.result, baseline.latencies_ms
-        if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
-            base_threshold = calibrate_threshold(top_hits(baseline.hits, golden), config.threshold)
-            if base_threshold is not None:
-                svc.registry.update(active.id, threshold=base_threshold)
-    comparison = compare(candidate_result, baseline_result)
+    svc.registry.update(candidate.id, threshold=threshold)
+    return measured, tops, threshold
 
-    progress = svc.progress.load(gen_id)
+
+def _measure_baseline(
+    svc: Services, active: Generation | None, golden: GoldenSet, config: RebuildInput
+) -> Measurement | None:
+    """Run the golden set on the active generation, calibrating its threshold if it has none."""
+    if active is None:
+        return None
+    baseline = measure(svc, active, golden, config.eval_principal, config.k)
+    if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
+        base_threshold = calibrate_threshold(top_hits(baseline.hits, golden), config.threshold)
+        if base_threshold is not None:
+            svc.registry.update(active.id, threshold=base_threshold)
+    return baseline
+
+
+def _run_checks(svc: Services, candidate: Generation, golden: GoldenSet, config: RebuildInput) -> _Checks:
+    """Snapshot the candidate's index and run the probes metrics alone would miss (docs the
+    backfill reported as failed are not counted again as missing coverage); then summarise
+    shadowed live traffic, when query samples are kept."""
+    progress = svc.progress.load(candidate.id)
     failed_docs = set(progress.failed_docs) if progress else set()
     seen = snapshot(svc, candidate)
-    probes, probe_details = run_probes(
-        svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs
-    )
-    shadow = shadow_summary(svc.query_samples, gen_id) if getattr(svc, "query_samples", None) else None
-    decision = gate(comparison, probes, config.gate, shadow=shadow)
+    probes, details = run_probes(svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs)
+    shadow = shadow_summary(svc.query_samples, candidate.id) if svc.query_samples is not None else None
+    return _Checks(progress, failed_docs, seen, probes, details, shadow)
+
+
+def _build_report(
+    svc: Services,
+    config: RebuildInput,
+    candidate: Generation,
+    active: Generation | None,
+    golden: GoldenSet,
+    runs: _GoldenRuns,
+    checks: _Checks,
+    decision: GateDecision,
+) -> EvaluationReport:
+    seen, progress, latencies = checks.seen, checks.progress, runs.candidate.latencies_ms
     wanted = seen.wanted
-    report = EvaluationReport.build(
+    return EvaluationReport.build(
         golden=golden,
-        comparison=comparison,
+        comparison=runs.comparison,
         decision=decision,
         policy=config.gate,
         candidate=candidate,
         baseline=active,
-        probes=probes,
+        probes=checks.probes,
         coverage=Coverage(docs_indexed=len(seen.indexed & wanted), docs_in_source=len(wanted)),
         latency_ms=latency_summary(latencies),
         latency_samples=len(latencies),
@@ -201,49 +296,82 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             reused=progress.total("reused") if progress else 0,
             computed=progress.total("computed") if progress else 0,
         ),
-        shadow=shadow.report() if shadow is not None else None,
+        shadow=checks.shadow.report() if checks.shadow is not None else None,
         candidate_index=index_profile(candidate, seen.chunks, latencies),
-        baseline_index=index_profile(active, _chunk_count(svc, active), baseline_latencies)
+        baseline_index=index_profile(
+            active, _chunk_count(svc, active), runs.baseline.latencies_ms if runs.baseline else []
+        )
         if active is not None
         else None,
-        threshold=threshold,
-        estimate=estimate_vs_actual((candidate.report or {}).get(ESTIMATE_KEY), progress, seen.chunks, svc.settings),
+        threshold=runs.threshold,
+        estimate=estimate_vs_actual(
+            (candidate.report or {}).get(ESTIMATE_KEY), progress, seen.chunks, svc.settings
+        ),
     )
-    report_location = store_markdown(report, gen_id, svc)
-    publish_metrics(report, gen_id, svc.telemetry)
-    stored = _registry_copy(report)
-    stored.update(
+
+
+def _registry_record(
+    svc: Services,
+    config: RebuildInput,
+    candidate: Generation,
+    golden: GoldenSet,
+    eval_set: EvalSetInput,
+    report: EvaluationReport,
+    report_location: str,
+    runs: _GoldenRuns,
+    checks: _Checks,
+) -> dict[str, Any]:
+    """The report as the generation keeps it: what the canary needs to rerun this very
+    evaluation (golden set, principal, k), the backfill's figures, the calibration, and what
+    earlier steps left on the report that must survive this write."""
+    progress = checks.progress
+    record = _registry_copy(report)
+    record.update(
         report_location=report_location,
-        probe_details=probe_details,
+        probe_details=checks.probe_details,
         eval_set=eval_set.model_dump(),
         eval_principal=list(config.eval_principal),
         backfill={
             "docs": progress.total("docs") if progress else 0,
             "runs": progress.runs if progress else 0,
-            "failed_docs": sorted(failed_docs)[:20],
+            "failed_docs": sorted(checks.failed_docs)[:20],
         },
         # Not indexed and not counted as missing: their chunks must not be served at all.
-        malformed_items={"count": len(seen.malformed), "examples": seen.malformed[:10]},
+        malformed_items={"count": len(checks.seen.malformed), "examples": checks.seen.malformed[:10]},
     )
-    stored.update(calibration_fields(svc, candidate, golden, tops))
-    previous = candidate.report or {}
+    record.update(calibration_fields(svc, candidate, golden, runs.tops))
+    record.update(_carried_over(candidate.report or {}))
+    return record
+
+
+def _carried_over(previous: dict[str, Any]) -> dict[str, Any]:
+    """Fields of the candidate's earlier report kept across this write: the last failure, and
+    the Estimate step's figures with their approval."""
+    kept: dict[str, Any] = {}
     if previous.get("failed_reason"):
-        stored["previous_failure"] = previous["failed_reason"]
+        kept["previous_failure"] = previous["failed_reason"]
     if previous.get(ESTIMATE_KEY) is not None:  # the Estimate step's figures, and their approval
-        stored[ESTIMATE_KEY] = previous[ESTIMATE_KEY]
+        kept[ESTIMATE_KEY] = previous[ESTIMATE_KEY]
         if (previous.get("approval") or {}).get("stage") == "estimate":
-            stored["estimate_approval"] = previous["approval"]
-    svc.registry.update(gen_id, report=stored)
-    logger.info(
-        "evaluated",
-        generation=gen_id,
-        passed=decision.passed,
-        ndcg=candidate_result.ndcg,
-        baseline_ndcg=baseline_result.ndcg if baseline_result else None,
-        reasons=decision.reasons,
-    )
+            kept["estimate_approval"] = previous["approval"]
+    return kept
+
+
+def _workflow_summary(
+    config: RebuildInput,
+    candidate: Generation,
+    active: Generation | None,
+    report: EvaluationReport,
+    decision: GateDecision,
+    checks: _Checks,
+    runs: _GoldenRuns,
+    report_location: str,
+) -> dict[str, Any]:
+    """The small summary the workflow carries (Step Functions state stays small; the full
+    report is on the generation and in the Markdown file)."""
+    threshold = runs.threshold
     return {
-        "generation_id": gen_id,
+        "generation_id": str(config.generation_id),
         "passed": decision.passed,
         "reasons": decision.reasons,
         "notes": decision.notes,
@@ -251,7 +379,7 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
         "candidate": report.candidate_metrics.model_dump(),
         "baseline": report.baseline_metrics.model_dump() if report.baseline_metrics else None,
         "baseline_generation": active.id if active else None,
-        "probes": probes,
+        "probes": checks.probes,
         "coverage": {"indexed": report.coverage.docs_indexed, "source": report.coverage.docs_in_source}
         if report.coverage
         else None,
@@ -293,7 +421,11 @@ def estimate_vs_actual(
         EstimateRow(figure="chunks", estimate=est.chunks, actual=chunks),
         EstimateRow(figure="texts embedded", estimate=est.texts_new, actual=progress.total("computed")),
         EstimateRow(figure="tokens embedded", estimate=est.tokens_new, actual=tokens),
-        EstimateRow(figure="embedding cost (USD)", estimate=est.cost.embedding_usd, actual=round(price.cost(tokens), 4)),
+        EstimateRow(
+            figure="embedding cost (USD)",
+            estimate=est.cost.embedding_usd,
+            actual=round(price.cost(tokens), 4),
+        ),
     ]
     if progress.finished_at is not None:
         rows.append(
@@ -348,7 +480,7 @@ def index_profile(gen: Generation, vectors: int, latencies_ms: Sequence[float]) 
     )
 
 
-def _chunk_count(svc: Any, gen: Generation) -> int:
+def _chunk_count(svc: Services, gen: Generation) -> int:
     return sum(1 for _ in svc.index.iter_chunks(gen.index_name, []))
 
 

@@ -81,27 +81,14 @@ def classify_change(
     version = schema.version_of(new_item, doc_id)
 
     if event == INSERT:
-        changed = _read_changes({}, new_item, schema, doc_id)
-        if _tombstoned(new_item, schema):
-            return _decision(
-                ChangeKind.DELETE,
-                (ChangeKind.DELETE,),
-                doc_id,
-                version,
-                changed,
-                "inserted as tombstone: nothing indexed yet, delete is idempotent",
-                basis=new_item,
-                schema=schema,
-            )
-        return _decision(
-            ChangeKind.CONTENT,
-            (ChangeKind.CONTENT,),
+        return _from_new_image(
+            new_item,
+            schema,
             doc_id,
             version,
-            changed,
-            "inserted",
-            basis=new_item,
-            schema=schema,
+            (ChangeKind.CONTENT,),
+            tombstoned="inserted as tombstone: nothing indexed yet, delete is idempotent",
+            live="inserted",
         )
 
     assert old_item is not None
@@ -110,27 +97,14 @@ def classify_change(
         # Nothing can be diffed against an unreadable image: decide from the new one alone.
         # The applier re-applies access from the current item at once, then a full reconcile.
         why = f"old image unreadable ({'; '.join(old_problems)}): decided from the new image"
-        changed = _read_changes({}, new_item, schema, doc_id)
-        if _tombstoned(new_item, schema):
-            return _decision(
-                ChangeKind.DELETE,
-                (ChangeKind.DELETE,),
-                doc_id,
-                version,
-                changed,
-                f"{why}: tombstoned",
-                basis=new_item,
-                schema=schema,
-            )
-        return _decision(
-            ChangeKind.CONTENT,
-            (ChangeKind.ACCESS, ChangeKind.CONTENT),
+        return _from_new_image(
+            new_item,
+            schema,
             doc_id,
             version,
-            changed,
-            f"{why}: access re-applied from the current item, full reconcile",
-            basis=new_item,
-            schema=schema,
+            (ChangeKind.ACCESS, ChangeKind.CONTENT),
+            tombstoned=f"{why}: tombstoned",
+            live=f"{why}: access re-applied from the current item, full reconcile",
         )
     old_id = schema.id_of(old_item)
     if old_id != doc_id:
@@ -179,6 +153,34 @@ def classify_change(
     actions = tuple(kind for kind in ACTION_ORDER if changes[kind])
     kind = max(actions, key=_COST.__getitem__)
     return decide(kind, actions, f"{'+'.join(a.value for a in actions)} changed: {', '.join(changed)}")
+
+
+def _from_new_image(
+    new: dict[str, Any],
+    schema: SourceSchema,
+    doc_id: str,
+    version: int,
+    actions: tuple[ChangeKind, ...],
+    *,
+    tombstoned: str,
+    live: str,
+) -> Decision:
+    """Decided from the new image alone, when there is nothing to diff it against (an insert,
+    or an unreadable old image): a tombstone is a delete, anything else content work
+    (``actions``). ``tombstoned`` and ``live`` are the reasons for each."""
+    changed = _read_changes({}, new, schema, doc_id)
+    if _tombstoned(new, schema):
+        return _decision(
+            ChangeKind.DELETE,
+            (ChangeKind.DELETE,),
+            doc_id,
+            version,
+            changed,
+            tombstoned,
+            basis=new,
+            schema=schema,
+        )
+    return _decision(ChangeKind.CONTENT, actions, doc_id, version, changed, live, basis=new, schema=schema)
 
 
 def _removed(old: dict[str, Any], schema: SourceSchema, key_id: str | None) -> Decision:

@@ -42,7 +42,7 @@ from dynembed.core.ports import (
     Registry,
     SourceReader,
 )
-from dynembed.core.schema import SourceSchema
+from dynembed.core.schema import ItemState, SourceSchema
 from dynembed.core.telemetry import Telemetry
 from dynembed.core.versioning import WriteRank, external_version
 from dynembed.sync.chunking import chunker_for
@@ -113,6 +113,28 @@ class JobOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def _diff_against_ledger(plan: Plan) -> list[Chunk]:
+    """Set ``to_embed`` to the chunks the ledger does not know; return the ones it does (the
+    index still has to confirm them)."""
+    known = set(plan.entry.chunk_keys) if plan.entry else set()
+    plan.to_embed = [c for c in plan.chunks if c.key not in known]
+    return [c for c in plan.chunks if c.key in known]
+
+
+def _already_current(plan: Plan) -> bool:
+    """Committed at this very version, with the same attributes, and nothing to add or remove:
+    the write would change nothing."""
+    entry = plan.entry
+    return (
+        entry is not None
+        and entry.state == "committed"
+        and entry.source_version == plan.version
+        and entry.attrs_hash == plan.attrs_digest
+        and not plan.to_embed
+        and not plan.obsolete
+    )
 
 
 @dataclass
@@ -200,57 +222,96 @@ class Reconciler:
         return [self._plan(job, gen, item, force or job.force) for gen in gens]
 
     def _plan(self, job: ReconcileJob, gen: Generation, item: dict[str, Any] | None, force: bool) -> Plan:
+        """Decide for one (doc, generation), in this order: a doc not to be served is deleted; a
+        version the ledger is already past is refused or skipped; otherwise the current chunks
+        are written, minus what the ledger and the index show is already there (all of them
+        when forced)."""
         entry = self._entries.get((job.doc_id, gen.id))
-        stored = entry.source_version if entry else -1
         state = self.schema.state_of(item, job.doc_id)
         if state.kind != "live" or item is None or state.version is None:
-            # Not to be served (gone, tombstoned, or malformed: hidden). Delete at the highest
-            # version any of its chunks carries: patches may be above the ledger's, and a source
-            # that went back is below the index's.
-            keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []
-            version = max(
-                state.version if state.version is not None else 0,
-                stored,
-                job.min_source_version if state.kind == "gone" else 0,
-                self._highest_chunk_version(gen, job.doc_id, keys),
-            )
-            reason = {"gone": "gone from source", "tombstoned": "tombstoned"}.get(
-                state.kind, "malformed: hidden"
-            )
-            if entry is None or (entry.state == "deleted" and not keys and stored >= version):
-                return Plan(
-                    job, gen, "skip", "already deleted", version=version, entry=entry, problem=state.problem
-                )
-            return Plan(
-                job, gen, "delete", reason, version=version, entry=entry, obsolete=keys, problem=state.problem
-            )
-
+            return self._removal_plan(job, gen, entry, state)
         version = state.version
+        self._check_version(job, entry, version)
+        if entry is not None and entry.source_version > version:
+            return Plan(
+                job, gen, "skip", f"ledger already at newer version {entry.source_version}", version, entry
+            )
+        plan = self._write_plan(job, gen, item, entry, version)
+        if force:
+            plan.to_embed = list(plan.chunks)
+            return plan
+        unchanged = _diff_against_ledger(plan)
+        if _already_current(plan):
+            plan.action, plan.reason = "skip", "already at this version"
+            return plan
+        if unchanged:
+            self._recheck_unchanged_in_index(plan, unchanged)
+        return plan
+
+    def _removal_plan(
+        self, job: ReconcileJob, gen: Generation, entry: LedgerEntry | None, state: ItemState
+    ) -> Plan:
+        """The doc is not to be served (gone, tombstoned, or malformed: hidden): delete every
+        chunk the ledger knows of, or skip when an earlier delete already covers it."""
+        stored = entry.source_version if entry else -1
+        keys = sorted(set(entry.chunk_keys) | set(entry.pending_keys)) if entry else []
+        version = self._removal_version(job, gen, state, stored, keys)
+        reason = {"gone": "gone from source", "tombstoned": "tombstoned"}.get(state.kind, "malformed: hidden")
+        if entry is None or (entry.state == "deleted" and not keys and stored >= version):
+            return Plan(
+                job, gen, "skip", "already deleted", version=version, entry=entry, problem=state.problem
+            )
+        return Plan(
+            job, gen, "delete", reason, version=version, entry=entry, obsolete=keys, problem=state.problem
+        )
+
+    def _removal_version(
+        self, job: ReconcileJob, gen: Generation, state: ItemState, stored: int, keys: Sequence[str]
+    ) -> int:
+        """Delete at the highest version any of the doc's chunks carries: patches may be above
+        the ledger's, and a source that went back is below the index's."""
+        return max(
+            state.version if state.version is not None else 0,
+            stored,
+            job.min_source_version if state.kind == "gone" else 0,
+            self._highest_chunk_version(gen, job.doc_id, keys),
+        )
+
+    def _check_version(self, job: ReconcileJob, entry: LedgerEntry | None, version: int) -> None:
+        """Count a source that went back; refuse a live version that does not rise past the
+        version the doc was deleted or hidden at."""
         if version < job.min_source_version:
             # A consistent read older than the change that caused the job: the source went back
             # (the stream's own older-version record re-applies access). Converge to what the
             # source holds now; the ledger and external versions refuse anything below the index.
             self.telemetry.count(METRICS.source_went_back)
-        if entry is not None and entry.state == "deleted" and stored >= version:
+        if entry is not None and entry.state == "deleted" and entry.source_version >= version:
             # Re-created (or gone back) with a version that does not rise past the delete: the
             # index would refuse every write (external versions), so say so instead of skipping.
             raise MalformedRecordError(
-                f"source version {version} is not above the version {stored} the doc was deleted or "
-                "hidden at (re-created, or the source went back); versions must keep rising across "
-                "deletes (use a timestamp version or keep counting)",
+                f"source version {version} is not above the version {entry.source_version} the doc "
+                "was deleted or hidden at (re-created, or the source went back); versions must keep "
+                "rising across deletes (use a timestamp version or keep counting)",
                 job.doc_id,
             )
-        if entry is not None and stored > version:
-            return Plan(job, gen, "skip", f"ledger already at newer version {stored}", version, entry)
 
+    def _write_plan(
+        self,
+        job: ReconcileJob,
+        gen: Generation,
+        item: dict[str, Any],
+        entry: LedgerEntry | None,
+        version: int,
+    ) -> Plan:
+        """A write of the item's current chunks and attributes; ``obsolete`` is every chunk the
+        ledger knows of (committed or pending) that the new chunking no longer has."""
         attrs = attributes_of(item, self.schema)
         digest = attrs_hash(attrs, self.schema.schema_version)
         chunks = chunker_for(gen.chunker).chunk(self.schema.content_of(item))
-        keys = [c.key for c in chunks]
         # A deleted doc's ledger keeps only chunks a newer write protected from the delete.
         known = set(entry.chunk_keys) if entry else set()
         leftovers = set(entry.pending_keys) if entry else set()
-        plan = Plan(
+        return Plan(
             job,
             gen,
             "write",
@@ -258,50 +319,43 @@ class Reconciler:
             version=version,
             entry=entry,
             chunks=chunks,
+            obsolete=sorted((known | leftovers) - {c.key for c in chunks}),
             attrs=attrs,
             attrs_digest=digest,
             source_updated_at=self.schema.updated_at_of(item) or job.source_updated_at,
         )
-        plan.obsolete = sorted((known | leftovers) - set(keys))
-        if force:
-            plan.to_embed = list(chunks)
-            return plan
-        plan.to_embed = [c for c in chunks if c.key not in known]
-        unchanged = [c for c in chunks if c.key in known]
-        if (
-            entry is not None
-            and entry.state == "committed"
-            and stored == version
-            and entry.attrs_hash == digest
-            and not plan.to_embed
-            and not plan.obsolete
-        ):
-            plan.action, plan.reason = "skip", "already at this version"
-            return plan
-        if unchanged:
-            # Unchanged chunks keep their vectors; the index (not the ledger) says whether their
-            # attributes are current, since a fast-path patch may have moved them meanwhile.
-            # Fields only first: vectors are fetched just for the chunks that get rewritten.
-            stored_chunks = self.index.get_chunks(
-                gen.index_name, [chunk_id(job.doc_id, c.key) for c in unchanged], exclude=("embedding",)
-            )
-            for chunk in unchanged:
-                source = stored_chunks.get(chunk_id(job.doc_id, chunk.key))
-                if source is None:
-                    plan.to_embed.append(chunk)  # lost from the index: vector from the cache or the model
-                elif _attrs_differ(source, attrs) or source.get("chunk_index") != chunk.index:
-                    plan.to_rewrite.append(chunk)  # drifted attributes, or the chunk moved
-            if plan.to_rewrite:
-                ids = [chunk_id(job.doc_id, c.key) for c in plan.to_rewrite]
-                vectors = self.index.get_chunks(gen.index_name, ids)
-                for chunk in list(plan.to_rewrite):
-                    vector = vectors.get(chunk_id(job.doc_id, chunk.key), {}).get("embedding")
-                    if vector:
-                        plan.stored_vectors[chunk.key] = list(vector)
-                    else:  # gone since the first read: embed it again (cache first)
-                        plan.to_rewrite.remove(chunk)
-                        plan.to_embed.append(chunk)
-        return plan
+
+    def _recheck_unchanged_in_index(self, plan: Plan, unchanged: Sequence[Chunk]) -> None:
+        """Unchanged chunks keep their vectors; the index (not the ledger) says whether their
+        attributes are current, since a fast-path patch may have moved them meanwhile. A chunk
+        lost from the index is embedded again (cache first); one whose attributes drifted, or
+        that moved, is rewritten with its stored vector. Fields only first: vectors are fetched
+        just for the chunks that get rewritten."""
+        job, gen = plan.job, plan.generation
+        stored_chunks = self.index.get_chunks(
+            gen.index_name, [chunk_id(job.doc_id, c.key) for c in unchanged], exclude=("embedding",)
+        )
+        for chunk in unchanged:
+            source = stored_chunks.get(chunk_id(job.doc_id, chunk.key))
+            if source is None:
+                plan.to_embed.append(chunk)  # lost from the index: vector from the cache or the model
+            elif _attrs_differ(source, plan.attrs) or source.get("chunk_index") != chunk.index:
+                plan.to_rewrite.append(chunk)  # drifted attributes, or the chunk moved
+        if plan.to_rewrite:
+            self._load_stored_vectors(plan)
+
+    def _load_stored_vectors(self, plan: Plan) -> None:
+        """Read the vectors of the chunks to rewrite; one gone since the first read is moved to
+        ``to_embed`` (cache first)."""
+        ids = [chunk_id(plan.job.doc_id, c.key) for c in plan.to_rewrite]
+        vectors = self.index.get_chunks(plan.generation.index_name, ids)
+        for chunk in list(plan.to_rewrite):
+            vector = vectors.get(chunk_id(plan.job.doc_id, chunk.key), {}).get("embedding")
+            if vector:
+                plan.stored_vectors[chunk.key] = list(vector)
+            else:  # gone since the first read: embed it again (cache first)
+                plan.to_rewrite.remove(chunk)
+                plan.to_embed.append(chunk)
 
     def _highest_chunk_version(self, gen: Generation, doc_id: str, keys: Sequence[str]) -> int:
         if not keys:
