@@ -29,12 +29,17 @@ from dynembed.core.config import Settings
 from dynembed.core.models import ChunkDocument, ChunkerSpec, Generation, ModelSpec
 from dynembed.core.ports import SearchHit, WriteReport
 from dynembed.core.schema import SourceSchema
-from dynembed.core.telemetry import Telemetry
 from dynembed.rebuild import steps
 from dynembed.rebuild.generations import create, new_generation
 from dynembed.rebuild.inputs import RebuildInput
 from dynembed.wiring import Services
-from tests.fakes import InMemoryLedger, InMemoryProgressStore, InMemoryRegistry, SyntheticSource
+from tests.fakes import (
+    InMemoryLedger,
+    InMemoryProgressStore,
+    InMemoryRegistry,
+    SyntheticSource,
+    services_over,
+)
 
 SPEC = ModelSpec(provider="bench", name="constant-2", dimension=2)
 
@@ -120,12 +125,10 @@ def bench_services(items: int) -> Services:
     """The production wiring with a synthetic table, an index that counts, no cache and a
     constant embedder: what is left is the backfill's own work."""
     registry = InMemoryRegistry()
-    svc = Services(
-        settings=Settings(),
-        schema=SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",)),
-        telemetry=Telemetry(),
-    )
-    svc.__dict__.update(
+    return services_over(
+        Settings(),
+        SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",)),
+        embedders=[ConstantEmbedder()],
         source=TimedSource(items),
         ledger=InMemoryLedger(),
         registry=registry,
@@ -133,8 +136,6 @@ def bench_services(items: int) -> Services:
         cache=NoCache(),
         progress=InMemoryProgressStore(registry),
     )
-    svc._embedders[SPEC.model_id] = ConstantEmbedder()
-    return svc
 
 
 def run(items: int, segments: int, page_size: int, pages_per_task: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from dynembed.core.config import Settings
 from dynembed.core.errors import (
     ConfigError,
     DynembedError,
@@ -43,6 +44,7 @@ from dynembed.core.ports import (
     BlobStore,
     ChunkIndex,
     DeadLetters,
+    Embedder,
     EmbeddingCache,
     HeldJobs,
     IndexSearch,
@@ -61,11 +63,14 @@ from dynembed.core.ports import (
     WriteReport,
 )
 from dynembed.core.samples import QuerySample, ShadowComparison, ShadowJob
+from dynembed.core.schema import SourceSchema
+from dynembed.core.telemetry import Telemetry
 from dynembed.index.errors import BulkWriteError, ItemFailure
 from dynembed.index.filter_eval import FilterEvaluator
 from dynembed.index.fusion import fuse_for
 from dynembed.index.scoring import Scorer, prepare_vectors
 from dynembed.rebuild.progress import BackfillProgress, Mutation, ProgressStore
+from dynembed.wiring import Services
 
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
@@ -781,3 +786,21 @@ def _check() -> None:
     _w2: SentinelWriter = DynamoSentinelWriter("t", "doc_id", region="r")
     _qs: QuerySampleStore = InMemoryQuerySamples()
     _sq: ShadowQueue = InMemoryShadowQueue()
+
+
+def services_over(
+    settings: Settings,
+    schema: SourceSchema,
+    telemetry: Telemetry | None = None,
+    *,
+    embedders: Sequence[Embedder] = (),
+    **adapters: Any,
+) -> Services:
+    """The production wiring (``Services``) with fakes slotted in for the adapters named (by
+    their ``Services`` attribute: ``source=``, ``ledger=``, ...) and for the embedders given (by
+    model id); every other adapter is the real one, built on first use."""
+    svc = Services(settings=settings, schema=schema, telemetry=telemetry if telemetry is not None else Telemetry())
+    svc.__dict__.update(adapters)
+    for embedder in embedders:
+        svc._embedders[embedder.spec.model_id] = embedder
+    return svc

@@ -39,6 +39,7 @@ from tests.fakes import (
     InMemoryShadowQueue,
     InMemorySource,
     InMemorySqsClient,
+    services_over,
 )
 
 SCHEMA = SourceSchema(
@@ -97,8 +98,11 @@ class Harness:
     def services(self) -> Services:
         """The production wiring (``Services``) with this harness's fakes slotted in."""
         settings = self.settings or Settings(index_alias=self.alias, index_prefix=self.index_prefix)
-        svc = Services(settings=settings, schema=self.schema, telemetry=self.telemetry)
-        svc.__dict__.update(
+        return services_over(
+            settings,
+            self.schema,
+            self.telemetry,
+            embedders=[self.embedder],
             source=self.source,
             ledger=self.ledger,
             registry=self.registry,
@@ -115,8 +119,6 @@ class Harness:
             shadow_queue=self.shadow_queue,
             query_signals=self.signals,
         )
-        svc._embedders[self.embedder.spec.model_id] = self.embedder
-        return svc
 
     @property
     def applier(self) -> ChangeApplier:

@@ -51,37 +51,49 @@ class QualityMonitors(Construct):
         super().__init__(scope, construct_id)
         self.canary = self._canary(functions, data, index, bedrock, config, tuning)
         self.sentinel = self._sentinel(functions, data, index, bedrock, tuning)
-        self.canary_rule = events.Rule(
-            self,
+        # A missed run shows as missing data (the alarms breach): no retries piling up.
+        self.canary_rule = self._schedule(
             "CanarySchedule",
-            rule_name=f"{NAMES.service}-canary",
-            description="dynembed canary: the active generation on its golden set, against its promotion figures",
-            schedule=events.Schedule.rate(Duration.minutes(tuning.canary_rate_minutes)),
-            # A missed run shows as missing data (the alarms breach): no retries piling up.
-            targets=[
-                targets.LambdaFunction(
-                    self.canary.function, retry_attempts=0, max_event_age=Duration.hours(1)
-                )
-            ],
+            "canary",
+            "dynembed canary: the active generation on its golden set, against its promotion figures",
+            tuning.canary_rate_minutes,
+            self.canary,
+            max_event_age=Duration.hours(1),
         )
-        self.sentinel_rule = events.Rule(
-            self,
+        # Never two runs at once: they share the sentinel's one item.
+        self.sentinel_rule = self._schedule(
             "SentinelSchedule",
-            rule_name=f"{NAMES.service}-sentinel",
-            description="dynembed sentinel: a write and a delete timed through the whole pipeline",
-            schedule=events.Schedule.rate(Duration.minutes(tuning.sentinel_rate_minutes)),
-            # Never two runs at once: they share the sentinel's one item.
-            targets=[
-                targets.LambdaFunction(
-                    self.sentinel.function, retry_attempts=0, max_event_age=Duration.minutes(2)
-                )
-            ],
+            "sentinel",
+            "dynembed sentinel: a write and a delete timed through the whole pipeline",
+            tuning.sentinel_rate_minutes,
+            self.sentinel,
+            max_event_age=Duration.minutes(2),
         )
         self.specs = _alarm_specs(tuning)
         self.alarms = create_alarms(self, self.specs, topic)
         # Created after the stack's Monitoring, so their Errors alarms live here.
         self.alarms.update(
             create_alarms(self, [errors_alarm_spec(self.canary), errors_alarm_spec(self.sentinel)], topic)
+        )
+
+    def _schedule(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        rate_minutes: int,
+        fn: DynembedFunction,
+        *,
+        max_event_age: Duration,
+    ) -> events.Rule:
+        """EventBridge runs ``fn`` every ``rate_minutes``, once per event (no retries)."""
+        return events.Rule(
+            self,
+            construct_id,
+            rule_name=f"{NAMES.service}-{name}",
+            description=description,
+            schedule=events.Schedule.rate(Duration.minutes(rate_minutes)),
+            targets=[targets.LambdaFunction(fn.function, retry_attempts=0, max_event_age=max_event_age)],
         )
 
     def add_to_dashboard(self, dashboard: cw.Dashboard) -> None:

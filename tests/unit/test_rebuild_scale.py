@@ -27,7 +27,6 @@ import pytest
 
 from dynembed.core.config import Settings
 from dynembed.core.schema import SourceSchema
-from dynembed.core.telemetry import Telemetry
 from dynembed.rebuild import plan, steps
 from dynembed.rebuild.evaluate import MAX_REPORT_BYTES
 from dynembed.rebuild.inputs import RebuildInput
@@ -42,6 +41,7 @@ from tests.fakes import (
     InMemoryProgressStore,
     InMemoryRegistry,
     SyntheticSource,
+    services_over,
 )
 
 pytestmark = pytest.mark.unit
@@ -144,12 +144,9 @@ def test_each_segment_s_child_history_fits_even_at_one_page_per_task(asl: dict[s
 def scale_services() -> Services:
     """The production wiring over a 50-million-item synthetic table, every adapter a fake."""
     registry = InMemoryRegistry()
-    svc = Services(
-        settings=Settings(),
-        schema=SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",)),
-        telemetry=Telemetry(),
-    )
-    svc.__dict__.update(
+    return services_over(
+        Settings(),
+        SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",)),
         source=SyntheticSource(ITEMS),
         registry=registry,
         index=InMemoryIndex(),
@@ -158,7 +155,6 @@ def scale_services() -> Services:
         progress=InMemoryProgressStore(registry),
         blobs=InMemoryBlobs(),
     )
-    return svc
 
 
 def size(value: Any) -> int:
