@@ -74,17 +74,23 @@ class CountingIndex:
 
     def delete_index(self, index: str) -> None: ...
 
-    def write_chunks(self, index: str, docs: Sequence[ChunkDocument], versions: Sequence[int] | None = None) -> WriteReport:
+    def write_chunks(
+        self, index: str, docs: Sequence[ChunkDocument], versions: Sequence[int] | None = None
+    ) -> WriteReport:
         self.written += len(docs)
         return WriteReport(written=len(docs))
 
     def delete_chunks(self, index: str, ids_versions: Sequence[tuple[str, int]]) -> WriteReport:
         return WriteReport(deleted=len(ids_versions))
 
-    def get_chunks(self, index: str, ids: Sequence[str], exclude: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    def get_chunks(
+        self, index: str, ids: Sequence[str], exclude: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
         return {}
 
-    def knn_search(self, index: str, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None) -> list[SearchHit]:
+    def knn_search(
+        self, index: str, vector: Sequence[float], k: int, filter_query: Mapping[str, Any] | None
+    ) -> list[SearchHit]:
         return []
 
     def iter_chunks(self, index: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -146,7 +152,10 @@ def run(items: int, segments: int, page_size: int, pages_per_task: int) -> dict[
     generation = new_generation(SPEC, ChunkerSpec(), svc.settings.index_prefix, generation_id="g-bench")
     create(svc.registry, svc.index, generation)
     config = RebuildInput(
-        model="hash-256", generation_id=generation.id, backfill_segments=segments, page_size=page_size,
+        model="hash-256",
+        generation_id=generation.id,
+        backfill_segments=segments,
+        page_size=page_size,
         pages_per_task=pages_per_task,
     )
     svc.registry.update(generation.id, backfill=steps.BackfillProgress.fresh(segments, page_size).record())

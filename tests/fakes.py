@@ -147,7 +147,8 @@ class SyntheticSource:
     def __post_init__(self) -> None:
         # A pool of paragraphs made once; each doc picks its own and numbers them (cheap to make).
         self._pool = [
-            " ".join(_WORDS[(k * 7 + i * (k % 5 + 3)) % len(_WORDS)] for i in range(self.words_per_paragraph)) + "."
+            " ".join(_WORDS[(k * 7 + i * (k % 5 + 3)) % len(_WORDS)] for i in range(self.words_per_paragraph))
+            + "."
             for k in range(97)
         ]
 
@@ -156,7 +157,13 @@ class SyntheticSource:
             f"Paragraph {p} of document {number}: {self._pool[(number * 7 + p * 13) % len(self._pool)]}"
             for p in range(self.paragraphs)
         )
-        return {self.id_attribute: self.doc_id(number), "version": 1, "title": f"Document {number}", "body": body, "acl": ["public"]}
+        return {
+            self.id_attribute: self.doc_id(number),
+            "version": 1,
+            "title": f"Document {number}",
+            "body": body,
+            "acl": ["public"],
+        }
 
     def _number(self, doc_id: str) -> int | None:
         try:
@@ -175,7 +182,11 @@ class SyntheticSource:
     def scan_segment(
         self, segment: int, total_segments: int, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        first = segment if start_key is None else (self._number(str(start_key[self.id_attribute])) or 0) + total_segments
+        first = (
+            segment
+            if start_key is None
+            else (self._number(str(start_key[self.id_attribute])) or 0) + total_segments
+        )
         numbers = range(first, self.count, total_segments)[:limit]
         items = [self.item(n) for n in numbers]
         more = bool(numbers) and numbers[-1] + total_segments < self.count
@@ -799,7 +810,9 @@ def services_over(
     """The production wiring (``Services``) with fakes slotted in for the adapters named (by
     their ``Services`` attribute: ``source=``, ``ledger=``, ...) and for the embedders given (by
     model id); every other adapter is the real one, built on first use."""
-    svc = Services(settings=settings, schema=schema, telemetry=telemetry if telemetry is not None else Telemetry())
+    svc = Services(
+        settings=settings, schema=schema, telemetry=telemetry if telemetry is not None else Telemetry()
+    )
     svc.__dict__.update(adapters)
     for embedder in embedders:
         svc._embedders[embedder.spec.model_id] = embedder

@@ -138,14 +138,22 @@ class Workflow(Construct):
         stack = Stack.of(self)
         name = NAMES.rebuild_state_machine
         machine = stack.format_arn(
-            service="states", resource="stateMachine", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+            service="states",
+            resource="stateMachine",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         executions = stack.format_arn(
-            service="states", resource="execution", resource_name=f"{name}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+            service="states",
+            resource="execution",
+            resource_name=f"{name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine]))
         self.role.add_to_policy(
-            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions])
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions]
+            )
         )
         nag.acknowledge(
             self.role,

@@ -56,7 +56,9 @@ def run(sfn: Any, definition: str) -> dict[str, Any]:
     arn = sfn.create_state_machine(
         name=f"m{time.monotonic_ns()}", definition=definition, roleArn="arn:aws:iam::123456789012:role/r"
     )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [0, 1, 2]}))["executionArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [0, 1, 2]}))[
+        "executionArn"
+    ]
     for _ in range(200):
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution)
         if described["status"] != "RUNNING":

@@ -38,7 +38,11 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Loc
     monkeypatch.setenv("DYNEMBED_REPORTS_DIR", str(tmp_path / "reports"))
     queries = [json.loads(line) for line in paths.FAQ_QUERIES.read_text().splitlines()[:QUERIES]]
     wanted = {q["query_id"] for q in queries}
-    qrels = [row for row in (line.split("\t") for line in paths.FAQ_QRELS.read_text().splitlines()) if row[0] in wanted]
+    qrels = [
+        row
+        for row in (line.split("\t") for line in paths.FAQ_QRELS.read_text().splitlines())
+        if row[0] in wanted
+    ]
     corpus = [json.loads(line) for line in paths.FAQ_CORPUS.read_text().splitlines()][:DOCS]
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({**d, "acl": ["public"]}) for d in corpus))
     (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
@@ -58,7 +62,9 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Loc
         reset_services()
 
 
-def test_the_estimate_agrees_with_the_rebuild_within_15_percent(stack: tuple[LocalStack, dict[str, Any]]) -> None:
+def test_the_estimate_agrees_with_the_rebuild_within_15_percent(
+    stack: tuple[LocalStack, dict[str, Any]],
+) -> None:
     local, golden = stack
     # WHEN a rebuild to smaller chunks runs, estimated first from a sample of 150 of the 400 items
     payload = {

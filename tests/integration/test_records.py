@@ -147,12 +147,19 @@ def test_a_first_reconcile_takes_the_put_path_and_a_racing_writer_sends_it_back_
     assert ledger.get_many([("d1", "g1"), ("d2", "g1"), ("d3", "g1")]) == {}
     # WHEN d1 is begun and committed with nobody else about
     ledger.begin("d1", "g1", ["a", "b", "c"], 1)
-    ledger.commit(LedgerEntry("d1", "g1", source_version=1, chunk_keys=["a", "b", "c"], pending_keys=["c", "a", "b"]))
+    ledger.commit(
+        LedgerEntry("d1", "g1", source_version=1, chunk_keys=["a", "b", "c"], pending_keys=["c", "a", "b"])
+    )
     # THEN both writes were puts (no UpdateItem), and the row ends as the update path leaves one
     assert updates == []
     d1 = ledger.get("d1", "g1")
     assert d1 is not None
-    assert (d1.source_version, d1.chunk_keys, d1.pending_keys, d1.state) == (1, ["a", "b", "c"], [], "committed")
+    assert (d1.source_version, d1.chunk_keys, d1.pending_keys, d1.state) == (
+        1,
+        ["a", "b", "c"],
+        [],
+        "committed",
+    )
     # WHEN a newer run of d2 adds its own pending keys between this run's begin and commit
     ledger.begin("d2", "g1", ["old"], 1)
     other = DynamoLedger("ledger", region=REGION)  # another Lambda instance
@@ -166,6 +173,8 @@ def test_a_first_reconcile_takes_the_put_path_and_a_racing_writer_sends_it_back_
     # THEN an older begin still conflicts (the create was refused, the update's condition holds)
     with pytest.raises(VersionConflictError):
         ledger.begin("d3", "g1", ["y"], 4)
+
+
 def test_retiring_a_generation_deletes_its_ledger_rows_only(tables: None) -> None:
     # GIVEN ledger rows of two generations
     ledger = DynamoLedger("ledger", region=REGION)

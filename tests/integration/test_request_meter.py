@@ -78,7 +78,9 @@ def test_a_scan_page_is_charged_for_what_it_evaluated(moto: tuple[str, RequestMe
     ddb = client(url, "dynamodb")
     with meter.paused():
         for n in range(10):
-            ddb.put_item(TableName="sized", Item={"id": {"S": f"s{n}"}, "body": {"S": "z" * 2000}, "n": {"N": str(n)}})
+            ddb.put_item(
+                TableName="sized", Item={"id": {"S": f"s{n}"}, "body": {"S": "z" * 2000}, "n": {"N": str(n)}}
+            )
     meter.reset()
     # WHEN a scan filters 10 items of ~2 KB down to 1
     ddb.scan(TableName="sized", FilterExpression="n = :n", ExpressionAttributeValues={":n": {"N": "3"}})
@@ -86,7 +88,9 @@ def test_a_scan_page_is_charged_for_what_it_evaluated(moto: tuple[str, RequestMe
     assert meter.snapshot()["units"]["dynamodb_rru"] == 2.5
 
 
-def test_sqs_requests_are_billed_by_64_kb_chunk_and_empty_receives_apart(moto: tuple[str, RequestMeter]) -> None:
+def test_sqs_requests_are_billed_by_64_kb_chunk_and_empty_receives_apart(
+    moto: tuple[str, RequestMeter],
+) -> None:
     url, meter = moto
     sqs = client(url, "sqs")
     with meter.paused():

@@ -96,7 +96,9 @@ def _guarded(item: pytest.Item) -> Generator[None, Any, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _no_inherited_dynembed_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_inherited_dynembed_environment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Autouse, so it runs before the test's own fixtures, which may set variables of their own."""
     if request.node.get_closest_marker("unit") is not None:
         for name in [name for name in os.environ if name.startswith("DYNEMBED_")]:

@@ -125,13 +125,17 @@ def test_tombstones_and_malformed_items_are_scanned_but_not_chunked(corpus: list
 def test_time_follows_the_quota_and_the_cost_names_its_price(corpus: list[dict[str, Any]]) -> None:
     result = estimate(source_of(corpus[:100]))
     assert result.time.rate_source.startswith("the configured Bedrock quota")
-    assert result.time.embedding_s == pytest.approx(result.texts_new / result.time.embed_rate_texts_per_s, rel=0.01)
+    assert result.time.embedding_s == pytest.approx(
+        result.texts_new / result.time.embed_rate_texts_per_s, rel=0.01
+    )
     assert "$0.02 per 1,000,000 input tokens" in result.cost.embedding_price and result.cost.prices_unverified
     assert any("items to scan: 100" in line for line in result.lines())
 
 
 def test_price_overrides_replace_one_row_and_a_model_without_a_price_is_named() -> None:
-    table = load_prices('{"embedding": {"bedrock-titan-v2-1024": {"usd": 0.05}}, "aws": {"sqs_request": {"usd": 0.5}}}')
+    table = load_prices(
+        '{"embedding": {"bedrock-titan-v2-1024": {"usd": 0.05}}, "aws": {"sqs_request": {"usd": 0.5}}}'
+    )
     assert table.embedding_cost("bedrock-titan-v2-1024", 2_000_000) == pytest.approx(0.10)
     assert table.embedding["bedrock-titan-v2-1024"].source.startswith("override")
     assert table.aws_cost("sqs_request", 1_000_000) == pytest.approx(0.5)

@@ -24,8 +24,14 @@ def counts() -> dict[str, Any]:
 
 
 def cost(counts: dict[str, Any], **workload: Any) -> Any:
-    defaults: dict[str, Any] = {"docs": 1_000_000, "changes_per_day": 110_000, "mix": parse_mix("content=10,metadata=50,access=50")}
-    return monthly_cost(Workload(model="bedrock-titan-v2-1024", **{**defaults, **workload}), counts, PriceTable())
+    defaults: dict[str, Any] = {
+        "docs": 1_000_000,
+        "changes_per_day": 110_000,
+        "mix": parse_mix("content=10,metadata=50,access=50"),
+    }
+    return monthly_cost(
+        Workload(model="bedrock-titan-v2-1024", **{**defaults, **workload}), counts, PriceTable()
+    )
 
 
 def line(result: Any, prefix: str) -> Any:
@@ -42,7 +48,12 @@ def test_the_committed_counts_cover_every_kind_and_a_rebuild(counts: dict[str, A
 
 
 def test_mix_shares_are_normalised_and_bad_kinds_named() -> None:
-    assert parse_mix("content=1,metadata=3") == {"content": 0.25, "metadata": 0.75, "access": 0.0, "delete": 0.0}
+    assert parse_mix("content=1,metadata=3") == {
+        "content": 0.25,
+        "metadata": 0.75,
+        "access": 0.0,
+        "delete": 0.0,
+    }
     with pytest.raises(ConfigError, match="unknown change kind 'edits'"):
         parse_mix("edits=1")
     with pytest.raises(ConfigError, match="at least one positive share"):
@@ -54,15 +65,19 @@ def test_variable_costs_scale_with_changes_and_fixed_costs_with_docs(counts: dic
     for item in ("DynamoDB reads", "DynamoDB writes", "embedding"):
         assert line(double, item).quantity == pytest.approx(2 * line(base, item).quantity)
     # Twice the rate fills batches better: fewer than twice the invocations.
-    assert line(base, "Lambda invocations").quantity < line(double, "Lambda invocations").quantity < 2 * line(
-        base, "Lambda invocations"
-    ).quantity
+    assert (
+        line(base, "Lambda invocations").quantity
+        < line(double, "Lambda invocations").quantity
+        < 2 * line(base, "Lambda invocations").quantity
+    )
     assert base.fixed == double.fixed
     bigger = cost(counts, docs=10_000_000)
     assert bigger.opensearch_nodes > base.opensearch_nodes >= 2
 
 
-def test_only_content_changes_embed_and_opensearch_ingestion_re_embeds_whole_docs(counts: dict[str, Any]) -> None:
+def test_only_content_changes_embed_and_opensearch_ingestion_re_embeds_whole_docs(
+    counts: dict[str, Any],
+) -> None:
     patches = cost(counts, mix=parse_mix("metadata=1,access=1"))
     assert patches.embedding_tokens_per_month == 0
     # The whole doc, again, on every metadata or access change, for the same workload.
@@ -88,10 +103,22 @@ def test_the_cost_command_prints_json_and_names_a_bad_mix() -> None:
 
     runner = CliRunner()
     ok = runner.invoke(
-        app, ["cost", "--docs", "1000000", "--changes-per-day", "110000", "--mix", "content=10,metadata=50,access=50", "--json"]
+        app,
+        [
+            "cost",
+            "--docs",
+            "1000000",
+            "--changes-per-day",
+            "110000",
+            "--mix",
+            "content=10,metadata=50,access=50",
+            "--json",
+        ],
     )
     assert ok.exit_code == 0, ok.output
     result = json.loads(ok.output)
     assert result["total_usd"] > 0 and result["osi_total_usd"] > 0 and result["opensearch_nodes"] >= 2
     bad = runner.invoke(app, ["cost", "--docs", "10", "--changes-per-day", "1", "--mix", "edits=1"])
-    assert bad.exit_code == 1 and "unknown change kind 'edits'" in bad.output and "Traceback" not in bad.output
+    assert (
+        bad.exit_code == 1 and "unknown change kind 'edits'" in bad.output and "Traceback" not in bad.output
+    )

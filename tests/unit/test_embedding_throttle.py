@@ -114,7 +114,10 @@ class OneTextAlwaysThrottled:
         self.calls[text] = self.calls.get(text, 0) + 1
         if text == self.stuck:
             raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "Too many tokens"}, "ResponseMetadata": {"HTTPStatusCode": 429}},
+                {
+                    "Error": {"Code": "ThrottlingException", "Message": "Too many tokens"},
+                    "ResponseMetadata": {"HTTPStatusCode": 429},
+                },
                 "InvokeModel",
             )
         return {"body": io.BytesIO(json.dumps({"embedding": [1.0] + [0.0] * 255}).encode())}
@@ -123,7 +126,9 @@ class OneTextAlwaysThrottled:
 def test_a_text_that_stays_throttled_does_not_waste_the_others() -> None:
     # GIVEN four texts, one of which the provider throttles on every attempt
     client = OneTextAlwaysThrottled("c")
-    embedder = TitanEmbedder(256, client=client, max_workers=4, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None)
+    embedder = TitanEmbedder(
+        256, client=client, max_workers=4, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None
+    )
     # WHEN the batch is embedded
     with pytest.raises(EmbeddingIncomplete) as error:
         embedder.embed_documents(["a", "b", "c", "d"])
@@ -139,16 +144,24 @@ def test_reconcile_keeps_the_vectors_of_an_incomplete_batch_in_the_cache() -> No
     # GIVEN a doc of several chunks and an embedder that throttles one of them for good
     schema = SourceSchema(content_attributes=("title", "body"), access_attributes=("acl",))
     body = "\n\n".join(f"Paragraph {n}. " + "words " * 60 for n in range(4))
-    source = InMemorySource(items={"d1": {"doc_id": "d1", "version": 1, "title": "T", "body": body, "acl": ["public"]}})
-    gen = new_generation(spec_for("bedrock-titan-v2-256"), ChunkerSpec(target_chars=300, max_chars=600, min_chars=100), "idx")
+    source = InMemorySource(
+        items={"d1": {"doc_id": "d1", "version": 1, "title": "T", "body": body, "acl": ["public"]}}
+    )
+    gen = new_generation(
+        spec_for("bedrock-titan-v2-256"), ChunkerSpec(target_chars=300, max_chars=600, min_chars=100), "idx"
+    )
     registry, index, cache = InMemoryRegistry(), InMemoryIndex(), InMemoryCache()
     registry.put(gen.model_copy(update={"write_target": True}))
     index.ensure_index(gen)
     chunks = chunker_for(gen.chunker).chunk(schema.content_of(source.items["d1"]))
     assert len(chunks) >= 3
     client = OneTextAlwaysThrottled(chunks[1].text)
-    embedder = TitanEmbedder(256, client=client, max_workers=4, retry=RetryPolicy(max_attempts=2), sleep=lambda _s: None)
-    reconciler = Reconciler(schema, source, InMemoryLedger(), registry, index, lambda _spec: embedder, cache=cache)
+    embedder = TitanEmbedder(
+        256, client=client, max_workers=4, retry=RetryPolicy(max_attempts=2), sleep=lambda _s: None
+    )
+    reconciler = Reconciler(
+        schema, source, InMemoryLedger(), registry, index, lambda _spec: embedder, cache=cache
+    )
     # WHEN the doc is reconciled
     [outcome] = reconciler.reconcile([ReconcileJob(doc_id="d1", min_source_version=1)])
     # THEN the job failed transiently (SQS retries it), and every other chunk's vector is cached

@@ -140,7 +140,10 @@ def test_backfill_is_a_distributed_map_over_segments_looping_pages(asl: dict[str
     backfill = asl["States"]["Backfill"]
     assert backfill["Type"] == "Map"
     # Child executions, each with its own history: the parent's does not grow with the table.
-    assert backfill["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert backfill["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
     assert backfill["ItemsPath"] == "$.register.segments"
     assert backfill["MaxConcurrencyPath"] == "$.register.max_concurrency"
     assert backfill["ItemSelector"]["segment.$"] == "$$.Map.Item.Value"

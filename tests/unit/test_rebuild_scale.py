@@ -100,7 +100,11 @@ class Chooser:
 
 def history(path: list[str], states: dict[str, Any], retried_share: float) -> int:
     tasks = sum(1 for n in path if states[n]["Type"] == "Task")
-    return EXECUTION_EVENTS + sum(events_of(states[n]) for n in path) + math.ceil(tasks * retried_share) * RETRY_EVENTS
+    return (
+        EXECUTION_EVENTS
+        + sum(events_of(states[n]) for n in path)
+        + math.ceil(tasks * retried_share) * RETRY_EVENTS
+    )
 
 
 def child_history(asl: dict[str, Any], pages: int, pages_per_task: int) -> int:
@@ -177,7 +181,9 @@ def test_state_payloads_stay_far_below_256_kb(asl: dict[str, Any]) -> None:
     state["register"] = steps.register(svc, config)
     state["estimate"] = steps.estimate(svc, config)
     state["approval"] = {"approved": True, "by": "x" * 200, "reason": "r" * 1000, "at": 0.0}
-    state["write_target"] = {"write_targets": [f"g{n:02d}-bedrock-titan-v2-1024-structural-05001931" for n in range(6)]}
+    state["write_target"] = {
+        "write_targets": [f"g{n:02d}-bedrock-titan-v2-1024-structural-05001931" for n in range(6)]
+    }
     state["catchup"] = {k: 0 for k in asl["States"]["CheckCatchUp"]["ResultSelector"]}
     state["evaluation"] = {
         **{k.removesuffix(".$"): "v" * 100 for k in asl["States"]["Evaluate"]["ResultSelector"]},

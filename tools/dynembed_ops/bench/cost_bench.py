@@ -59,7 +59,9 @@ def _corpus(docs: int, queries: int) -> tuple[list[dict[str, Any]], list[dict[st
     """``docs`` FAQ docs that include the relevant docs of the first ``queries`` queries."""
     query_rows = [json.loads(line) for line in paths.FAQ_QUERIES.read_text().splitlines()[:queries]]
     wanted = {q["query_id"] for q in query_rows}
-    qrels = [line.split("\t") for line in paths.FAQ_QRELS.read_text().splitlines() if line.split("\t")[0] in wanted]
+    qrels = [
+        line.split("\t") for line in paths.FAQ_QRELS.read_text().splitlines() if line.split("\t")[0] in wanted
+    ]
     relevant = {row[1] for row in qrels}
     corpus = [json.loads(line) for line in paths.FAQ_CORPUS.read_text().splitlines()]
     chosen = [d for d in corpus if d["doc_id"] in relevant]
@@ -135,7 +137,10 @@ def run_cost_bench(options: CostBenchOptions) -> dict[str, Any]:
         payload = {
             "model": MODEL,
             "chunker": REBUILD_CHUNKER,
-            "eval": {"queries": str((work / "queries.jsonl").resolve()), "qrels": str((work / "qrels.tsv").resolve())},
+            "eval": {
+                "queries": str((work / "queries.jsonl").resolve()),
+                "qrels": str((work / "qrels.tsv").resolve()),
+            },
             "backfill_segments": 2,
             "page_size": 50,
             "pages_per_task": 4,
@@ -182,7 +187,9 @@ def _embedding_units(counting: CountingEmbedder) -> dict[str, float]:
     }
 
 
-def _rebuild(stack: Any, meter: Any, counting: CountingEmbedder, payload: dict[str, Any], run: Any) -> dict[str, Any]:
+def _rebuild(
+    stack: Any, meter: Any, counting: CountingEmbedder, payload: dict[str, Any], run: Any
+) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     with stack.background(interval_s=0.05):
         output = run(stack, payload, timeout_s=600)
@@ -195,7 +202,9 @@ def _rebuild(stack: Any, meter: Any, counting: CountingEmbedder, payload: dict[s
     execution = sfn.list_executions(stateMachineArn=state_machine_arn(sfn))["executions"][0]["executionArn"]
     transitions, token = 0, None
     while True:
-        page = sfn.get_execution_history(executionArn=execution, maxResults=1000, **({"nextToken": token} if token else {}))
+        page = sfn.get_execution_history(
+            executionArn=execution, maxResults=1000, **({"nextToken": token} if token else {})
+        )
         transitions += sum(1 for e in page["events"] if e["type"].endswith("StateEntered"))
         token = page.get("nextToken")
         if not token:

@@ -89,7 +89,10 @@ class QuotaProvider:
 
 def _throttle(message: str) -> ClientError:
     return ClientError(
-        {"Error": {"Code": "ThrottlingException", "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 429}},
+        {
+            "Error": {"Code": "ThrottlingException", "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": 429},
+        },
         "InvokeModel",
     )
 
@@ -225,7 +228,9 @@ def run_quota_bench(options: QuotaBenchOptions) -> QuotaBenchResult:
     steady_from = started + 2 * options.window_s
     steady = [(t, n) for t, n in accepted if t >= steady_from]
     steady_s = max(1e-9, (accepted[-1][0] if accepted else steady_from) - steady_from)
-    steady_util = max(len(steady) / (quota_rps * steady_s), sum(n for _, n in steady) / (quota_tps * steady_s))
+    steady_util = max(
+        len(steady) / (quota_rps * steady_s), sum(n for _, n in steady) / (quota_tps * steady_s)
+    )
     calls = sum(e.stats.calls for e in embedders)
     return QuotaBenchResult(
         seconds=seconds,
@@ -246,7 +251,10 @@ def run_quota_bench(options: QuotaBenchOptions) -> QuotaBenchResult:
         redelivered_batches=redelivered,
         calls=calls,
         limiter_rates=[
-            {"requests_per_s": round(e.limiter.requests_per_s, 2), "tokens_per_s": round(e.limiter.tokens_per_s, 1)}
+            {
+                "requests_per_s": round(e.limiter.requests_per_s, 2),
+                "tokens_per_s": round(e.limiter.tokens_per_s, 1),
+            }
             for e in embedders
             if e.limiter is not None
         ],

@@ -67,7 +67,9 @@ def editstream(
 @friendly
 def cost(
     docs: Annotated[int, typer.Option(help="FAQ docs loaded first (not measured)")] = 300,
-    changes: Annotated[int, typer.Option(help="Changes measured per kind (content, metadata, access, delete)")] = 60,
+    changes: Annotated[
+        int, typer.Option(help="Changes measured per kind (content, metadata, access, delete)")
+    ] = 60,
     json_out: Annotated[
         Path, typer.Option("--json", help="Where the counts go (`dynembed cost` reads this file)")
     ] = Path("bench/results/cost_counts.json"),

@@ -32,7 +32,8 @@ def cost(
     rebuilds_per_month: Annotated[float, typer.Option(help="Full rebuilds a month")] = 0.0,
     osi_ocus: Annotated[float, typer.Option(help="OpenSearch Ingestion OCUs for the comparison")] = 2.0,
     counts: Annotated[
-        Path, typer.Option(help="Counts from `dynembed bench cost` (committed: bench/results/cost_counts.json)")
+        Path,
+        typer.Option(help="Counts from `dynembed bench cost` (committed: bench/results/cost_counts.json)"),
     ] = COUNTS,
     measure: Annotated[
         bool, typer.Option("--measure", help="Measure the counts now on a small local stack (~2 min)")

@@ -165,6 +165,8 @@ def _print_estimate(config: Any, as_json: bool) -> None:
     console.print(f"[bold]estimate[/] for model {result.model_id}, chunker {result.chunker_version}")
     for line in result.lines():
         console.print(f"  {line}")
+
+
 def _retrieval_options(
     payload: dict[str, Any],
     mode: str | None,

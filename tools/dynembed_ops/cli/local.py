@@ -293,7 +293,9 @@ def search_cmd(
         str | None, typer.Option(help="Search this generation instead of the alias")
     ] = None,
     tenant: Annotated[str | None, typer.Option()] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Explain each hit's doc (dynembed explain)")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Explain each hit's doc (dynembed explain)")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Search as a principal (k-NN or hybrid, as the generation says); the access filter sits
@@ -306,7 +308,10 @@ def search_cmd(
     response = svc.search(text, principal, k=k, tenant=tenant, generation=generation)
     docs = list(dict.fromkeys(r.doc_id for r in response.results)) if explain else []
     explanations = [explain_doc(svc, doc) for doc in docs]
-    if emit({**asdict(response), "explain": [e.to_dict() for e in explanations]} if explain else asdict(response), as_json):
+    if emit(
+        {**asdict(response), "explain": [e.to_dict() for e in explanations]} if explain else asdict(response),
+        as_json,
+    ):
         return
     threshold = "" if response.threshold is None else f", threshold {response.threshold:.3f}"
     table = Table(

@@ -14,7 +14,9 @@ from dynembed_ops.cli import bench, cost, explain, generations, local, operate, 
 
 def build_app() -> typer.Typer:
     app = typer.Typer(
-        add_completion=False, no_args_is_help=True, help="Keep vector-search embeddings true to changing data."
+        add_completion=False,
+        no_args_is_help=True,
+        help="Keep vector-search embeddings true to changing data.",
     )
     dlq_app = typer.Typer(help="Dead-lettered jobs and parked stream records.", invoke_without_command=True)
     bench_app = typer.Typer(help="Benchmarks.")

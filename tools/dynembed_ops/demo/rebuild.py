@@ -231,9 +231,14 @@ def _print_estimate(state: DemoState, estimate: dict[str, Any], versus: dict[str
     for figure, row in versus.items():
         error = row.get("error")
         table.add_row(
-            figure, f"{row['estimate']:,.6g}", f"{row['actual']:,.6g}", "-" if error is None else f"{error:+.1%}"
+            figure,
+            f"{row['estimate']:,.6g}",
+            f"{row['actual']:,.6g}",
+            "-" if error is None else f"{error:+.1%}",
         )
     state.console.print(table)
+
+
 def _settings(gen: Any, profile: dict[str, Any] | None) -> dict[str, Any]:
     """How the generation retrieves and what it costs, for the JSON summary."""
     profile = profile or {}

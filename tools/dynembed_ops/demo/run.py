@@ -387,7 +387,9 @@ def _estimate_errors(summary: dict[str, Any]) -> str:
             cells.append("n/a")
             continue
         error = row.get("error")
-        cells.append(f"{row['estimate']:,.0f} vs {row['actual']:,.0f}" + ("" if error is None else f" ({error:+.1%})"))
+        cells.append(
+            f"{row['estimate']:,.0f} vs {row['actual']:,.0f}" + ("" if error is None else f" ({error:+.1%})")
+        )
     return " / ".join(cells)
 
 

@@ -142,7 +142,9 @@ class RequestMeter:
         item = dynamodb_backends[ACCOUNT][self.region].get_item(table_name, key)
         return int(item.size()) if item is not None else 0
 
-    def _writes(self, operation: str, request: dict[str, Any]) -> list[tuple[str, dict[str, Any], int | None]]:
+    def _writes(
+        self, operation: str, request: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any], int | None]]:
         """(table, key or item, new size or None for "read it after") per written item."""
         if operation == "PutItem":
             return [(request["TableName"], request["Item"], typed_item_size(request["Item"]))]
@@ -213,12 +215,20 @@ class RequestMeter:
         elif operation == "BatchGetItem":
             for table, spec in request.get("RequestItems", {}).items():
                 for key in spec.get("Keys", []):
-                    self._add("dynamodb_rru", read_units(self._stored_size(table, key), bool(spec.get("ConsistentRead"))))
+                    self._add(
+                        "dynamodb_rru",
+                        read_units(self._stored_size(table, key), bool(spec.get("ConsistentRead"))),
+                    )
         elif operation in ("Scan", "Query"):
             items = response.get("Items") or []
             returned = sum(typed_item_size(item) for item in items)
-            count, scanned = int(response.get("Count", len(items))), int(response.get("ScannedCount", len(items)))
-            evaluated = returned * scanned / count if count else scanned * self._mean_size(request["TableName"])
+            count, scanned = (
+                int(response.get("Count", len(items))),
+                int(response.get("ScannedCount", len(items))),
+            )
+            evaluated = (
+                returned * scanned / count if count else scanned * self._mean_size(request["TableName"])
+            )
             self._add("dynamodb_rru", page_read_units(int(evaluated), consistent))
 
     def _mean_size(self, table_name: str) -> float:
@@ -243,6 +253,11 @@ def _bulk_actions(body: Any) -> int:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
     actions = 0
     for line in text.splitlines():
-        if line.startswith('{"index"') or line.startswith('{"delete"') or line.startswith('{"update"') or line.startswith('{"create"'):
+        if (
+            line.startswith('{"index"')
+            or line.startswith('{"delete"')
+            or line.startswith('{"update"')
+            or line.startswith('{"create"')
+        ):
             actions += 1
     return actions

@@ -126,7 +126,8 @@ class StackInfo:
             "DYNEMBED_OPENSEARCH_AUTH": "none",
             "DYNEMBED_KNN_MODE": "exact",
             # Evaluation reports outlive the run, beside the stack's state (an override wins).
-            "DYNEMBED_REPORTS_DIR": os.environ.get("DYNEMBED_REPORTS_DIR") or str((state_dir_for_up() / "reports").resolve()),
+            "DYNEMBED_REPORTS_DIR": os.environ.get("DYNEMBED_REPORTS_DIR")
+            or str((state_dir_for_up() / "reports").resolve()),
             "DYNEMBED_JOBS_QUEUE_URL": self.jobs_queue_url,
             "DYNEMBED_JOBS_DLQ_URL": self.jobs_dlq_url,
             "DYNEMBED_STREAM_FAILURES_QUEUE_URL": self.stream_failures_queue_url,

@@ -440,6 +440,7 @@ class MetricNames(BaseModel):
         """Registered; an evaluation metric at another k keeps its name with ``At<k>``."""
         names = self.names()
         return name in names or _AT_K.sub("At10", name) in names
+
     weak_retrieval: str = "WeakRetrieval"
     """Per sampled live query: 1 if its best score is under the generation's threshold, else 0
     (the Average is the weak-retrieval rate; not published while the generation has none)."""

@@ -76,6 +76,8 @@ class EmbeddingIncomplete(TransientError):
     def __init__(self, message: str, vectors: dict[int, list[float]]) -> None:
         super().__init__(message)
         self.vectors = vectors
+
+
 class AccessDeniedError(DynembedError):
     """The caller's verified identity does not allow the request: no principal could be
     established, or tenant isolation requires a tenant it does not carry. Never retried."""

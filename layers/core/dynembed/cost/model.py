@@ -86,7 +86,9 @@ def load_counts(path: Path) -> dict[str, Any]:
     try:
         counts: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"measured counts {path}: {exc.strerror} (run `dynembed bench cost` to make them)") from None
+        raise ConfigError(
+            f"measured counts {path}: {exc.strerror} (run `dynembed bench cost` to make them)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"measured counts {path} are not JSON: {exc}") from None
     if "per_change" not in counts or "per_rebuilt_item" not in counts:
@@ -156,18 +158,52 @@ def monthly_cost(workload: Workload, counts: Mapping[str, Any], prices: PriceTab
                 lambda_gb_s += n * records * ms_per_record / 1000 * memory.get(fn, 1024) / 1024
     content = by_kind["content"]
     invocations = month / stream_batch + content / sqs_batch
-    sqs_requests = content / stream_batch + 2 * content / sqs_batch  # send per classify batch; receive + delete
+    sqs_requests = (
+        content / stream_batch + 2 * content / sqs_batch
+    )  # send per classify batch; receive + delete
     tokens = chars / cpt
 
     variable = [
-        Line(item="DynamoDB reads (ledger, source, cache)", quantity=rru, unit="RRU", usd=prices.aws_cost("dynamodb_rru", rru)),
-        Line(item="DynamoDB writes (ledger, cache)", quantity=wru, unit="WRU", usd=prices.aws_cost("dynamodb_wru", wru)),
-        Line(item="SQS requests (send, receive, delete)", quantity=sqs_requests, unit="requests", usd=prices.aws_cost("sqs_request", sqs_requests)),
-        Line(item="Lambda invocations (classify, sync)", quantity=invocations, unit="invocations", usd=prices.aws_cost("lambda_request", invocations)),
-        Line(item="Lambda duration (measured locally)", quantity=lambda_gb_s, unit="GB-s", usd=prices.aws_cost("lambda_gb_s", lambda_gb_s)),
-        Line(item=f"embedding ({workload.model})", quantity=tokens, unit="tokens", usd=embedding.cost(tokens)),
+        Line(
+            item="DynamoDB reads (ledger, source, cache)",
+            quantity=rru,
+            unit="RRU",
+            usd=prices.aws_cost("dynamodb_rru", rru),
+        ),
+        Line(
+            item="DynamoDB writes (ledger, cache)",
+            quantity=wru,
+            unit="WRU",
+            usd=prices.aws_cost("dynamodb_wru", wru),
+        ),
+        Line(
+            item="SQS requests (send, receive, delete)",
+            quantity=sqs_requests,
+            unit="requests",
+            usd=prices.aws_cost("sqs_request", sqs_requests),
+        ),
+        Line(
+            item="Lambda invocations (classify, sync)",
+            quantity=invocations,
+            unit="invocations",
+            usd=prices.aws_cost("lambda_request", invocations),
+        ),
+        Line(
+            item="Lambda duration (measured locally)",
+            quantity=lambda_gb_s,
+            unit="GB-s",
+            usd=prices.aws_cost("lambda_gb_s", lambda_gb_s),
+        ),
+        Line(
+            item=f"embedding ({workload.model})", quantity=tokens, unit="tokens", usd=embedding.cost(tokens)
+        ),
         Line(item="OpenSearch bulk items (no per-item price)", quantity=bulk, unit="items", usd=0.0),
-        Line(item="DynamoDB Streams reads (free for Lambda triggers)", quantity=month / stream_batch, unit="GetRecords", usd=0.0),
+        Line(
+            item="DynamoDB Streams reads (free for Lambda triggers)",
+            quantity=month / stream_batch,
+            unit="GetRecords",
+            usd=0.0,
+        ),
     ]
 
     chunks = workload.docs * float(corpus["avg_chunks_per_doc"])
@@ -177,36 +213,73 @@ def monthly_cost(workload: Workload, counts: Mapping[str, Any], prices: PriceTab
     storage_gb = chunks * (4 * spec.dimension + INDEX_TEXT_BYTES_PER_CHUNK) * (1 + REPLICAS) / 1e9
     ddb_gb = (workload.docs * LEDGER_ROW_BYTES + chunks * (4 * spec.dimension + 100)) / 1e9
     fixed = [
-        Line(item=f"OpenSearch domain: {nodes} × r7g.large.search", quantity=nodes * HOURS_PER_MONTH, unit="instance-hours",
-             usd=prices.aws_cost("opensearch_instance_hour", nodes * HOURS_PER_MONTH)),
-        Line(item="OpenSearch storage (vectors + fields, 1 replica)", quantity=storage_gb, unit="GB-month",
-             usd=prices.aws_cost("opensearch_storage_gb_month", storage_gb)),
-        Line(item="DynamoDB storage (ledger + embedding cache)", quantity=ddb_gb, unit="GB-month",
-             usd=prices.aws_cost("dynamodb_storage_gb_month", ddb_gb)),
-        Line(item="SQS idle polling by the event source mapping", quantity=SQS_IDLE_REQUESTS_PER_MONTH, unit="requests",
-             usd=prices.aws_cost("sqs_request", SQS_IDLE_REQUESTS_PER_MONTH)),
+        Line(
+            item=f"OpenSearch domain: {nodes} × r7g.large.search",
+            quantity=nodes * HOURS_PER_MONTH,
+            unit="instance-hours",
+            usd=prices.aws_cost("opensearch_instance_hour", nodes * HOURS_PER_MONTH),
+        ),
+        Line(
+            item="OpenSearch storage (vectors + fields, 1 replica)",
+            quantity=storage_gb,
+            unit="GB-month",
+            usd=prices.aws_cost("opensearch_storage_gb_month", storage_gb),
+        ),
+        Line(
+            item="DynamoDB storage (ledger + embedding cache)",
+            quantity=ddb_gb,
+            unit="GB-month",
+            usd=prices.aws_cost("dynamodb_storage_gb_month", ddb_gb),
+        ),
+        Line(
+            item="SQS idle polling by the event source mapping",
+            quantity=SQS_IDLE_REQUESTS_PER_MONTH,
+            unit="requests",
+            usd=prices.aws_cost("sqs_request", SQS_IDLE_REQUESTS_PER_MONTH),
+        ),
     ]
 
     rebuild_once = _rebuild_cost(counts, prices, workload, cpt)
     if workload.rebuilds_per_month:
         variable.append(
-            Line(item="rebuilds", quantity=workload.rebuilds_per_month, unit="rebuilds",
-                 usd=workload.rebuilds_per_month * rebuild_once)
+            Line(
+                item="rebuilds",
+                quantity=workload.rebuilds_per_month,
+                unit="rebuilds",
+                usd=workload.rebuilds_per_month * rebuild_once,
+            )
         )
 
     doc_tokens = float(corpus["avg_doc_chars"]) / cpt
     osi_tokens = (by_kind["content"] + by_kind["metadata"] + by_kind["access"]) * doc_tokens
     osi_hours = workload.osi_ocus * HOURS_PER_MONTH
     osi = [
-        Line(item=f"OpenSearch Ingestion: {workload.osi_ocus:g} OCUs always on", quantity=osi_hours, unit="OCU-hours",
-             usd=prices.aws_cost("osi_ocu_hour", osi_hours)),
-        Line(item=f"embedding every changed doc whole ({workload.model})", quantity=osi_tokens, unit="tokens",
-             usd=embedding.cost(osi_tokens)),
+        Line(
+            item=f"OpenSearch Ingestion: {workload.osi_ocus:g} OCUs always on",
+            quantity=osi_hours,
+            unit="OCU-hours",
+            usd=prices.aws_cost("osi_ocu_hour", osi_hours),
+        ),
+        Line(
+            item=f"embedding every changed doc whole ({workload.model})",
+            quantity=osi_tokens,
+            unit="tokens",
+            usd=embedding.cost(osi_tokens),
+        ),
         *fixed[:2],
     ]
     total = sum(line.usd for line in variable + fixed)
-    used = ["dynamodb_rru", "dynamodb_wru", "sqs_request", "lambda_request", "lambda_gb_s",
-            "opensearch_instance_hour", "opensearch_storage_gb_month", "dynamodb_storage_gb_month", "osi_ocu_hour"]
+    used = [
+        "dynamodb_rru",
+        "dynamodb_wru",
+        "sqs_request",
+        "lambda_request",
+        "lambda_gb_s",
+        "opensearch_instance_hour",
+        "opensearch_storage_gb_month",
+        "dynamodb_storage_gb_month",
+        "osi_ocu_hour",
+    ]
     unverified = [f"aws.{n}" for n in used if not prices.aws[n].verified]
     if not embedding.verified:
         unverified.insert(0, f"embedding.{workload.model}")

@@ -232,9 +232,10 @@ class _BedrockModel:
                         f"{error.get('Code', 'error')}: {error.get('Message', exc)}"
                     ) from exc
                 error = exc.response.get("Error", {})
-                if error.get("Code") in THROTTLE_CODES or exc.response.get("ResponseMetadata", {}).get(
-                    "HTTPStatusCode"
-                ) == 429:
+                if (
+                    error.get("Code") in THROTTLE_CODES
+                    or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 429
+                ):
                     self.stats.add("throttled")
                     if self.limiter:
                         self.limiter.on_throttle(sent, throttle_kind(str(error.get("Message", ""))))
@@ -288,7 +289,13 @@ class TitanEmbedder:
         self.spec = titan_spec(dimension)
         self.max_workers = max(1, max_workers)
         self._model = _BedrockModel(
-            TITAN_V2_MODEL_ID, client, region, retry, sleep, rng, limiter or default_limiter(TITAN_V2_MODEL_ID, private=sleep is not None)
+            TITAN_V2_MODEL_ID,
+            client,
+            region,
+            retry,
+            sleep,
+            rng,
+            limiter or default_limiter(TITAN_V2_MODEL_ID, private=sleep is not None),
         )
 
     @property
@@ -335,7 +342,13 @@ class CohereEmbedder:
         self.spec = cohere_spec(name)
         model_id = COHERE_MODEL_IDS[name]
         self._model = _BedrockModel(
-            model_id, client, region, retry, sleep, rng, limiter or default_limiter(model_id, private=sleep is not None)
+            model_id,
+            client,
+            region,
+            retry,
+            sleep,
+            rng,
+            limiter or default_limiter(model_id, private=sleep is not None),
         )
 
     @property

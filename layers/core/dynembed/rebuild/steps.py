@@ -359,7 +359,9 @@ def _record_page(
         before = current.segments[segment]
         elsewhere = sum(len(s.failed_docs) for n, s in current.segments.items() if n != segment)
         keep = max(0, min(MAX_FAILED_DOC_IDS, MAX_FAILED_DOC_IDS_TOTAL - elsewhere))
-        failed_docs = list(dict.fromkeys([*before.failed_docs, *result.failed]))[: max(keep, len(before.failed_docs))]
+        failed_docs = list(dict.fromkeys([*before.failed_docs, *result.failed]))[
+            : max(keep, len(before.failed_docs))
+        ]
         after = SegmentProgress(
             last_key=last_key,
             done=last_key is None,
@@ -378,7 +380,9 @@ def _record_page(
     return store.change(gen_id, advance).segments[segment]
 
 
-def segment_failed(svc: Services, config: RebuildInput, segment: int, error: Mapping[str, Any] | None) -> dict[str, Any]:
+def segment_failed(
+    svc: Services, config: RebuildInput, segment: int, error: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """A segment's child execution is about to fail: keep its reason on the progress record,
     since the parent execution only learns that a child failed, not why."""
     gen_id = str(config.generation_id)
@@ -483,7 +487,12 @@ def request_approval(
         raise ConfigError(f"approval stage {stage!r}: expected one of {sorted(APPROVAL_STAGES)}")
     gen = _generation(svc, config.generation_id)
     report = dict(gen.report or {})
-    report["approval"] = {"task_token": task_token, "requested_at": time.time(), "approved": None, "stage": stage}
+    report["approval"] = {
+        "task_token": task_token,
+        "requested_at": time.time(),
+        "approved": None,
+        "stage": stage,
+    }
     svc.registry.update(gen.id, report=report)
     logger.info("approval requested", generation=gen.id, stage=stage)
     return {"generation_id": gen.id, "approval": "requested", "stage": stage}
@@ -570,7 +579,11 @@ def _with_segment_reasons(reason: str, gen: Generation) -> str:
     """A failed backfill child leaves only "a child failed" to the parent: add what the
     children recorded (``segment_failed``)."""
     progress = BackfillProgress.from_record(gen.backfill)
-    stopped = [f"segment {n}: {s.stopped}" for n, s in sorted((progress.segments if progress else {}).items()) if s.stopped]
+    stopped = [
+        f"segment {n}: {s.stopped}"
+        for n, s in sorted((progress.segments if progress else {}).items())
+        if s.stopped
+    ]
     if not stopped:
         return reason
     return f"{reason}; {'; '.join(stopped[:3])}"[:2000]
