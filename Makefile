@@ -41,6 +41,7 @@ UNIT_COVERAGE_OMIT := */dynembed/adapters/*,*/dynembed/index/opensearch.py,*/dyn
 
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest --cov --cov-report=term:skip-covered -q
 	@echo "unit tier (tests marked unit: no sockets, no moto), coverage of the runtime package dynembed:"
