@@ -13,8 +13,9 @@ from dynembed.core.errors import ModelMismatchError, UnknownGenerationError
 from dynembed.core.models import ModelSpec
 from dynembed.core.ports import Embedder
 from dynembed.embedders.hashing import HashingEmbedder
+from dynembed.quality.evaluation import rank_docs
 from dynembed.query.request import SearchRequest
-from dynembed.query.search import SearchResponse, rank_docs
+from dynembed.query.search import SearchResponse
 from dynembed.rebuild.generations import create, new_generation
 from tests.harness import Harness, paragraphs
 
@@ -56,15 +57,20 @@ def test_results_carry_provenance_and_come_from_the_serving_generation() -> None
 def test_a_reader_never_sees_a_chunk_its_principals_do_not_allow() -> None:
     h = indexed_harness()
     # An outsider sees the public docs only, however many results are asked for.
-    assert set(rank_docs(run(h, "python salaries", "outsider", k=50).results)) == {"pub", "other"}
+    assert set(rank_docs(r.doc_id for r in run(h, "python salaries", "outsider", k=50).results)) == {
+        "pub",
+        "other",
+    }
     # A member of hr sees the hr doc too, and ranks it first for its own words.
-    assert rank_docs(run(h, "python salaries", ["u1", "hr"], k=50).results)[0] == "hr"
+    assert rank_docs(r.doc_id for r in run(h, "python salaries", ["u1", "hr"], k=50).results)[0] == "hr"
 
 
 def test_tenant_and_metadata_filters_narrow_the_results() -> None:
     h = indexed_harness()
-    assert set(rank_docs(run(h, "python", "x", tenant="acme", k=50).results)) == {"pub"}
-    assert set(rank_docs(run(h, "python", "x", filters={"category": "faq"}, k=50).results)) == {"other"}
+    assert set(rank_docs(r.doc_id for r in run(h, "python", "x", tenant="acme", k=50).results)) == {"pub"}
+    assert set(
+        rank_docs(r.doc_id for r in run(h, "python", "x", filters={"category": "faq"}, k=50).results)
+    ) == {"other"}
     [only] = {r.doc_id: r for r in run(h, "python", "x", filters={"category": "faq"}).results}.values()
     assert only.tenant == "globex" and only.metadata == {"category": "faq"}
 
@@ -151,7 +157,7 @@ def test_a_chunk_embedded_by_another_model_is_never_returned_I1() -> None:
 def test_rank_docs_keeps_each_docs_best_chunk_order() -> None:
     h = indexed_harness()
     results = run(h, "python packaging", "x", k=50).results
-    ranked = rank_docs(results)
+    ranked = rank_docs(r.doc_id for r in results)
     assert ranked == list(dict.fromkeys(r.doc_id for r in results)) and len(ranked) == len(set(ranked))
 
 

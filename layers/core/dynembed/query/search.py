@@ -221,8 +221,3 @@ def refuse_reserved(principal: str | Sequence[str], tenant: str | None) -> None:
         raise AccessDeniedError(f"principal {SENTINEL_PRINCIPAL!r} is reserved for dynembed's sentinel")
     if tenant == SENTINEL_TENANT:
         raise AccessDeniedError(f"tenant {SENTINEL_TENANT!r} is reserved for dynembed's sentinel")
-
-
-def rank_docs(results: Sequence[SearchResult]) -> list[str]:
-    """Doc ids by their best chunk, for document-level evaluation."""
-    return list(dict.fromkeys(r.doc_id for r in results))
