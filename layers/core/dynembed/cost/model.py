@@ -109,6 +109,11 @@ class Line(BaseModel):
     usd: float
 
 
+def _aws_line(prices: PriceTable, item: str, quantity: float, unit: str, price: str) -> Line:
+    """A bill line priced from the AWS section of the price table."""
+    return Line(item=item, quantity=quantity, unit=unit, usd=prices.aws_cost(price, quantity))
+
+
 class MonthlyCost(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -164,36 +169,13 @@ def monthly_cost(workload: Workload, counts: Mapping[str, Any], prices: PriceTab
     tokens = chars / cpt
 
     variable = [
-        Line(
-            item="DynamoDB reads (ledger, source, cache)",
-            quantity=rru,
-            unit="RRU",
-            usd=prices.aws_cost("dynamodb_rru", rru),
+        _aws_line(prices, "DynamoDB reads (ledger, source, cache)", rru, "RRU", "dynamodb_rru"),
+        _aws_line(prices, "DynamoDB writes (ledger, cache)", wru, "WRU", "dynamodb_wru"),
+        _aws_line(prices, "SQS requests (send, receive, delete)", sqs_requests, "requests", "sqs_request"),
+        _aws_line(
+            prices, "Lambda invocations (classify, sync)", invocations, "invocations", "lambda_request"
         ),
-        Line(
-            item="DynamoDB writes (ledger, cache)",
-            quantity=wru,
-            unit="WRU",
-            usd=prices.aws_cost("dynamodb_wru", wru),
-        ),
-        Line(
-            item="SQS requests (send, receive, delete)",
-            quantity=sqs_requests,
-            unit="requests",
-            usd=prices.aws_cost("sqs_request", sqs_requests),
-        ),
-        Line(
-            item="Lambda invocations (classify, sync)",
-            quantity=invocations,
-            unit="invocations",
-            usd=prices.aws_cost("lambda_request", invocations),
-        ),
-        Line(
-            item="Lambda duration (measured locally)",
-            quantity=lambda_gb_s,
-            unit="GB-s",
-            usd=prices.aws_cost("lambda_gb_s", lambda_gb_s),
-        ),
+        _aws_line(prices, "Lambda duration (measured locally)", lambda_gb_s, "GB-s", "lambda_gb_s"),
         Line(
             item=f"embedding ({workload.model})", quantity=tokens, unit="tokens", usd=embedding.cost(tokens)
         ),
@@ -213,29 +195,33 @@ def monthly_cost(workload: Workload, counts: Mapping[str, Any], prices: PriceTab
     storage_gb = chunks * (4 * spec.dimension + INDEX_TEXT_BYTES_PER_CHUNK) * (1 + REPLICAS) / 1e9
     ddb_gb = (workload.docs * LEDGER_ROW_BYTES + chunks * (4 * spec.dimension + 100)) / 1e9
     fixed = [
-        Line(
-            item=f"OpenSearch domain: {nodes} × r7g.large.search",
-            quantity=nodes * HOURS_PER_MONTH,
-            unit="instance-hours",
-            usd=prices.aws_cost("opensearch_instance_hour", nodes * HOURS_PER_MONTH),
+        _aws_line(
+            prices,
+            f"OpenSearch domain: {nodes} × r7g.large.search",
+            nodes * HOURS_PER_MONTH,
+            "instance-hours",
+            "opensearch_instance_hour",
         ),
-        Line(
-            item="OpenSearch storage (vectors + fields, 1 replica)",
-            quantity=storage_gb,
-            unit="GB-month",
-            usd=prices.aws_cost("opensearch_storage_gb_month", storage_gb),
+        _aws_line(
+            prices,
+            "OpenSearch storage (vectors + fields, 1 replica)",
+            storage_gb,
+            "GB-month",
+            "opensearch_storage_gb_month",
         ),
-        Line(
-            item="DynamoDB storage (ledger + embedding cache)",
-            quantity=ddb_gb,
-            unit="GB-month",
-            usd=prices.aws_cost("dynamodb_storage_gb_month", ddb_gb),
+        _aws_line(
+            prices,
+            "DynamoDB storage (ledger + embedding cache)",
+            ddb_gb,
+            "GB-month",
+            "dynamodb_storage_gb_month",
         ),
-        Line(
-            item="SQS idle polling by the event source mapping",
-            quantity=SQS_IDLE_REQUESTS_PER_MONTH,
-            unit="requests",
-            usd=prices.aws_cost("sqs_request", SQS_IDLE_REQUESTS_PER_MONTH),
+        _aws_line(
+            prices,
+            "SQS idle polling by the event source mapping",
+            SQS_IDLE_REQUESTS_PER_MONTH,
+            "requests",
+            "sqs_request",
         ),
     ]
 
@@ -254,11 +240,12 @@ def monthly_cost(workload: Workload, counts: Mapping[str, Any], prices: PriceTab
     osi_tokens = (by_kind["content"] + by_kind["metadata"] + by_kind["access"]) * doc_tokens
     osi_hours = workload.osi_ocus * HOURS_PER_MONTH
     osi = [
-        Line(
-            item=f"OpenSearch Ingestion: {workload.osi_ocus:g} OCUs always on",
-            quantity=osi_hours,
-            unit="OCU-hours",
-            usd=prices.aws_cost("osi_ocu_hour", osi_hours),
+        _aws_line(
+            prices,
+            f"OpenSearch Ingestion: {workload.osi_ocus:g} OCUs always on",
+            osi_hours,
+            "OCU-hours",
+            "osi_ocu_hour",
         ),
         Line(
             item=f"embedding every changed doc whole ({workload.model})",
