@@ -54,7 +54,6 @@ def test_the_demo_rebuilds_to_a_retrieval_or_precision_candidate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    saved = dict(os.environ)
     corpus, queries, qrels = faq_slice
     options = DemoOptions(
         corpus=corpus,
@@ -66,11 +65,8 @@ def test_the_demo_rebuilds_to_a_retrieval_or_precision_candidate(
         candidate_retrieval=retrieval,
         candidate_vectors=vectors,
     )
-    try:
-        summary = run_demo(options, Console(file=open(os.devnull, "w")))  # noqa: SIM115
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    # The demo's stack puts the environment back when it stops.
+    summary = run_demo(options, Console(file=open(os.devnull, "w")))  # noqa: SIM115
     candidate = summary["evaluation_candidate"]
     assert candidate["retrieval"]["mode"] == retrieval.mode.value
     assert candidate["precision"] == vectors.precision.value

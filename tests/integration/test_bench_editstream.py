@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typer.testing import CliRunner
 
 from dynembed.core.models import ChunkerSpec
 from dynembed.sync.chunking import chunker_for
-from dynembed.wiring import reset_services
 from dynembed_ops import paths
 from dynembed_ops.bench.checks import ExpectedChunk, StoredChunk, check_index
 from dynembed_ops.bench.editstream_bench import BENCH_SCHEMA, BenchOptions, run_editstream_bench
@@ -61,15 +59,12 @@ def _reset_moto() -> None:
 
 
 def _run(events: Path, max_commits: int | None, dump: Path) -> BenchRun:
-    saved = dict(os.environ)
     _reset_moto()
     try:
+        # The bench's stack puts the environment back when it stops.
         summary = run_editstream_bench(BenchOptions(events, max_commits=max_commits, dump_chunks=dump))
     finally:
         _reset_moto()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_services()
     rows = [json.loads(line) for line in dump.read_text().splitlines()]
     return BenchRun(summary, rows, events, max_commits)
 

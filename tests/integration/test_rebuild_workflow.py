@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from dynembed.quality.report import render_markdown_report
 from dynembed.rebuild import steps
 from dynembed.rebuild.generations import bootstrap, create, new_generation
 from dynembed.rebuild.progress import BackfillProgress
-from dynembed.wiring import Services, reset_services
+from dynembed.wiring import Services
 from dynembed_ops import paths
 from dynembed_ops.local.stack import LocalStack
 from dynembed_ops.local.stepfunctions import (
@@ -98,9 +97,8 @@ def _reset_moto() -> None:
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalStack]:
-    """A fresh local stack with the rebuild workflow installed; the environment it sets is
-    restored afterwards (moto's backends are process-wide, so they are reset too)."""
-    saved = dict(os.environ)
+    """A fresh local stack with the rebuild workflow installed; its stop puts the environment
+    back (moto's backends are process-wide, so they are reset too)."""
     monkeypatch.setenv("DYNEMBED_REPORTS_DIR", str(tmp_path / "reports"))
     _reset_moto()
     local = LocalStack(schema=SCHEMA).start()
@@ -110,9 +108,6 @@ def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalStac
     finally:
         local.stop()
         _reset_moto()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_services()
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
