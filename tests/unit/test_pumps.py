@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -43,18 +44,18 @@ class FakeSqs:
     def send_message(self, QueueUrl: str, MessageBody: str) -> None:
         self.sent.append(json.loads(MessageBody))
 
-    def receive_message(self, **_: Any) -> dict[str, Any]:
+    def receive_message(self, MaxNumberOfMessages: int = 10, **_: Any) -> dict[str, Any]:
         visible = [
             m
             for m in self.messages
             if m["ReceiptHandle"] not in self.deleted and self.visibility.get(m["ReceiptHandle"], 0) == 0
-        ]
+        ][:MaxNumberOfMessages]
         for m in visible:
             self.visibility[m["ReceiptHandle"]] = 1
             m["Attributes"]["ApproximateReceiveCount"] = str(
                 int(m["Attributes"]["ApproximateReceiveCount"]) + 1
             )
-        return {"Messages": visible[:10]}
+        return {"Messages": visible}
 
     def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> None:
         self.deleted += [e["ReceiptHandle"] for e in Entries]
@@ -140,3 +141,77 @@ def test_sqs_partial_failures_come_back_and_successes_are_deleted() -> None:
     assert sqs.deleted == ["r0", "r2"] and sqs.visibility["r1"] == 0
     pump.step()
     assert attempts == [3, 1] and sorted(sqs.deleted) == ["r0", "r1", "r2"]
+
+
+def _queued(n: int) -> FakeSqs:
+    sqs = FakeSqs()
+    sqs.messages = [
+        {
+            "MessageId": f"m{i}",
+            "ReceiptHandle": f"r{i}",
+            "Body": "{}",
+            "Attributes": {"ApproximateReceiveCount": "0"},
+        }
+        for i in range(n)
+    ]
+    return sqs
+
+
+def test_concurrent_pollers_overlap_invocations_and_handle_every_message_once() -> None:
+    # GIVEN 40 queued jobs and a function that waits until a second invocation is running
+    sqs = _queued(40)
+    running, peak, handled = 0, 0, []
+    lock = threading.Lock()
+    both_in = threading.Barrier(2, timeout=5)
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            handled.extend(r["messageId"] for r in event["Records"])
+        if len(handled) <= 20:
+            both_in.wait()  # the first two batches only return once both are in flight
+        with lock:
+            running -= 1
+        return {"batchItemFailures": []}
+
+    pump = SqsPump(sqs, "url", "arn:q", invoke, batch_size=10, concurrency=2)
+    # WHEN the pump drains the queue with two pollers
+    moved = pump.drain()
+    # THEN two invocations ran at once, never more, and each job was handled and deleted once
+    assert peak == 2
+    assert moved == 40 and sorted(handled) == sorted(f"m{i}" for i in range(40))
+    assert sorted(sqs.deleted) == sorted(f"r{i}" for i in range(40))
+    assert pump.stats.batches == 4 and pump.stats.messages == 40 and pump.stats.failures == 0
+
+
+def test_concurrent_pollers_retry_failures_until_they_succeed() -> None:
+    sqs = _queued(25)
+    failed_once: set[str] = set()
+    lock = threading.Lock()
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            first = [r["messageId"] for r in event["Records"] if r["messageId"] not in failed_once]
+            odd = [m for m in first if int(m[1:]) % 2]
+            failed_once.update(odd)
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in odd]}
+
+    pump = SqsPump(sqs, "url", "arn:q", invoke, batch_size=10, concurrency=3)
+    while pump.drain():
+        pass
+    assert sorted(sqs.deleted) == sorted(f"r{i}" for i in range(25))
+    assert pump.stats.failures == 12 and pump.stats.messages == 25
+
+
+def test_a_single_poller_drains_in_order() -> None:
+    sqs = _queued(12)
+    batches: list[list[str]] = []
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        batches.append([r["messageId"] for r in event["Records"]])
+        return {"batchItemFailures": []}
+
+    assert SqsPump(sqs, "url", "arn:q", invoke, batch_size=5).drain() == 12
+    assert batches == [[f"m{i}" for i in range(k, min(k + 5, 12))] for k in (0, 5, 10)]

@@ -92,7 +92,8 @@ def run_cost_bench(options: CostBenchOptions) -> dict[str, Any]:
 
     docs, query_rows, qrels = _corpus(options.docs, options.queries)
     started = time.monotonic()
-    with LocalStack(schema=SCHEMA) as stack:
+    # DynamoDB in this process: the meter sizes each write from moto's own tables.
+    with LocalStack(schema=SCHEMA, dynamodb_process=False) as stack:
         svc = stack.services()
         counting = CountingEmbedder(get_embedder(MODEL), token_counter=CharsPerToken().count)
         svc._embedders[spec_for(MODEL).model_id] = counting

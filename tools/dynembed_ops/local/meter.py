@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dynembed.core.errors import ConfigError
 from dynembed.cost.capacity import page_read_units, read_units, typed_item_size, write_units
 from dynembed_ops.local import lambda_runtime
 
@@ -71,6 +72,11 @@ class RequestMeter:
     # ---- installation -----------------------------------------------------------------------------
     def install(self, stack: Any) -> RequestMeter:
         """Wrap the running stack's moto server, its Lambda runtime and its index client."""
+        if getattr(stack, "_dynamodb", None) is not None:
+            raise ConfigError(
+                "the request meter sizes DynamoDB writes from moto's tables in this process: "
+                "start the stack with LocalStack(dynamodb_process=False)"
+            )
         server = stack._moto._server
         server.app = self.wsgi(server.app)
         lambda_runtime.add_invoke_observer(self._on_invoke)

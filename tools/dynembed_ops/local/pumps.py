@@ -15,9 +15,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,21 +180,43 @@ class SqsPump:
     visibility_timeout_s: int = TUNING.sqs_visibility_timeout_s
     retry_delay_s: int = 0
     region: str = "us-east-1"
+    concurrency: int = 1
+    """Invocations at once, as Lambda's SQS event source runs up to the function's concurrency."""
     stats: SqsPumpStats = field(default_factory=SqsPumpStats)
+    _receiving: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _counting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def drain(self) -> int:
+        """Batches received and handled until none is visible: ``concurrency`` pollers, each
+        invoking the function with its own batch, so one batch's requests overlap another's."""
+        if self.concurrency <= 1:
+            return self._poll_until_empty()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="sqs-pump") as pool:
+            return sum(pool.map(lambda _: self._poll_until_empty(), range(self.concurrency)))
+
+    def _poll_until_empty(self) -> int:
+        total = 0
+        while got := self.step():
+            total += got
+        return total
 
     def step(self) -> int:
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            VisibilityTimeout=self.visibility_timeout_s,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        )
+        # One receive at a time: moto's ReceiveMessage has no lock of its own, and two at once
+        # could both take a message (SQS may deliver twice, but a local run should not flap).
+        with self._receiving:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                VisibilityTimeout=self.visibility_timeout_s,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        self.stats.batches += 1
+        with self._counting:
+            self.stats.batches += 1
         event = {"Records": [self._lambda_shape(m) for m in messages]}
         try:
             result = self.invoke(event)
@@ -213,8 +237,9 @@ class SqsPump:
                 ReceiptHandle=message["ReceiptHandle"],
                 VisibilityTimeout=self.retry_delay_s,
             )
-        self.stats.messages += len(done)
-        self.stats.failures += len(retry)
+        with self._counting:
+            self.stats.messages += len(done)
+            self.stats.failures += len(retry)
         return len(messages)
 
     def _lambda_shape(self, message: dict[str, Any]) -> dict[str, Any]:

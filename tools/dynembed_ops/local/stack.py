@@ -25,6 +25,7 @@ from dynembed.core.observability import logger
 from dynembed.core.schema import SourceSchema
 from dynembed.wiring import Services, reset_services
 from dynembed_ops import paths
+from dynembed_ops.local.dynamodb_process import DynamoDbProcess
 from dynembed_ops.local.lambda_runtime import invoke
 from dynembed_ops.local.persistence import DataDir, SourceJournal, journal_pump, put_items, registry_rows
 from dynembed_ops.local.pumps import SqsPump, StreamPump
@@ -105,10 +106,22 @@ class StackInfo:
     """Locally every live search is a sample (a laptop sees few), unless ``up`` says otherwise."""
     shadow_sample_rate: float = 1.0
     query_keep_text: bool = False
+    dynamodb_url: str = ""
+    """DynamoDB's own endpoint (``dynembed_ops.local.dynamodb_process``); ``aws_url`` forwards
+    DynamoDB requests to it, so either serves; "" when DynamoDB is inside the main server."""
 
     def env(self) -> dict[str, str]:
+        dynamodb = (
+            {
+                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
+                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.dynamodb_url,
+            }
+            if self.dynamodb_url
+            else {}
+        )
         return {
             "AWS_ENDPOINT_URL": self.aws_url,
+            **dynamodb,
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
             "AWS_DEFAULT_REGION": self.region,
@@ -162,7 +175,8 @@ class StackInfo:
         if not path.exists():
             raise DynembedError(f"no local stack is running: no {path}; start one with `dynembed up`")
         info = cls(**json.loads(path.read_text()))
-        if not _reachable(info.aws_url) or not _reachable(info.opensearch_url):
+        endpoints = [info.aws_url, info.opensearch_url, *([info.dynamodb_url] if info.dynamodb_url else [])]
+        if not all(_reachable(url) for url in endpoints):
             raise DynembedError(
                 f"the local stack in {path} is not answering (stopped?): start one with `dynembed up`"
             )
@@ -202,9 +216,19 @@ class LocalStack:
         query_sample_rate: float = 1.0,
         shadow_sample_rate: float = 1.0,
         query_keep_text: bool = False,
+        dynamodb_process: bool = True,
+        sync_concurrency: int = 2,
     ) -> None:
         """With ``data_dir``, the source table and the registry are kept there and restored at
-        start (``dynembed_ops.local.persistence``); the schema must match what the dir holds."""
+        start (``dynembed_ops.local.persistence``); the schema must match what the dir holds.
+        ``dynamodb_process`` serves DynamoDB from a child process (``dynamodb_process``), beside
+        the handlers instead of under their interpreter lock; the request meter, which reads
+        moto's tables to size each write, needs it in this process (False). ``sync_concurrency``
+        sync invocations run at once, each on its own batch, as Lambda's SQS event source runs
+        them (with DynamoDB in its own process, one's requests overlap another's work)."""
+        if sync_concurrency < 1:
+            raise ConfigError(f"sync_concurrency must be at least 1, not {sync_concurrency}")
+        self.sync_concurrency = sync_concurrency
         self.data = DataDir(data_dir).lock() if data_dir is not None else None
         self.schema = self.data.schema_for(schema) if self.data is not None else (schema or SourceSchema())
         self.signals = (query_sample_rate, shadow_sample_rate, query_keep_text)
@@ -213,6 +237,7 @@ class LocalStack:
         self.retry_delay_s = retry_delay_s
         self._moto: Any = None
         self._osmem: Any = None
+        self._dynamodb: DynamoDbProcess | None = DynamoDbProcess(free_port()) if dynamodb_process else None
         self._saved_environ: dict[str, str] | None = None
         self.info: StackInfo | None = None
         self.stream_pump: StreamPump | None = None
@@ -243,8 +268,13 @@ class LocalStack:
         from dynembed_ops.local import moto_patches
 
         moto_patches.apply()
+        if self._dynamodb is not None:
+            self._dynamodb.spawn()  # starts while the main server does
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._moto.start()
+        if self._dynamodb is not None:
+            self._dynamodb.wait_ready()
+            self._moto._server.app = self._dynamodb.forwarding(self._moto._server.app)
         self._osmem = OsmemServer.start(addr=f"127.0.0.1:{self.opensearch_port}", japanese=False)
         aws_url = f"http://127.0.0.1:{self.aws_port}"
         # Step Functions runs the real ASL interpreter; Lambda tasks are dispatched in-process.
@@ -284,6 +314,8 @@ class LocalStack:
             self._osmem.close()
         if self._moto is not None:
             self._moto.stop()
+        if self._dynamodb is not None:
+            self._dynamodb.stop()
         self._restore_environ()
 
     def _restore_environ(self) -> None:
@@ -304,9 +336,12 @@ class LocalStack:
 
     # ---- resources -----------------------------------------------------------------------------
     def client(self, service: str) -> Any:
+        direct = self._dynamodb is not None and service in ("dynamodb", "dynamodbstreams")
         return boto3.client(
             service,
-            endpoint_url=f"http://127.0.0.1:{self.aws_port}",
+            endpoint_url=self._dynamodb.url
+            if direct and self._dynamodb
+            else f"http://127.0.0.1:{self.aws_port}",
             region_name=REGION,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
         )
@@ -399,6 +434,7 @@ class LocalStack:
             query_sample_rate=sample_rate,
             shadow_sample_rate=shadow_rate,
             query_keep_text=keep_text,
+            dynamodb_url=self._dynamodb.url if self._dynamodb is not None else "",
         )
 
     def _build_pumps(self) -> None:
@@ -422,6 +458,7 @@ class LocalStack:
             invoke=lambda event: invoke("sync", event, TUNING.sync_timeout_s),
             retry_delay_s=self.retry_delay_s,
             region=REGION,
+            concurrency=self.sync_concurrency,
         )
         shadow_arn = sqs.get_queue_attributes(
             QueueUrl=self.info.shadow_queue_url, AttributeNames=["QueueArn"]
@@ -508,9 +545,7 @@ class LocalStack:
             moved = self.step_journal()
             while True:
                 settled = self.stream_pump.step()
-                received = 0
-                while got := self.sqs_pump.step():
-                    received += got
+                received = self.sqs_pump.drain()
                 moved += settled + received
                 if not settled and not received:
                     break
