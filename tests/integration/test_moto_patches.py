@@ -57,3 +57,47 @@ def test_the_module_list_is_read_once_and_stays_the_same() -> None:
     moto_patches.apply()
     assert sorted(moto.backends.list_of_moto_modules()) == before
     assert "sqs" in before and "dynamodb" in before
+
+
+def test_queue_attributes_read_on_demand_equal_moto_s_own(sqs: Any) -> None:
+    from moto.sqs.models import sqs_backends
+
+    moto_patches.apply()
+    original = moto_patches.ORIGINALS["Queue.attributes"]
+    # GIVEN queues of every kind the attributes depend on: standard, FIFO with content-based
+    # deduplication, a redrive policy, a KMS key, a policy, with messages in flight and delayed
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.create_queue(
+        QueueName="jobs",
+        Attributes={
+            "VisibilityTimeout": "45",
+            "RedrivePolicy": f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}',
+            "KmsMasterKeyId": "alias/aws/sqs",
+        },
+    )
+    sqs.create_queue(
+        QueueName="ordered.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )
+    jobs = sqs.get_queue_url(QueueName="jobs")["QueueUrl"]
+    for body in ("a", "b", "c"):
+        sqs.send_message(QueueUrl=jobs, MessageBody=body)
+    sqs.send_message(QueueUrl=jobs, MessageBody="later", DelaySeconds=60)
+    sqs.receive_message(QueueUrl=jobs, MaxNumberOfMessages=1)
+    fifo = sqs.get_queue_url(QueueName="ordered.fifo")["QueueUrl"]
+    sqs.send_message(QueueUrl=fifo, MessageBody="x", MessageGroupId="g")
+    sqs.send_message(QueueUrl=fifo, MessageBody="x", MessageGroupId="g")  # deduplicated by content
+    # THEN each queue's attributes, read on demand, are moto's own: names, order and values
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    for name in ("dlq", "jobs", "ordered.fifo"):
+        queue = backend.get_queue(name)
+        assert list(queue.attributes.items()) == list(original(queue).items()), name
+    assert backend.get_queue("ordered.fifo").attributes["ApproximateNumberOfMessages"] == 1
+    counts = sqs.get_queue_attributes(QueueUrl=jobs, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == (
+        "2",
+        "1",
+    )
+    assert counts["ApproximateNumberOfMessagesDelayed"] == "1"
+    with pytest.raises(KeyError):
+        backend.get_queue("jobs").attributes["FifoQueue"]
