@@ -314,6 +314,11 @@ class InMemoryIndex:
     """Faults to inject: each write/delete call pops one and raises it."""
     crash_after: int | None = None
     """Raise TransientError after this many documents of the next write (a crash mid-write)."""
+    refuse_docs: set[str] = field(default_factory=set)
+    """Source docs whose chunks every write refuses, item by item (a 400 mapping error), while
+    the rest of the request is written: OpenSearch's partial bulk failure."""
+    write_calls: int = 0
+    """``write_chunks`` requests made (the adapter sends one bulk request per call)."""
 
     def _resolve(self, name: str) -> str:
         return self.aliases.get(name, name)
@@ -353,6 +358,7 @@ class InMemoryIndex:
     ) -> WriteReport:
         if versions is not None and len(versions) != len(docs):
             raise ValueError(f"write_chunks: {len(versions)} versions for {len(docs)} docs")
+        self.write_calls += 1
         if self.fail_next_writes:
             raise self.fail_next_writes.pop(0)
         name = self._resolve(index)
@@ -365,6 +371,9 @@ class InMemoryIndex:
                 self.crash_after = None
                 raise TransientError("injected crash mid-write")
             version = versions[n] if versions is not None else doc.source_version
+            if doc.doc_id in self.refuse_docs:
+                failures.append(ItemFailure(doc.id, 400, "mapper_parsing_exception", "refused (injected)"))
+                continue
             if dimension is not None and len(doc.embedding) != dimension:
                 failures.append(
                     ItemFailure(

@@ -4,7 +4,8 @@ version (DESIGN.md flow 1, invariants I2 and I4).
 A batch of jobs is reconciled in three phases so that the texts of every job in the batch reach
 the embedder together: plan (read the source once per doc, chunk, diff against the ledger),
 embed (only texts this model has not embedded: the ledger and the embedding cache say which),
-apply (pending keys first, then index writes with external versions, deletes, ledger commit).
+apply (pending keys first, then one bulk index write per generation for the whole batch with
+external versions, then each doc's deletes and ledger commit).
 A failure is kept per job, so one bad document never fails the others.
 """
 
@@ -41,10 +42,12 @@ from dynembed.core.ports import (
     LedgerEntry,
     Registry,
     SourceReader,
+    WriteReport,
 )
 from dynembed.core.schema import ItemState, SourceSchema
 from dynembed.core.telemetry import Telemetry
 from dynembed.core.versioning import WriteRank, external_version
+from dynembed.index.errors import BulkWriteError
 from dynembed.sync.chunking import chunker_for
 
 EmbedderFactory = Callable[[ModelSpec], Embedder]
@@ -102,6 +105,17 @@ class Plan:
     """Vectors of ``to_rewrite`` chunks, read from the index."""
     problem: MalformedRecordError | None = None
     """The current item is malformed: its chunks are deleted and the job fails with this."""
+    indexed_at: float = 0.0
+    """When its chunk documents were made (``begin``): their ``indexed_at`` and the ledger's."""
+
+
+@dataclass
+class _Write:
+    """A begun write: the job it belongs to, its plan, and the chunk documents to index."""
+
+    outcome: JobOutcome
+    plan: Plan
+    docs: list[ChunkDocument]
 
 
 @dataclass
@@ -183,14 +197,10 @@ class Reconciler:
                 if outcome.ok and any(p.to_embed for p in outcome.plans):
                     outcome.error = exc
             vectors = {}
-        for outcome in outcomes:
+        ready = [o for o in outcomes if o.ok]
+        self._apply(ready, vectors)
+        for outcome in ready:
             if not outcome.ok:
-                continue
-            try:
-                for plan in outcome.plans:
-                    self._apply(plan, vectors)
-            except Exception as exc:
-                outcome.error = exc
                 continue
             problem = next((p.problem for p in outcome.plans if p.problem is not None), None)
             if problem is not None:
@@ -417,34 +427,88 @@ class Reconciler:
         return vectors
 
     # ---- apply --------------------------------------------------------------------------------
-    def _apply(self, plan: Plan, vectors: dict[tuple[str, str], list[float]]) -> None:
+    # ---- apply --------------------------------------------------------------------------------
+    def _apply(self, outcomes: Sequence[JobOutcome], vectors: dict[tuple[str, str], list[float]]) -> None:
+        """Pending keys first for every write (``begin``), then one bulk write per index for the
+        whole batch, then each doc's obsolete chunks and its commit. A doc whose step fails
+        fails its own job only; the pending keys already in the ledger cover a crash anywhere
+        between (invariant I4)."""
+        writes: list[_Write] = []
+        for outcome in outcomes:
+            try:
+                for plan in outcome.plans:
+                    docs = self._begin(plan, vectors)
+                    if docs is not None:
+                        writes.append(_Write(outcome, plan, docs))
+            except Exception as exc:
+                outcome.error = exc
+        writes = [w for w in writes if w.outcome.ok]  # a job that failed is retried whole
+        self._write_chunks(writes)
+        for write in writes:
+            if not write.outcome.ok:
+                continue
+            try:
+                self._finish(write.plan)
+            except Exception as exc:
+                write.outcome.error = exc
+
+    def _begin(self, plan: Plan, vectors: dict[tuple[str, str], list[float]]) -> list[ChunkDocument] | None:
+        """Skips and deletes are done here; a write is begun and returns its chunk documents
+        (None when a newer version is already committed)."""
         doc_id, gen = plan.job.doc_id, plan.generation
         if plan.action == "skip":
-            unchanged = len(plan.chunks)
-            self.telemetry.count(METRICS.embeddings_skipped, unchanged)
-            return
+            self.telemetry.count(METRICS.embeddings_skipped, len(plan.chunks))
+            return None
         if plan.action == "delete":
             self._delete(plan)
-            return
-
-        new_keys = [c.key for c in plan.to_embed]
+            return None
         try:
-            self.ledger.begin(doc_id, gen.id, new_keys, plan.version)
+            self.ledger.begin(doc_id, gen.id, [c.key for c in plan.to_embed], plan.version)
         except VersionConflictError:
             self.telemetry.count(METRICS.version_conflicts)
-            return  # a newer version is already committed; nothing to do here
-        now = self.clock()
+            return None  # a newer version is already committed; nothing to do here
+        plan.indexed_at = now = self.clock()
         docs = [
             self._document(plan, c, vectors[(gen.model.model_id, c.content_hash)], now) for c in plan.to_embed
         ]
         for chunk in plan.to_rewrite:
             docs.append(self._document(plan, chunk, plan.stored_vectors[chunk.key], now))
         self.telemetry.count(METRICS.embeddings_skipped, len(plan.chunks) - len(plan.to_embed))
-        report = self.index.write_chunks(
-            gen.index_name, docs, [external_version(plan.version, WriteRank.CONTENT)] * len(docs)
-        )
-        self.telemetry.count(METRICS.chunks_written, report.written)
-        self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+        return docs
+
+    def _write_chunks(self, writes: Sequence[_Write]) -> None:
+        """One ``write_chunks`` per index for every begun write: a failed item fails the job of
+        its doc, a failed request every job in it."""
+        by_index: dict[str, list[_Write]] = {}
+        for write in writes:
+            if write.docs:
+                by_index.setdefault(write.plan.generation.index_name, []).append(write)
+        for index_name, group in by_index.items():
+            docs = [doc for w in group for doc in w.docs]
+            versions = [external_version(w.plan.version, WriteRank.CONTENT) for w in group for _ in w.docs]
+            try:
+                report = self.index.write_chunks(index_name, docs, versions)
+            except BulkWriteError as exc:
+                report = exc.report
+                for write in group:
+                    mine = {doc.id for doc in write.docs}
+                    failures = [f for f in exc.failures if f.chunk_id in mine]
+                    if failures:
+                        write.outcome.error = BulkWriteError(
+                            index_name, "write_chunks", failures, WriteReport()
+                        )
+            except Exception as exc:
+                for write in group:
+                    write.outcome.error = exc
+                continue
+            self.telemetry.count(METRICS.chunks_written, report.written)
+            self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+
+    def _finish(self, plan: Plan) -> None:
+        """A written doc's obsolete chunks go, then its ledger commit (or, on a lost race, the
+        clean-up of what only this run wrote)."""
+        doc_id, gen = plan.job.doc_id, plan.generation
+        now = plan.indexed_at
         if plan.obsolete:
             deleted = self.index.delete_chunks(
                 gen.index_name,
@@ -455,6 +519,7 @@ class Reconciler:
             )
             self.telemetry.count(METRICS.chunks_deleted, deleted.deleted)
             self.telemetry.count(METRICS.version_conflicts, deleted.conflicts)
+        new_keys = [c.key for c in plan.to_embed]
         try:
             self.ledger.commit(
                 LedgerEntry(
