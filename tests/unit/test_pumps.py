@@ -119,16 +119,7 @@ def test_function_error_bisects_then_sends_the_poison_record_to_the_failure_dest
 
 
 def test_sqs_partial_failures_come_back_and_successes_are_deleted() -> None:
-    sqs = FakeSqs()
-    sqs.messages = [
-        {
-            "MessageId": f"m{i}",
-            "ReceiptHandle": f"r{i}",
-            "Body": "{}",
-            "Attributes": {"ApproximateReceiveCount": "0"},
-        }
-        for i in range(3)
-    ]
+    sqs = _queued(3)
     attempts: list[int] = []
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
