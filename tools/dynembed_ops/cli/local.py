@@ -66,6 +66,19 @@ def demo(
         candidate_oversample,
     )
     changes_settings = retrieval.hybrid or vectors.quantized
+    given = [
+        name
+        for name, value in (
+            ("--candidate-retrieval", candidate_retrieval),
+            ("--candidate-fusion", candidate_fusion),
+            ("--candidate-lexical-weight", candidate_lexical_weight),
+            ("--candidate-precision", candidate_precision),
+            ("--candidate-oversample", candidate_oversample),
+        )
+        if value is not None
+    ]
+    if candidate_model is not None and candidate_model.lower() == "none" and given:
+        raise ValueError(f"--candidate-model none skips the rebuild, so {', '.join(given)} would do nothing")
     if candidate_model is None:
         candidate_model = baseline_model if changes_settings else "minilm"
     options = DemoOptions(
