@@ -445,6 +445,7 @@ class Reconciler:
         )
         self.telemetry.count(METRICS.chunks_written, report.written)
         self.telemetry.count(METRICS.version_conflicts, report.conflicts)
+        survivors: set[str] = set()
         if plan.obsolete:
             deleted = self.index.delete_chunks(
                 gen.index_name,
@@ -455,6 +456,12 @@ class Reconciler:
             )
             self.telemetry.count(METRICS.chunks_deleted, deleted.deleted)
             self.telemetry.count(METRICS.version_conflicts, deleted.conflicts)
+            if deleted.conflicts:
+                # Written above this version (a crashed write of a version the source went
+                # back from): the delete cannot take them, so they stay pending in the ledger,
+                # where patches, hiding and the audit still find them; a write above their
+                # version removes them.
+                survivors = surviving_keys(self.index, gen.index_name, doc_id, plan.obsolete)
         try:
             self.ledger.commit(
                 LedgerEntry(
@@ -462,7 +469,7 @@ class Reconciler:
                     generation=gen.id,
                     source_version=plan.version,
                     chunk_keys=[c.key for c in plan.chunks],
-                    pending_keys=sorted(set(new_keys) | set(plan.obsolete)),
+                    pending_keys=sorted((set(new_keys) | set(plan.obsolete)) - survivors),
                     attrs_hash=plan.attrs_digest,
                     state="committed",
                     source_updated_at=plan.source_updated_at,
