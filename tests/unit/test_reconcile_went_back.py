@@ -45,3 +45,28 @@ def test_a_revocation_after_the_source_went_back_reaches_every_chunk_I3() -> Non
     assert "c" not in h.readable_by("bob")
     h.run()
     assert h.access_violations() == []
+
+
+def test_a_committed_chunk_patched_above_the_version_the_source_went_back_to_stays_accounted() -> None:
+    # GIVEN a doc whose committed chunk was patched at v3 (the ledger still at v1), and a v1
+    # reconcile of the item after the source went back to v1 with another text
+    h = Harness()
+    h.write("c", body=paragraphs("red", size=12), acl=["public"])
+    h.run()
+    h.write("c", category="x")  # v2: a metadata patch
+    h.write("c", body=paragraphs("red", "red", size=12))  # v3: the patch half of it lands now
+    stale_jobs = h.classify()
+    h.put("c", {"version": 1, "acl": ["public"], "body": paragraphs("blue", size=12)})
+    h.records.clear()
+    h.queue.sent.clear()
+    from dynembed.core.models import ReconcileJob
+
+    assert h.sync([ReconcileJob(doc_id="c", min_source_version=1)])[0].ok
+    # THEN the chunk its delete could not take is still in the ledger, and a revocation reaches it
+    entry = h.ledger.get("c", "g1")
+    assert entry is not None
+    indexed = {c["chunk_key"] for c in h.indexed().values() if c["doc_id"] == "c"}
+    assert indexed <= set(entry.chunk_keys) | set(entry.pending_keys)
+    h.write("c", acl=["staff"])
+    h.classify()
+    assert h.access_violations() == [], stale_jobs

@@ -457,10 +457,9 @@ class Reconciler:
             self.telemetry.count(METRICS.chunks_deleted, deleted.deleted)
             self.telemetry.count(METRICS.version_conflicts, deleted.conflicts)
             if deleted.conflicts:
-                # Written above this version (a crashed write of a version the source went
-                # back from): the delete cannot take them, so they stay pending in the ledger,
-                # where patches, hiding and the audit still find them; a write above their
-                # version removes them.
+                # Written or patched above this version (the source went back below them):
+                # the delete cannot take them, so the ledger keeps them, where patches, hiding
+                # and the audit still find them; a write above their version removes them.
                 survivors = surviving_keys(self.index, gen.index_name, doc_id, plan.obsolete)
         try:
             self.ledger.commit(
@@ -468,8 +467,8 @@ class Reconciler:
                     doc_id=doc_id,
                     generation=gen.id,
                     source_version=plan.version,
-                    chunk_keys=[c.key for c in plan.chunks],
-                    pending_keys=sorted((set(new_keys) | set(plan.obsolete)) - survivors),
+                    chunk_keys=[c.key for c in plan.chunks] + sorted(survivors),
+                    pending_keys=sorted(set(new_keys) | set(plan.obsolete)),
                     attrs_hash=plan.attrs_digest,
                     state="committed",
                     source_updated_at=plan.source_updated_at,
