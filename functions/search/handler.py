@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from dynembed.core.errors import AccessDeniedError, UnknownGenerationError
+from dynembed.core.errors import AccessDeniedError, GenerationNotSearchableError, UnknownGenerationError
 from dynembed.core.observability import logger, metrics, tracer
 from dynembed.query.identity import ClaimsMapping, MissingIdentityError, identity_from_request_context
 from dynembed.query.request import ApiSearchBody, SearchRequest
@@ -79,6 +79,8 @@ def _api(event: dict[str, Any], svc: Services) -> dict[str, Any]:
         return _http(403, {"message": str(exc)})
     except UnknownGenerationError as exc:
         return _http(404, {"message": str(exc)})
+    except GenerationNotSearchableError as exc:  # failed, rejected, retired: the caller's mistake
+        return _http(409, {"message": str(exc)})
     except ValueError as exc:  # empty text, a bad metadata filter
         return _http(400, {"message": str(exc)})
     return _http(200, asdict(response))

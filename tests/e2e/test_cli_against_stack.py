@@ -156,3 +156,32 @@ def test_commands_find_the_stack_from_a_folder_below_it(
     result = CliRunner().invoke(app, ["generations", "--json"])
     assert result.exit_code == 0, result.output
     assert "g-cli" in [g["id"] for g in json.loads(result.stdout)]
+
+
+def test_dlq_and_audit_say_how_many_there_are_beyond_what_they_list(
+    cli: CliRunner, stack: LocalStack
+) -> None:
+    # GIVEN two more malformed items (the listing used to be titled with the number it showed,
+    # capped at 100, and the audit table never mentioned malformed items: only --json did)
+    assert stack.info is not None
+    raw = boto3.client("dynamodb", endpoint_url=stack.info.aws_url, region_name=stack.info.region)
+    for name in ("poison-map", "poison-num"):
+        raw.put_item(
+            TableName=stack.services().settings.source_table,
+            Item={"doc_id": {"S": name}, "version": {"N": "1"}, "body": {"S": "x"}, "acl": {"N": "7"}},
+        )
+    stack.drain()
+    total = json.loads(cli.invoke(app, ["status", "--json"]).stdout)["stream_failures"]["visible"]
+    assert total >= 2
+    # WHEN dlq lists one of them
+    listed = cli.invoke(app, ["dlq", "--limit", "1"])
+    assert listed.exit_code == 0, listed.output
+    # THEN its title says how many there are; --json says so too
+    assert f"1 of {total} parked stream records" in listed.output
+    data = json.loads(cli.invoke(app, ["dlq", "--limit", "1", "--json"]).stdout)
+    assert len(data["stream_failures"]) == 1 and data["stream_failures_total"] == total
+    # AND the audit's table names the malformed items with a reason each
+    audit = cli.invoke(app, ["audit"])
+    assert audit.exit_code == 0, audit.output
+    assert "malformed source items" in audit.output and "poison-map" in audit.output
+    assert "access attribute 'acl'" in audit.output

@@ -56,3 +56,17 @@ def test_malformed_corpus_line_is_named(tmp_path: Path) -> None:
     corpus.write_text('{"doc_id": "a", "body": "x"}\n\n{"doc_id": "b", "body": \n')
     with pytest.raises(ConfigError, match=r"corpus.jsonl:3: not valid JSON"):
         list(read_jsonl(corpus))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--candidate-retrieval", "hybrid"], ["--candidate-precision", "binary"]],
+    ids=["hybrid", "binary"],
+)
+def test_demo_candidate_settings_without_a_candidate_are_refused(
+    runner: CliRunner, option: list[str]
+) -> None:
+    # `--candidate-model none` skips the rebuild: the candidate's settings were silently dropped
+    # and the whole demo ran without the candidate asked for.
+    result = runner.invoke(app, ["demo", "--candidate-model", "none", *option])
+    _one_line_error(result, "--candidate-model none")

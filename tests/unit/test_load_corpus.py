@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dynembed.core.errors import ConfigError, MalformedRecordError
 from dynembed.core.schema import SourceSchema
 from dynembed_ops.source_app import SHOWN_PROBLEMS, CorpusError, SourceApp, check_corpus
 
@@ -23,9 +26,16 @@ SCHEMA = SourceSchema(metadata_attributes=("category",))
 
 @dataclass
 class RecordingTable:
-    """The part of a boto3 Table that ``SourceApp.load`` uses, remembering every put."""
+    """The part of a boto3 Table that ``SourceApp`` uses, remembering every put; ``items`` are
+    what the table already holds."""
 
     puts: list[dict[str, Any]] = field(default_factory=list)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    name: str = "source"
+
+    @property
+    def meta(self) -> Any:
+        return SimpleNamespace(client=self)
 
     @contextmanager
     def batch_writer(self) -> Any:
@@ -33,6 +43,18 @@ class RecordingTable:
 
     def put_item(self, Item: dict[str, Any]) -> None:  # boto3 names it Item
         self.puts.append(Item)
+        self.items[Item["doc_id"]] = Item
+
+    def get_item(self, Key: dict[str, Any], ConsistentRead: bool = False) -> dict[str, Any]:
+        item = self.items.get(Key["doc_id"])
+        return {"Item": item} if item is not None else {}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        # The resource's client: plain keys in, plain items out (it serializes for us).
+        (request,) = RequestItems.values()
+        assert len(request["Keys"]) <= 100
+        found = [self.items[key["doc_id"]] for key in request["Keys"] if key["doc_id"] in self.items]
+        return {"Responses": {self.name: [dict(i, version=Decimal(i["version"])) for i in found]}}
 
 
 def _corpus(tmp_path: Path, *lines: str) -> Path:
@@ -112,6 +134,21 @@ def test_a_good_corpus_is_written_with_defaults_and_first_versions(tmp_path: Pat
     assert "updated_at" in first
 
 
+def test_reloading_a_corpus_bumps_the_versions_of_docs_already_in_the_table(tmp_path: Path) -> None:
+    # GIVEN docs already in the table (one at version 5), and a corpus of them without versions
+    table = RecordingTable(items={"a": {"doc_id": "a", "version": 5, "body": "old"}})
+    table.items.update({f"old{i}": {"doc_id": f"old{i}", "version": 1, "body": "x"} for i in range(150)})
+    lines = [_good("a"), _good("new"), json.dumps({"doc_id": "b", "body": "numbered", "version": 7})]
+    path = _corpus(tmp_path, *lines, *[_good(f"old{i}") for i in range(150)])
+    # WHEN it is loaded again (the old load wrote version 1 over each: the version went back or
+    # stayed, so every doc whose ACL changed was hidden until its next change)
+    SourceApp(table, SCHEMA).load(path)
+    versions = {item["doc_id"]: item["version"] for item in table.puts}
+    # THEN a doc already there gets its version + 1, a new one 1, and an explicit version stays
+    assert (versions["a"], versions["new"], versions["b"]) == (6, 1, 7)
+    assert {versions[f"old{i}"] for i in range(150)} == {2}
+
+
 def test_a_numeric_id_is_refused_like_any_wrong_type(tmp_path: Path) -> None:
     # The id's type rule is the schema's (strict attribute types, one place): ids are strings.
     path = _corpus(tmp_path, json.dumps({"doc_id": 42, "body": "numbered", "version": 7}))
@@ -147,3 +184,69 @@ def test_reported_lines_are_exactly_the_bad_ones(
     with pytest.raises(CorpusError) as raised:
         check_corpus(SCHEMA, path)
     assert sorted({p.line for p in raised.value.problems}) == bad
+
+
+EXAMPLE = SourceSchema(
+    access_attributes=("acl_groups", "acl_users"),
+    tenant_attribute="tenant",
+    metadata_attributes=("category",),
+)
+
+
+def test_put_writes_the_attributes_the_schema_reads() -> None:
+    # `dynembed put --acl alice` used to write `acl`, which this schema does not read: the doc
+    # was indexed with no principal at all, and alice could not find her own doc.
+    table = RecordingTable()
+    app = SourceApp(table, EXAMPLE)
+    item = app.put(app.document("d1", body="text", title="T", acl=["alice"], tenant="acme"))
+    assert {k: item[k] for k in ("doc_id", "title", "body", "acl_groups", "tenant")} == {
+        "doc_id": "d1",
+        "title": "T",
+        "body": "text",
+        "acl_groups": ["alice"],
+        "tenant": "acme",
+    }
+    assert "acl" not in item
+    assert EXAMPLE.acl_of(item) == ["alice"]
+
+
+def test_put_maps_the_id_content_and_default_acl_to_the_schemas_names() -> None:
+    schema = SourceSchema(
+        id_attribute="pk",
+        content_attributes=("text",),
+        access_attributes=("readers",),
+        public_principal="all",
+    )
+    app = SourceApp(RecordingTable(), schema)
+    item = app.document("d1", body="the body", title="ignored title")
+    assert (item["pk"], item["text"], item["readers"]) == ("d1", "the body", ["all"])
+
+
+def test_put_refuses_what_the_schema_cannot_take_naming_the_attribute() -> None:
+    table = RecordingTable()
+    no_tenant = SourceApp(table, SourceSchema(tenant_attribute=None))
+    with pytest.raises(ConfigError, match="no tenant attribute"):
+        no_tenant.document("d1", body="x", tenant="acme")
+    app = SourceApp(table, EXAMPLE)
+    with pytest.raises(MalformedRecordError, match=r"doc 'd1'.*acl_groups.*empty principal"):
+        app.put(app.document("d1", body="x", acl=[""]))
+    assert table.puts == []
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [SCHEMA, EXAMPLE, EXAMPLE.model_copy(update={"tenant_isolation": True})],
+    ids=["acl", "groups", "iso"],
+)
+def test_the_up_banners_example_is_an_item_the_schema_reads(schema: SourceSchema) -> None:
+    # The banner printed `"acl":{"SS":["public"]}` whatever the schema: with the example schema
+    # the doc was written with no principal the pipeline reads, so the suggested search found nothing.
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from dynembed_ops.cli.local import _example_put
+
+    typed, search = _example_put(schema)
+    item = {k: TypeDeserializer().deserialize(v) for k, v in json.loads(typed).items()}
+    assert schema.problems(item) == []
+    assert schema.acl_of(item) == [schema.public_principal]
+    assert ("--tenant" in search) == schema.tenant_isolation

@@ -189,3 +189,22 @@ def test_direct_invocation_keeps_its_shape_for_trusted_back_ends() -> None:
     assert {r["doc_id"] for r in result["results"]} == {"admins-acme", "public-acme"}
     with pytest.raises(Exception, match="principal"):
         _invoke({"text": "reset password"}, svc)
+
+
+def test_a_generation_that_cannot_be_searched_is_a_409_naming_its_status() -> None:
+    # GIVEN a rejected candidate (it no longer receives changes)
+    from dynembed.rebuild.generations import create, new_generation, reject
+
+    h = _harness()
+    svc = _services(h)
+    gen = new_generation(h.embedder.spec, h.chunker, h.index_prefix, generation_id="g-rejected")
+    create(h.registry, h.index, gen)
+    reject(h.registry, "g-rejected", "nDCG fell")
+    # WHEN an API caller asks for it by name (the error escaped the handler: a 500, and the
+    # function's Errors alarm fired on a caller's mistake)
+    event = _with_body(load_event("search_api_jwt"), {"text": "reset password", "generation": "g-rejected"})
+    response = _invoke(event, svc)
+    # THEN a 409 names the generation and its status; nothing is searched
+    assert response["statusCode"] == 409, response
+    message = json.loads(response["body"])["message"]
+    assert "g-rejected" in message and "rejected" in message

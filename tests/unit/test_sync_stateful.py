@@ -220,6 +220,25 @@ def _view(h: Harness, item: dict[str, Any] | None) -> Any:
     )
 
 
+class IsolatedSyncMachine(SyncMachine):
+    """The same machine on a schema that isolates tenants: docs carry a tenant, move between
+    tenants, and lose it (an item without a tenant is malformed there, so it must be hidden)."""
+
+    def make_harness(self) -> Harness:
+        return Harness(schema=Harness().schema.model_copy(update={"tenant_isolation": True}))
+
+    @rule(doc=DOCS, words=WORDS, acl=ACLS, tenant=st.sampled_from(["acme", "globex"]))
+    def write_content(self, doc: str, words: list[str], acl: list[str], tenant: str) -> None:
+        created = {} if doc in self.h.source.items else {"acl": acl, "tenant": tenant}
+        self._changed(doc, lambda: self.h.write(doc, body=paragraphs(*words, size=12), **created))
+
+    @rule(doc=DOCS, tenant=st.sampled_from(["acme", "globex", None]))
+    def change_tenant(self, doc: str, tenant: str | None) -> None:
+        """A move to another tenant, or a write that drops the tenant (malformed here)."""
+        if doc in self.h.source.items:
+            self._changed(doc, lambda: self.h.write(doc, tenant=tenant))
+
+
 SyncMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("DYNEMBED_STATEFUL_EXAMPLES", "200")),
     stateful_step_count=30,
@@ -227,3 +246,10 @@ SyncMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestSync = SyncMachine.TestCase
+IsolatedSyncMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("DYNEMBED_STATEFUL_EXAMPLES", "200")) // 4 or 1,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestIsolatedSync = IsolatedSyncMachine.TestCase

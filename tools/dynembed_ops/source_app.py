@@ -3,6 +3,7 @@ CLI (`load`, `put`, `delete`), the demo and the benchmarks. Every write bumps th
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import time
@@ -101,7 +102,16 @@ def check_corpus(
     listing every bad line. Items are read through the schema's accessors (the rules the
     pipeline applies to a stream image) and DynamoDB's serializer, so nothing that would fail
     later, mid-write or in classify, gets written."""
+    return _checked_corpus(schema, path, defaults)[0]
+
+
+def _checked_corpus(
+    schema: SourceSchema, path: str | Path, defaults: Mapping[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """``check_corpus``'s items, and the ids of those whose line gave no version (written at 1
+    unless the doc is already in the table: ``SourceApp.load`` keeps counting from there)."""
     items: list[dict[str, Any]] = []
+    unversioned: set[str] = set()
     problems: list[LineProblem] = []
     bad_lines = 0
     first_line: dict[str, int] = {}
@@ -109,7 +119,8 @@ def check_corpus(
         if doc is None:
             found = [LineProblem(number, None, None, str(problem))]
         else:
-            item = _item_of(schema, {**(defaults or {}), **doc})
+            merged = {**(defaults or {}), **doc}
+            item = _item_of(schema, merged)
             doc_id, found = _item_problems(schema, number, item)
             if doc_id is not None and doc_id in first_line:
                 duplicate = f"duplicate of line {first_line[doc_id]}"
@@ -117,13 +128,15 @@ def check_corpus(
             elif doc_id is not None:
                 first_line[doc_id] = number
                 item[schema.id_attribute] = doc_id  # the key as the table stores it: a string
+                if merged.get(schema.version_attribute) is None:
+                    unversioned.add(doc_id)
             items.append(item)
         if found:
             bad_lines += 1
             problems += found[: max(0, KEPT_PROBLEMS - len(problems))]
     if bad_lines:
         raise CorpusError(path, problems, bad_lines)
-    return items
+    return items, unversioned
 
 
 def _item_of(schema: SourceSchema, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,6 +204,37 @@ def _reason(exc: Exception, doc_id: str | None) -> str:
     return text.removeprefix(f"doc {doc_id!r}: ") if doc_id is not None else text
 
 
+def document_for(
+    schema: SourceSchema,
+    doc_id: str,
+    *,
+    body: str,
+    title: str | None = None,
+    acl: list[str] | None = None,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """A doc with the attributes the schema reads (``dynembed put``): the id, the title in
+    the first content attribute and the body in the second (a single content attribute
+    takes the body), the ACL in the first access attribute (default: the public principal),
+    the tenant in the tenant attribute."""
+    doc: dict[str, Any] = {schema.id_attribute: doc_id}
+    content = schema.content_attributes
+    if len(content) >= 2:
+        doc[content[0]] = title or doc_id
+        doc[content[1]] = body
+    else:
+        doc[content[0]] = body
+    if schema.access_attributes:
+        doc[schema.access_attributes[0]] = list(acl) if acl is not None else [schema.public_principal]
+    elif acl is not None:
+        raise ConfigError("the source schema has no access attribute to put an ACL in")
+    if tenant is not None:
+        if not schema.tenant_attribute:
+            raise ConfigError("the source schema has no tenant attribute to put a tenant in")
+        doc[schema.tenant_attribute] = tenant
+    return doc
+
+
 @dataclass
 class SourceApp:
     """Writes documents the way a source application would, through the real DynamoDB API."""
@@ -204,9 +248,23 @@ class SourceApp:
         item = self.table.get_item(Key={self.schema.id_attribute: doc_id}, ConsistentRead=True).get("Item")
         return int(item[self.schema.version_attribute]) + 1 if item else int(time.time() * 1000)
 
+    def document(
+        self,
+        doc_id: str,
+        *,
+        body: str,
+        title: str | None = None,
+        acl: list[str] | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """``document_for`` this app's schema."""
+        return document_for(self.schema, doc_id, body=body, title=title, acl=acl, tenant=tenant)
+
     def put(
         self, doc: Mapping[str, Any], version: int | None = None, now: float | None = None
     ) -> dict[str, Any]:
+        """Write the doc at the next version; an item the schema would refuse is not written (the
+        error names the doc and the attribute)."""
         doc_id = str(doc.get(self.schema.id_attribute) or "")
         if not doc_id:
             raise ConfigError(f"document has no {self.schema.id_attribute!r}")
@@ -219,6 +277,7 @@ class SourceApp:
             item[self.schema.updated_at_attribute] = Decimal(
                 str(round(now if now is not None else time.time(), 3))
             )
+        self.schema.validate_item(item, doc_id)
         self.table.put_item(Item=item)
         return item
 
@@ -248,7 +307,12 @@ class SourceApp:
     def load(self, path: str | Path, defaults: Mapping[str, Any] | None = None) -> int:
         """Load a JSONL corpus (one document per line). Every line is checked first; with any
         bad line, ``CorpusError`` lists them all and nothing is written."""
-        items = check_corpus(self.schema, path, defaults)
+        items, unversioned = _checked_corpus(self.schema, path, defaults)
+        current = self._versions_of(sorted(unversioned))
+        for item in items:
+            doc_id = item[self.schema.id_attribute]
+            if doc_id in current:  # already in the table: keep counting (a version that went
+                item[self.schema.version_attribute] = current[doc_id] + 1  # back would hide it)
         with self.table.batch_writer() as batch:
             now = time.time()
             for item in items:
@@ -256,6 +320,28 @@ class SourceApp:
                     item[self.schema.updated_at_attribute] = Decimal(str(round(now, 3)))
                 batch.put_item(Item=item)
         return len(items)
+
+    def _versions_of(self, doc_ids: list[str]) -> dict[str, int]:
+        """The current version of each of ``doc_ids`` the table holds (100 per request; the
+        resource's client takes and gives plain values)."""
+        client, id_attr, attr = (
+            self.table.meta.client,
+            self.schema.id_attribute,
+            self.schema.version_attribute,
+        )
+        found: dict[str, int] = {}
+        for start in range(0, len(doc_ids), 100):
+            keys = [{id_attr: d} for d in doc_ids[start : start + 100]]
+            request: dict[str, Any] = {self.table.name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = client.batch_get_item(RequestItems=request)
+                for row in response.get("Responses", {}).get(self.table.name, []):
+                    version = row.get(attr)
+                    if isinstance(row.get(id_attr), str) and isinstance(version, int | Decimal):
+                        with contextlib.suppress(ArithmeticError, ValueError, OverflowError):
+                            found[row[id_attr]] = int(version)
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
 
 def _dynamo_value(value: Any) -> Any:

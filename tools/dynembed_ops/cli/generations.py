@@ -102,7 +102,7 @@ def rebuild(
 
     if (queries is None) != (qrels is None):
         raise ValueError("--queries and --qrels go together")
-    payload: dict[str, Any] = json.loads(input_file.read_text()) if input_file else {}
+    payload: dict[str, Any] = _read_input(input_file) if input_file else {}
     payload["model"] = model
     chunker = dict(payload.get("chunker") or {})
     for field, value in (
@@ -134,8 +134,10 @@ def rebuild(
     execution = start_rebuild(sfn, _machine(sfn), payload)
     gen_id = payload["generation_id"]
     if not wait:
-        if not emit({"execution_arn": execution, "generation_id": gen_id}, as_json):
-            console.print(f"rebuild started: generation [bold]{gen_id}[/]\nexecution {execution}")
+        accepted = _accepted(sfn, execution, timeout_s=30.0)  # a refused input is an error here
+        if not emit({"execution_arn": execution, "generation_id": gen_id, "accepted": accepted}, as_json):
+            state = "started" if accepted else "started (still validating its input)"
+            console.print(f"rebuild {state}: generation [bold]{gen_id}[/]\nexecution {execution}")
         return
     try:
         with console.status(f"rebuilding {gen_id}") as status:
@@ -153,6 +155,45 @@ def rebuild(
     if emit(output, as_json):
         return
     _print_outcome(output)
+
+
+def _read_input(path: Path) -> dict[str, Any]:
+    """A rebuild input file: a JSON object, or an error naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"rebuild input {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"rebuild input {path} must hold an object (see events/rebuild_input.json)")
+    return data
+
+
+_VALIDATION_STATES = frozenset({"Validate", "InvalidInput"})
+
+
+def _accepted(sfn: Any, execution: str, timeout_s: float, poll_s: float = 0.5) -> bool:
+    """Wait until the execution is past its Validate state: True once it is, False if it is
+    still validating at the deadline; a refused input (the execution failed) raises with the
+    workflow's reason, since no generation was registered to say so."""
+    from dynembed_ops.local.stepfunctions import wait_for_execution
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = sfn.describe_execution(executionArn=execution)["status"]
+        if status != "RUNNING":
+            wait_for_execution(sfn, execution, timeout_s=0)  # raises with the cause unless it succeeded
+            return True
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        entered = {
+            (e.get("stateEnteredEventDetails") or {}).get("name")
+            for e in events
+            if e["type"].endswith("StateEntered")
+        }
+        if entered - _VALIDATION_STATES - {None}:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
 
 
 def _print_estimate(config: Any, as_json: bool) -> None:

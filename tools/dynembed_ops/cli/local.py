@@ -66,6 +66,19 @@ def demo(
         candidate_oversample,
     )
     changes_settings = retrieval.hybrid or vectors.quantized
+    given = [
+        name
+        for name, value in (
+            ("--candidate-retrieval", candidate_retrieval),
+            ("--candidate-fusion", candidate_fusion),
+            ("--candidate-lexical-weight", candidate_lexical_weight),
+            ("--candidate-precision", candidate_precision),
+            ("--candidate-oversample", candidate_oversample),
+        )
+        if value is not None
+    ]
+    if candidate_model is not None and candidate_model.lower() == "none" and given:
+        raise ValueError(f"--candidate-model none skips the rebuild, so {', '.join(given)} would do nothing")
     if candidate_model is None:
         candidate_model = baseline_model if changes_settings else "minilm"
     options = DemoOptions(
@@ -177,12 +190,12 @@ def up(
                 f"state kept in {data_dir}: the source table and the generation registry, written as they "
                 "change; indexes are rebuilt from them at start"
             )
+        example, search_hint = _example_put(svc.schema)
         console.print(
             f"try: aws dynamodb put-item --endpoint-url {stack.info.aws_url} --region {stack.info.region} "
-            f'--table-name {svc.settings.source_table} --item \'{{"doc_id":{{"S":"hello"}},"version":{{"N":"1"}},'
-            f'"title":{{"S":"Hello"}},"body":{{"S":"dynembed keeps embeddings fresh"}},"acl":{{"SS":["public"]}}}}\''
+            f"--table-name {svc.settings.source_table} --item '{example}'"
         )
-        console.print('then: dynembed search "fresh embeddings" --as public        (Ctrl-C to stop)')
+        console.print(f"then: {search_hint}        (Ctrl-C to stop)")
         stack.run_forever(telemetry_file=state_dir / TELEMETRY_FILE_NAME)
     except KeyboardInterrupt:
         pass
@@ -251,6 +264,22 @@ def load(
         console.print(f"loaded {count} documents into {svc.settings.source_table}")
 
 
+def _example_put(schema: Any) -> tuple[str, str]:
+    """The `up` banner's example: an item in the stack schema's own attribute names (typed
+    JSON for the AWS CLI), and the search that finds it."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    from dynembed_ops.source_app import document_for
+
+    tenant = "demo" if schema.tenant_isolation else None
+    doc = document_for(schema, "hello", body="dynembed keeps embeddings fresh", title="Hello", tenant=tenant)
+    doc[schema.version_attribute] = 1
+    serializer = TypeSerializer()
+    typed = json.dumps({k: serializer.serialize(v) for k, v in doc.items()}, separators=(",", ":"))
+    search = f'dynembed search "fresh embeddings" --as {schema.public_principal}'
+    return typed, search + (f" --tenant {tenant}" if tenant else "")
+
+
 @commands.command()
 @friendly
 def put(
@@ -266,9 +295,8 @@ def put(
     from dynembed.core.schema import to_plain
 
     svc = connect()
-    item = source_app_for(svc).put(
-        {"doc_id": doc_id, "title": title or doc_id, "body": body, "acl": acl or ["public"], "tenant": tenant}
-    )
+    app = source_app_for(svc)  # the attributes the stack's schema reads, checked before writing
+    item = app.put(app.document(doc_id, body=body, title=title or None, acl=acl or None, tenant=tenant))
     if not emit(to_plain(item), as_json):
         console.print(f"put {doc_id} version {item[svc.schema.version_attribute]}")
 

@@ -208,6 +208,13 @@ def audit(
             str(g.duplicate_chunks),
         )
     console.print(table)
+    if report.malformed_items:
+        # Counted, hidden and never served; the audit carried on past them.
+        console.print(f"malformed source items (not served): {report.malformed_items}")
+        for example in report.malformed_examples:
+            console.print(f"  {escape(example)}")
+        if report.malformed_items > len(report.malformed_examples):
+            console.print(f"  ... and {report.malformed_items - len(report.malformed_examples)} more")
     if repair:
         console.print(
             f"repairs enqueued: {report.repairs_enqueued}, stray chunks deleted: {report.orphans_deleted}"
@@ -245,25 +252,43 @@ def reprocess(doc_id: str, as_json: JsonFlag = False) -> None:
 
 @dlq_commands.callback()
 @friendly
-def dlq(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def dlq(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="List at most this many of each", min=1)] = 100,
+    as_json: JsonFlag = False,
+) -> None:
     """List dead-lettered jobs and parked stream records, with their reasons (nothing consumed)."""
     if ctx.invoked_subcommand is not None:
         return
-    from dynembed_ops.ops import peek_dead_letters, peek_stream_failures
+    from dynembed_ops.ops import peek_dead_letters, peek_stream_failures, queue_depth
 
     svc = connect()
-    letters = peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url)
-    failures = peek_stream_failures(svc.sqs, svc.settings.stream_failures_queue_url)
-    if emit({"jobs": letters, "stream_failures": failures}, as_json):
+    letters = peek_dead_letters(svc.sqs, svc.settings.jobs_dlq_url, limit=limit)
+    failures = peek_stream_failures(svc.sqs, svc.settings.stream_failures_queue_url, limit=limit)
+    # The queues' own counts: a listing stops at --limit, the title must not.
+    jobs_total = max(len(letters), _held(queue_depth(svc.sqs, svc.settings.jobs_dlq_url)))
+    failures_total = max(len(failures), _held(queue_depth(svc.sqs, svc.settings.stream_failures_queue_url)))
+    if emit(
+        {
+            "jobs": letters,
+            "stream_failures": failures,
+            "jobs_total": jobs_total,
+            "stream_failures_total": failures_total,
+        },
+        as_json,
+    ):
         return
-    table = Table(title=f"{len(letters)} dead-lettered jobs", caption="dynembed dlq redrive sends them back")
+    table = Table(
+        title=f"{_shown(len(letters), jobs_total)} dead-lettered jobs",
+        caption="dynembed dlq redrive sends them back",
+    )
     for col in ("doc", "attempts", "reason"):
         table.add_column(col)
     for letter in letters:
         table.add_row(escape(str(letter["doc_id"])), str(letter["attempts"]), escape(letter["reason"]))
     console.print(table)
     table = Table(
-        title=f"{len(failures)} parked stream records",
+        title=f"{_shown(len(failures), failures_total)} parked stream records",
         caption="they cannot succeed as they are: fix the item in the source table and write it again",
     )
     for col in ("doc / records", "event", "reason"):
@@ -272,6 +297,14 @@ def dlq(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         what = failure["doc_id"] or f"{failure.get('records')} records {failure.get('sequence_range')}"
         table.add_row(escape(str(what)), str(failure.get("event") or ""), escape(failure["reason"]))
     console.print(table)
+
+
+def _held(depth: Any) -> int:
+    return int(depth.visible) + int(depth.in_flight)
+
+
+def _shown(listed: int, total: int) -> str:
+    return str(total) if listed >= total else f"{listed} of {total}"
 
 
 @dlq_commands.command("redrive")

@@ -130,8 +130,8 @@ class SourceSchema(BaseModel):
     # ---- reading items -------------------------------------------------------------------
     # Every accessor is strict: an attribute of a type its role does not accept raises
     # MalformedRecordError naming the doc and the attribute (the rules: docs/classification.md,
-    # "Attribute types"). A missing or NULL attribute is absent, never an error, except the id
-    # and the version.
+    # "Attribute types"). A missing or NULL attribute is absent, never an error, except the id,
+    # the version, and the tenant under tenant_isolation.
     def id_of(self, item: dict[str, Any]) -> str:
         """A non-empty string (S) of at most MAX_DOC_ID_BYTES, so every chunk id fits ``_id``."""
         attr = self.id_attribute
@@ -204,8 +204,17 @@ class SourceSchema(BaseModel):
             return None
 
     def tenant_of(self, item: dict[str, Any], doc_id: str | None = None) -> str | None:
-        """A non-empty string (S), or None when the schema or the item has no tenant."""
-        return self._string(item, self.tenant_attribute, "tenant", doc_id)
+        """A non-empty string (S), or None when the schema or the item has no tenant. With
+        ``tenant_isolation`` every item needs one: every search names a tenant, so an item
+        without one could never be read, and is malformed instead of silently unreachable."""
+        tenant = self._string(item, self.tenant_attribute, "tenant", doc_id)
+        if tenant is None and self.tenant_isolation:
+            raise MalformedRecordError(
+                f"missing tenant attribute {self.tenant_attribute!r}: the schema isolates tenants "
+                "(tenant_isolation), so every item needs one",
+                doc_id if doc_id is not None else self.label_of(item),
+            )
+        return tenant
 
     def source_type_of(self, item: dict[str, Any], doc_id: str | None = None) -> str | None:
         return self._string(item, self.source_type_attribute, "source type", doc_id)

@@ -71,14 +71,22 @@ class ScoredSearch:
         self.calls: list[list[tuple[str, float]]] = []
 
     def __call__(self, text: str) -> list[str]:
-        response = self.svc.search(text, self.principal, k=self.k, generation=self.gen.id)
+        # dynembed's own measurement over the whole golden set: across tenants, even where
+        # callers must name theirs (the access filter still applies).
+        response = self.svc.search(
+            text, self.principal, k=self.k, generation=self.gen.id, tenant_isolation=False
+        )
         self.calls.append([(r.doc_id, r.score) for r in response.results])
         return [r.doc_id for r in response.results]
 
     def warm(self, golden: GoldenSet) -> None:
         """One untimed query first, so no generation's latency counts loading its caches."""
         self.svc.search(
-            golden.queries[golden.judged_query_ids[0]], self.principal, k=self.k, generation=self.gen.id
+            golden.queries[golden.judged_query_ids[0]],
+            self.principal,
+            k=self.k,
+            generation=self.gen.id,
+            tenant_isolation=False,
         )
 
     def runs(self, golden: GoldenSet) -> dict[str, list[tuple[str, float]]]:
@@ -254,8 +262,13 @@ def _newest_edits(
             continue
         text = " ".join(t for _, t in schema.content_of(item))[:500]
         probed += 1
-        response = svc.search(
-            text, acl, k=k, generation=generation.id, public_principal=schema.public_principal
+        response = svc.search(  # as its readers search: their principals, its tenant
+            text,
+            acl,
+            k=k,
+            generation=generation.id,
+            public_principal=schema.public_principal,
+            tenant=schema.tenant_of(item),
         )
         if any(r.doc_id == doc_id and r.source_version == state.version for r in response.results):
             found += 1
@@ -279,6 +292,7 @@ def _restricted_leaks(svc: Services, generation: Generation, golden: GoldenSet, 
             k=k,
             generation=generation.id,
             public_principal=public,
+            tenant_isolation=False,
         )
         ids = [chunk_id(r.doc_id, r.chunk_key) for r in response.results]
         stored = svc.index.get_chunks(generation.index_name, ids) if ids else {}

@@ -311,7 +311,7 @@ def _changes_by_action(
             for attr in schema.access_attributes
             if _principals(old.get(attr)) != _principals(new.get(attr))
         )
-    if schema.tenant_attribute and schema.tenant_of(old) != schema.tenant_of(new):
+    if schema.tenant_attribute and _tenant(old, schema) != _tenant(new, schema):
         changes[ChangeKind.ACCESS].add(schema.tenant_attribute)
 
     if _tombstoned(old, schema) != _tombstoned(new, schema):
@@ -319,6 +319,11 @@ def _changes_by_action(
         assert schema.tombstone is not None
         changes[ChangeKind.CONTENT].add(schema.tombstone.attribute)
     return changes
+
+
+def _tenant(image: dict[str, Any], schema: SourceSchema) -> str | None:
+    # {} stands for "no image" (an insert, an unreadable old image): no tenant, not a missing one.
+    return schema.tenant_of(image) if image else None
 
 
 def _ignored_changes(old: dict[str, Any], new: dict[str, Any], read: tuple[str, ...]) -> list[str]:

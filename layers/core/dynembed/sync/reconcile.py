@@ -509,6 +509,7 @@ class Reconciler:
         clean-up of what only this run wrote)."""
         doc_id, gen = plan.job.doc_id, plan.generation
         now = plan.indexed_at
+        survivors: set[str] = set()
         if plan.obsolete:
             deleted = self.index.delete_chunks(
                 gen.index_name,
@@ -519,6 +520,11 @@ class Reconciler:
             )
             self.telemetry.count(METRICS.chunks_deleted, deleted.deleted)
             self.telemetry.count(METRICS.version_conflicts, deleted.conflicts)
+            if deleted.conflicts:
+                # Written or patched above this version (the source went back below them):
+                # the delete cannot take them, so the ledger keeps them, where patches, hiding
+                # and the audit still find them; a write above their version removes them.
+                survivors = surviving_keys(self.index, gen.index_name, doc_id, plan.obsolete)
         new_keys = [c.key for c in plan.to_embed]
         try:
             self.ledger.commit(
@@ -526,7 +532,7 @@ class Reconciler:
                     doc_id=doc_id,
                     generation=gen.id,
                     source_version=plan.version,
-                    chunk_keys=[c.key for c in plan.chunks],
+                    chunk_keys=[c.key for c in plan.chunks] + sorted(survivors),
                     pending_keys=sorted(set(new_keys) | set(plan.obsolete)),
                     attrs_hash=plan.attrs_digest,
                     state="committed",
