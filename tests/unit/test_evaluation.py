@@ -350,6 +350,24 @@ def test_gate_allows_a_drop_of_exactly_max_regression_despite_float_noise() -> N
     assert gate(comparison, {}, GatePolicy()).passed
 
 
+def test_gate_allows_a_smaller_drop_on_a_weak_baseline() -> None:
+    # GIVEN a weak active generation (nDCG 0.094) and a candidate worse on every metric by less
+    # than 0.02 each, which is a fifth of the baseline (an issue 12 probe: binary vectors)
+    comparison = compare(result(q1=(0.076, 0.159, 0.051)), result(q1=(0.094, 0.170, 0.071)))
+    # THEN the relative allowance (10% of each baseline mean) rejects it, naming the share
+    decision = gate(comparison, {}, GatePolicy())
+    assert not decision.passed
+    assert decision.reasons == [
+        "ndcg@10 dropped 0.018 > 0.009 vs active (10% of its 0.094)",
+        "mrr@10 dropped 0.020 > 0.007 vs active (10% of its 0.071)",
+    ]
+    # AND on a strong baseline the absolute allowance still binds: the same drops pass
+    strong = compare(result(q1=(0.662, 0.889, 0.631)), result(q1=(0.68, 0.9, 0.651)))
+    assert gate(strong, {}, GatePolicy()).passed
+    # AND a policy can loosen the share
+    assert gate(comparison, {}, GatePolicy(max_relative_regression=1.0)).passed
+
+
 def test_gate_shows_more_decimals_when_three_would_hide_the_failure() -> None:
     # GIVEN a drop of 0.0204, which prints as 0.020 at three decimals
     comparison = compare(result(q1=(0.4796, 1, 1)), result(q1=(0.5, 1, 1)))

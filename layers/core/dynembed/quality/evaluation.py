@@ -492,6 +492,14 @@ class GatePolicy(BaseModel):
     min_mrr: float = Field(default=0.0, ge=0.0, le=1.0)
     max_regression: float = Field(default=0.02, ge=0.0, le=1.0)
     """Largest allowed drop of each metric's mean against the active generation."""
+    max_relative_regression: float = Field(default=0.10, ge=0.0, le=1.0)
+    """Largest allowed drop as a share of the active generation's mean; the smaller of the two
+    allowances applies, so a weak baseline (nDCG 0.09, where 0.02 would be a fifth of it) cannot
+    be replaced by a candidate that is worse on every metric."""
+
+    def allowed_drop(self, baseline: float) -> float:
+        return min(self.max_regression, self.max_relative_regression * baseline)
+
     require_probes: bool = True
     """Every probe reported must have passed."""
     required_probes: tuple[str, ...] = ()
@@ -545,9 +553,18 @@ def gate(
     else:
         for metric in RETRIEVAL_METRICS:
             drop = -comparison.deltas[metric]
-            if drop > policy.max_regression + _FLOAT_SLACK:
-                shown_drop, shown_max = _distinct(drop, policy.max_regression)
-                reasons.append(f"{metric_label(metric, k)} dropped {shown_drop} > {shown_max} vs active")
+            baseline = comparison.candidate.mean(metric) + drop
+            allowed = policy.allowed_drop(baseline)
+            if drop > allowed + _FLOAT_SLACK:
+                shown_drop, shown_max = _distinct(drop, allowed)
+                relative = (
+                    f" ({policy.max_relative_regression:.0%} of its {baseline:.3f})"
+                    if allowed < policy.max_regression
+                    else ""
+                )
+                reasons.append(
+                    f"{metric_label(metric, k)} dropped {shown_drop} > {shown_max} vs active{relative}"
+                )
     if all(comparison.candidate.mean(metric) == 0 for metric in RETRIEVAL_METRICS):
         # Nothing to compare: a promotion on this evidence would be blind.
         reasons.append(

@@ -20,8 +20,8 @@ stores with it)::
     candidate_metrics, baseline_metrics, deltas
                                 {ndcg: float, recall: float, mrr: float}   (any subset)
     gate_passed: bool, gate_reasons: [str], gate_notes: [str]
-    policy                      {min_ndcg, min_recall, min_mrr, max_regression: float,
-                                 require_probes: bool}
+    policy                      {min_ndcg, min_recall, min_mrr, max_regression,
+                                 max_relative_regression: float, require_probes: bool}
     probes: {name: bool}, probe_details: {name: object}
     coverage                    {docs_indexed: int, docs_in_source: int}
     latency_ms                  {p50, p95, mean: float, samples: int}
@@ -429,6 +429,9 @@ def _gate_section(report: Mapping[str, Any]) -> str:
         ]
         if _num(policy.get("max_regression")) is not None:
             bits.append(f"max regression {_f(_num(policy.get('max_regression')))}")
+        if _num(policy.get("max_relative_regression")) is not None:
+            share = _num(policy.get("max_relative_regression")) or 0.0
+            bits.append(f"and at most {share:.0%} of the active value")
         if isinstance(policy.get("require_probes"), bool):
             bits.append(f"probes required: {'yes' if policy['require_probes'] else 'no'}")
         if bits:

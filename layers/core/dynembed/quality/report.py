@@ -318,7 +318,8 @@ def _render(report: EvaluationReport) -> str:
     lines += [
         "",
         f"Policy: min nDCG {policy.min_ndcg:.3f}, min Recall {policy.min_recall:.3f}, "
-        f"min MRR {policy.min_mrr:.3f}, max regression {policy.max_regression:.3f}, "
+        f"min MRR {policy.min_mrr:.3f}, max regression {policy.max_regression:.3f} "
+        f"(and at most {policy.max_relative_regression:.0%} of the active value), "
         f"probes required: {'yes' if policy.require_probes else 'no'}.",
         "",
         "## Probes",
