@@ -63,6 +63,9 @@ class ConstantEmbedder:
     def embed_query(self, text: str) -> list[float]:
         return [1.0, 0.0]
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
 
 class CountingIndex:
     """The ChunkIndex port, keeping nothing but counts (a million docs' chunks would not fit)."""

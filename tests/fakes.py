@@ -770,6 +770,40 @@ class FaultyIndex:
 
 # Type-checked against the ports: mypy fails here if a fake or an adapter drifts from its
 # Protocol. Never called.
+class FakeBedrockRuntime:
+    """A ``bedrock-runtime`` client that answers InvokeModel for Titan v2 and Cohere v3 with
+    vectors derived from each text (and, for Cohere, its ``input_type``: a query and a document
+    of the same text get different vectors, as the real model gives them), so embedders built
+    on it can be held to the Embedder contract offline. Keeps every request body, in order."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def vector(text: str, dimension: int, salt: str = "") -> list[float]:
+        rng = np.random.default_rng(zlib.crc32(f"{salt}|{text}".encode()))
+        return [float(x) for x in rng.standard_normal(dimension)]
+
+    def invoke_model(self, *, modelId: str, body: str, **_: Any) -> dict[str, Any]:
+        request = json.loads(body)
+        with self._lock:
+            self.bodies.append(request)
+        if "inputText" in request:
+            answer: dict[str, Any] = {"embedding": self.vector(request["inputText"], request["dimensions"])}
+        else:
+            answer = {"embeddings": [self.vector(t, 1024, request["input_type"]) for t in request["texts"]]}
+        return {"body": _Body(json.dumps(answer).encode())}
+
+
+@dataclass
+class _Body:
+    data: bytes
+
+    def read(self) -> bytes:
+        return self.data
+
+
 def _check() -> None:
     from dynembed.adapters.dynamodb.cache import DynamoEmbeddingCache
     from dynembed.adapters.dynamodb.held_jobs import DynamoHeldJobs
@@ -778,6 +812,10 @@ def _check() -> None:
     from dynembed.adapters.dynamodb.sentinel import DynamoSentinelWriter
     from dynembed.adapters.dynamodb.source import DynamoSourceReader
     from dynembed.adapters.sqs import SqsDeadLetters, SqsJobDeadLetters, SqsJobQueue
+    from dynembed.embedders.bedrock import CohereEmbedder, TitanEmbedder
+    from dynembed.embedders.counting import CountingEmbedder
+    from dynembed.embedders.hashing import HashingEmbedder
+    from dynembed.embedders.local import MiniLMEmbedder, StaticEmbedder
     from tests.harness import Harness
 
     _s: SourceReader = InMemorySource()
@@ -806,6 +844,12 @@ def _check() -> None:
     _w2: SentinelWriter = DynamoSentinelWriter("t", "doc_id", region="r")
     _qs: QuerySampleStore = InMemoryQuerySamples()
     _sq: ShadowQueue = InMemoryShadowQueue()
+    _e1: Embedder = HashingEmbedder()
+    _e2: Embedder = MiniLMEmbedder()
+    _e3: Embedder = StaticEmbedder()
+    _e4: Embedder = TitanEmbedder(512, client=FakeBedrockRuntime())
+    _e5: Embedder = CohereEmbedder(client=FakeBedrockRuntime())
+    _e6: Embedder = CountingEmbedder(HashingEmbedder())
 
 
 def services_over(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dynembed.core.errors import ConfigError
@@ -154,3 +155,38 @@ def test_minilm_tokens_are_counted_by_its_own_tokenizer() -> None:
     assert counter.count("hello world") == 2
     assert counter.count("word " * 500) == 500
     assert counter_for("bedrock-titan-v2-1024").count("x" * 10) == 3  # 4 chars per token, rounded up
+
+
+def test_a_local_models_rate_probe_leaves_its_vectors_in_the_cache_for_the_backfill(
+    corpus: list[dict[str, Any]],
+) -> None:
+    # GIVEN a local model (feature hashing: the probe path of minilm and static-64) and a cache
+    from dynembed.embedders.counting import CountingEmbedder
+    from dynembed.embedders.hashing import HashingEmbedder, hash_vector
+
+    docs = corpus[:120]
+    counting = CountingEmbedder(HashingEmbedder(), record_texts=True)
+    cache = InMemoryCache()
+    # WHEN the rebuild is estimated, its rate measured on the model
+    result = estimate_rebuild(
+        source=source_of(docs),
+        schema=SCHEMA,
+        cache=cache,
+        model=counting.spec,
+        chunker=CHUNKER,
+        concurrency=1,
+        prices=PriceTable(),
+        embedder_for=lambda spec: counting,
+    )
+    # THEN the figures count every text as new (none was cached before the estimate)
+    assert result.texts_new == truth(docs)["texts_new"]
+    # AND the probe embedded real chunk texts, now cached with their own vectors: the backfill
+    # reuses them instead of embedding them a second time
+    probed = counting.embedded_texts[1:]  # after the warm-up call
+    by_text = {c.text: c.content_hash for d in docs for c in chunker_for(CHUNKER).chunk(SCHEMA.content_of(d))}
+    assert len(probed) == 32 and all(text in by_text for text in probed)
+    stored = cache.get_many(counting.spec.model_id, [by_text[t] for t in probed])
+    assert len(stored) == 32
+    assert np.allclose(stored[by_text[probed[0]]], hash_vector(probed[0]), atol=1e-6)
+    # AND the estimate says so, for the comparison with what the backfill embedded
+    assert result.time.probe_texts_cached == 32 and result.time.probe_tokens_cached > 0

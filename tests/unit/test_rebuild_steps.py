@@ -6,14 +6,20 @@ catchup_status → evaluate → promote / reject / mark_failed, and the actions 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dynembed.core.errors import ConfigError, DynembedError, UnknownGenerationError
 from dynembed.core.models import GenerationStatus, ReconcileJob
 from dynembed.core.schema import SourceSchema, UpdateMode, UpdatePolicy
+from dynembed.embedders.counting import CountingEmbedder
+from dynembed.embedders.hashing import HashingEmbedder
+from dynembed.quality import measure
 from dynembed.rebuild import evaluate, steps
 from tests.fakes import InMemoryHeldJobs
 from tests.harness import SCHEMA, Harness, paragraphs
@@ -315,6 +321,74 @@ def test_evaluate_passes_an_equal_candidate_and_promote_swaps_the_alias_I6(
     # AND a retried promote is harmless
     step(h, "promote", config)
     assert h.index.alias_target(h.alias) == "chunks-cand"
+
+
+class QueryLog:
+    """Feature hashing that logs the queries of every call it gets, one tuple per call."""
+
+    def __init__(self) -> None:
+        self.inner = HashingEmbedder()
+        self.spec = self.inner.spec
+        self.calls: list[tuple[str, ...]] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls.append((text,))
+        return self.inner.embed_query(text)
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(tuple(texts))
+        return self.inner.embed_queries(texts)
+
+
+def test_evaluate_embeds_the_golden_set_once_in_one_call_beside_the_timed_queries(
+    golden: dict[str, str], published: list[tuple[str, dict[str, float]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a candidate of the active generation's model, and one golden query timed per run
+    monkeypatch.setattr(measure, "LATENCY_QUERIES", 1)
+    log = QueryLog()
+    h = serving(embedder=CountingEmbedder(log))
+    config = validated(h, golden)
+    build(h, config)
+    log.calls.clear()
+    # WHEN it is evaluated (both generations measured, probes, calibration)
+    result = step(h, "evaluate", config)
+    # THEN the untimed queries reach the model once, in one call, for the whole evaluation
+    assert result["passed"] is True, result["reasons"]
+    assert [c for c in log.calls if len(c) > 1] == [(QUERIES["q2"], QUERIES["q3"])]
+    # AND the timed one is embedded alone on each generation (after each run's warm-up), as live
+    singles = Counter(c[0] for c in log.calls if len(c) == 1)
+    assert singles[QUERIES["q1"]] == 4
+    assert singles[QUERIES["q2"]] == singles[QUERIES["q3"]] == 0
+    # AND the calibration's golden vectors are the model's own
+    keys = h.registry.get("cand").report["golden_queries"]["keys"]  # type: ignore[index]
+    cached = h.cache.get_many(log.spec.model_id, list(keys.values()))  # type: ignore[union-attr]
+    assert np.allclose(cached[keys["q2"]], log.inner.embed_query(QUERIES["q2"]), atol=1e-6)
+
+
+def test_evaluation_figures_do_not_depend_on_how_the_queries_were_embedded(
+    golden: dict[str, str], published: list[tuple[str, dict[str, float]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = []
+    for timed in (1, 100):  # most queries batched, or every one alone
+        monkeypatch.setattr(measure, "LATENCY_QUERIES", timed)
+        h = serving()
+        config = validated(h, golden, chunker={**SMALL, "max_doc_chars": 80}, gate={"max_regression": 0.0})
+        build(h, config)
+        result = step(h, "evaluate", config)
+        report = h.registry.get("cand").report or {}
+        figures.append(
+            (
+                result["candidate"],
+                result["baseline"],
+                result["threshold"],
+                result["reasons"],
+                report["per_query"],
+            )
+        )
+    assert figures[0] == figures[1]
 
 
 def test_a_candidate_that_loses_documents_fails_the_gate_and_is_rejected(

@@ -126,6 +126,9 @@ class OtherModel:
     def embed_query(self, text: str) -> list[float]:
         return [1.0] * self.dimension
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed_documents(texts)
+
 
 def test_a_query_embedded_by_another_model_is_refused_I1() -> None:
     h = indexed_harness()

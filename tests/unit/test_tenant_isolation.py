@@ -9,6 +9,7 @@ import pytest
 
 from dynembed.core.errors import AccessDeniedError, MalformedRecordError
 from dynembed.core.source_scan import live_documents
+from dynembed.embedders.memo import QueryMemos
 from dynembed.quality.evaluation import GoldenSet
 from dynembed.quality.measure import IndexSnapshot, measure, run_probes
 from dynembed.rebuild.calibrate import golden_top_hits
@@ -89,5 +90,5 @@ def test_probes_and_calibration_run_when_tenants_are_isolated() -> None:
     probes, details = run_probes(svc, h.generation, golden, IndexSnapshot(scan.docs, indexed), k=10)
     assert probes["newest_edits_retrievable"], details
     assert details["newest_edits_retrievable"]["probed"] == 3
-    tops = golden_top_hits(svc, h.generation, golden, ["public"], k=10)
+    tops = golden_top_hits(svc, h.generation, golden, ["public"], k=10, queries=QueryMemos(svc.embedder_for))
     assert {doc for doc, _ in tops.values()} == {"a1", "g1"}

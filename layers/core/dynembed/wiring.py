@@ -214,18 +214,19 @@ class Services:
         return self._embedders[spec.model_id]
 
     def search(self, text: str, principal: str | Sequence[str], **options: Any) -> SearchResponse:
-        """``dynembed.query.search.search`` over this process's registry, index and embedders."""
+        """``dynembed.query.search.search`` over this process's registry, index and embedders
+        (``embedder_for=`` another source of them: an evaluation's ``QueryMemos``)."""
         from dynembed.query.search import search
 
         options.setdefault("public_principal", self.schema.public_principal)
         options.setdefault("tenant_isolation", self.schema.tenant_isolation)
         options.setdefault("signals", self.query_signals)
+        options.setdefault("embedder_for", self.embedder_for)
         return search(
             text,
             principal,
             registry=self.registry,
             index=self.index,
-            embedder_for=self.embedder_for,
             alias=self.settings.index_alias,
             **options,
         )

@@ -34,6 +34,12 @@ class Embedder(Protocol):
         """Vector for a search query (some models embed queries differently)."""
         ...
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for many search queries at once (a golden set), batched as the provider
+        allows; each is the vector ``embed_query`` gives that text (within float tolerance),
+        in the order of ``texts``."""
+        ...
+
 
 class SourceReader(Protocol):
     """The source table, read-only."""

@@ -84,6 +84,9 @@ class TimeEstimate(BaseModel):
     embedding_s: float
     overhead_s: float
     total_s: float
+    probe_texts_cached: int = 0
+    """Texts the rate probe embedded and cached: part of what the rebuild embeds, done early."""
+    probe_tokens_cached: int = 0
 
 
 class RebuildEstimate(BaseModel):
@@ -275,6 +278,7 @@ def estimate_rebuild(
     timing = _time(
         model,
         embedder_for,
+        cache,
         texts,
         sample.hashes,
         cached,
@@ -377,6 +381,7 @@ def _cost(
 def _time(
     model: ModelSpec,
     embedder_for: Callable[[ModelSpec], Any] | None,
+    cache: Any | None,
     texts: dict[str, str],
     hashes: dict[str, int],
     cached: set[str],
@@ -388,6 +393,7 @@ def _time(
     tuning: Tuning,
 ) -> TimeEstimate:
     tokens_per_text = tokens / chunks if chunks else tuning.tokens_per_text
+    probed: list[str] = []
     if model.provider == "bedrock":
         quota = EmbeddingQuota(
             requests_per_minute=tuning.embedding_requests_per_minute,
@@ -398,7 +404,8 @@ def _time(
         task_rate = tuning.embedding_threads * quota.texts_per_request / tuning.embedding_call_latency_s
         source = "the configured Bedrock quota (TUNING) at 90%"
     else:
-        provider_rate = task_rate = _local_rate(model, embedder_for, texts, hashes, cached)
+        provider_rate, probed = _local_rate(model, embedder_for, cache, texts, hashes, cached)
+        task_rate = provider_rate
         concurrency = 1  # one process, one CPU: concurrent segments share it
         source = "a measured local rate" if embedder_for else "no embedder given"
     rate = min(provider_rate, task_rate * concurrency)
@@ -413,28 +420,35 @@ def _time(
         embedding_s=round(embedding_s, 1),
         overhead_s=round(overhead_s, 1),
         total_s=round(embedding_s + overhead_s, 1),
+        probe_texts_cached=len(probed),
+        probe_tokens_cached=sum(hashes[h] for h in probed),
     )
 
 
 def _local_rate(
     model: ModelSpec,
     embedder_for: Callable[[ModelSpec], Any] | None,
+    cache: Any | None,
     texts: dict[str, str],
     hashes: dict[str, int],
     cached: set[str],
-) -> float:
-    """Texts per second of a local model (after one warm-up call) on texts as long as the
-    sampled ones: their words reversed, so no text the backfill will embed is embedded here
-    first (the backfill would embed it again: I4)."""
+) -> tuple[float, list[str]]:
+    """Texts per second of a local model (after one warm-up call) on sampled chunk texts the
+    cache does not hold yet, and the hashes of those texts: their vectors go to the cache, so
+    the backfill reuses them instead of embedding them again (I4)."""
     if embedder_for is None:
-        return math.inf
-    picked = [texts[h] for h in hashes if h not in cached][:LOCAL_RATE_SAMPLE_TEXTS]
-    sample = [" ".join(reversed(text.split())) + " ." for text in picked or list(texts.values())[:8]]
+        return math.inf, []
+    picked = [h for h in hashes if h not in cached][:LOCAL_RATE_SAMPLE_TEXTS]
+    sample = [texts[h] for h in picked] or list(texts.values())[:8]
     if not sample:
-        return math.inf
+        return math.inf, []
     embedder = embedder_for(model)
     embedder.embed_documents(["warm up"])
     started = time.perf_counter()
-    embedder.embed_documents(sample)
+    vectors = embedder.embed_documents(sample)
     elapsed = time.perf_counter() - started
-    return len(sample) / elapsed if elapsed > 0 else math.inf
+    stored: list[str] = []
+    if cache is not None and picked:
+        cache.put_many(model.model_id, dict(zip(picked, vectors, strict=True)))
+        stored = picked
+    return (len(sample) / elapsed if elapsed > 0 else math.inf), stored

@@ -316,6 +316,10 @@ class TitanEmbedder:
     def embed_query(self, text: str) -> list[float]:
         return self._embed_one(text)
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Titan takes one text per call: the queries' calls run on the threads, as documents'."""
+        return self.embed_documents(texts)
+
     def _embed_one(self, text: str) -> list[float]:
         text = text[:TITAN_MAX_CHARS]
         body = {"inputText": text, "dimensions": self.spec.dimension, "normalize": True}
@@ -363,6 +367,12 @@ class CohereEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self._embed_batch([text], "search_query")[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), COHERE_MAX_TEXTS):
+            vectors.extend(self._embed_batch(texts[start : start + COHERE_MAX_TEXTS], "search_query"))
+        return vectors
 
     def _embed_batch(self, texts: Sequence[str], input_type: str) -> list[list[float]]:
         clipped = [text[:COHERE_MAX_CHARS] for text in texts]

@@ -35,13 +35,14 @@ class CountingEmbedder:
             self.document_chars = 0
             self.document_tokens = 0
             self.query_calls = 0
+            self.query_texts = 0
             self.query_chars = 0
             self.embedded_texts: list[str] = []
 
     @property
     def texts(self) -> int:
         """Every text embedded, documents and queries."""
-        return self.document_texts + self.query_calls
+        return self.document_texts + self.query_texts
 
     @property
     def chars(self) -> int:
@@ -63,5 +64,14 @@ class CountingEmbedder:
         vector = self.inner.embed_query(text)
         with self._lock:
             self.query_calls += 1
+            self.query_texts += 1
             self.query_chars += len(text)
         return vector
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = self.inner.embed_queries(texts)
+        with self._lock:
+            self.query_calls += 1
+            self.query_texts += len(texts)
+            self.query_chars += sum(len(text) for text in texts)
+        return vectors

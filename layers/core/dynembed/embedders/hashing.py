@@ -105,3 +105,6 @@ class HashingEmbedder:
     def embed_query(self, text: str) -> list[float]:
         vector: list[float] = hash_vector(text).tolist()
         return vector
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed_documents(texts)

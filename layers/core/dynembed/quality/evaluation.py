@@ -297,11 +297,14 @@ DocSearch = Callable[[str], Sequence[str]]
 """Runs one query text; returns the doc id of each chunk hit, best first (repeats allowed)."""
 
 
-def run_golden_set(golden: GoldenSet, search: DocSearch) -> tuple[dict[str, list[str]], list[float]]:
-    """Run every judged query once; return the doc-level run and each query's latency in ms."""
+def run_golden_set(
+    golden: GoldenSet, search: DocSearch, query_ids: Sequence[str] | None = None
+) -> tuple[dict[str, list[str]], list[float]]:
+    """Run every judged query (or those of ``query_ids``) once; return the doc-level run and each
+    query's latency in ms."""
     run: dict[str, list[str]] = {}
     latencies_ms: list[float] = []
-    for query_id in golden.judged_query_ids:
+    for query_id in golden.judged_query_ids if query_ids is None else query_ids:
         started = time.perf_counter()
         hits = search(golden.queries[query_id])
         latencies_ms.append((time.perf_counter() - started) * 1000.0)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynembed.core.models import Generation
+from dynembed.embedders.memo import QueryMemos
 from dynembed.quality.evaluation import GoldenSet
 from dynembed.quality.signals import (
     MAX_GOLDEN_VECTORS,
@@ -27,22 +28,35 @@ TopHits = Mapping[str, tuple[str, float]]
 
 
 def golden_top_hits(
-    svc: Any, gen: Generation, golden: GoldenSet, principal: Sequence[str], k: int
+    svc: Any, gen: Generation, golden: GoldenSet, principal: Sequence[str], k: int, queries: QueryMemos
 ) -> dict[str, tuple[str, float]]:
-    """Run every judged golden query on ``gen`` (by id) and keep each top hit."""
+    """Run every judged golden query on ``gen`` (by id) and keep each top hit; the query
+    vectors are embedded in one batch and kept in ``queries``."""
+    memo = queries.embedder_for(gen.model)
+    memo.prime([golden.queries[query_id] for query_id in golden.judged_query_ids])
     tops: dict[str, tuple[str, float]] = {}
     for query_id in golden.judged_query_ids:
         text = golden.queries[query_id]
-        response = svc.search(text, list(principal), k=k, generation=gen.id, tenant_isolation=False)
+        response = svc.search(
+            text,
+            list(principal),
+            k=k,
+            generation=gen.id,
+            embedder_for=queries.embedder_for,
+            tenant_isolation=False,
+        )
         if response.results:
             tops[text] = (response.results[0].doc_id, response.results[0].score)
     return tops
 
 
-def calibration_fields(svc: Any, gen: Generation, golden: GoldenSet, tops: TopHits) -> dict[str, Any]:
+def calibration_fields(
+    svc: Any, gen: Generation, golden: GoldenSet, tops: TopHits, queries: QueryMemos | None = None
+) -> dict[str, Any]:
     """The report fields that calibrate ``gen``: ``weak_threshold`` (None when too few golden
     queries had a relevant top hit) and ``golden_queries`` (the cache keys of the golden query
-    embeddings, written to the embedding cache here)."""
+    embeddings, written to the embedding cache here; embedded in one batch, or taken from
+    ``queries`` when the golden-set run kept them)."""
     top_hits: list[tuple[float, bool]] = []
     for query_id in golden.judged_query_ids:
         hit = tops.get(golden.queries[query_id])
@@ -53,15 +67,15 @@ def calibration_fields(svc: Any, gen: Generation, golden: GoldenSet, tops: TopHi
     fields: dict[str, Any] = {REPORT_THRESHOLD_KEY: threshold.model_dump() if threshold else None}
     cache = getattr(svc, "cache", None)
     if cache is not None:
-        embedder = svc.embedder_for(gen.model)
+        embedder = (queries or QueryMemos(svc.embedder_for)).embedder_for(gen.model)
         chosen = list(golden.judged_query_ids)[:MAX_GOLDEN_VECTORS]
         keys = {query_id: golden_cache_key(golden.queries[query_id]) for query_id in chosen}
         known = cache.get_many(gen.model.model_id, list(keys.values()))
-        fresh = {
-            keys[query_id]: embedder.embed_query(golden.queries[query_id])
-            for query_id in chosen
-            if keys[query_id] not in known
-        }
+        missing = [query_id for query_id in chosen if keys[query_id] not in known]
+        vectors = (
+            embedder.embed_queries([golden.queries[query_id] for query_id in missing]) if missing else []
+        )
+        fresh = {keys[query_id]: vector for query_id, vector in zip(missing, vectors, strict=True)}
         if fresh:
             cache.put_many(gen.model.model_id, fresh)
         fields[REPORT_GOLDEN_KEY] = golden_record(gen.model.model_id, keys, golden.name)
@@ -74,6 +88,8 @@ def calibrate_generation(
     """Calibrate one registered generation on ``golden`` and store the fields on its report."""
     gen = svc.registry.get(generation_id)
     svc.index.refresh(gen.index_name)
-    fields = calibration_fields(svc, gen, golden, golden_top_hits(svc, gen, golden, principal, k))
+    queries = QueryMemos(svc.embedder_for)
+    tops = golden_top_hits(svc, gen, golden, principal, k, queries)
+    fields = calibration_fields(svc, gen, golden, tops, queries)
     svc.registry.update(gen.id, report={**(gen.report or {}), **fields})
     return fields

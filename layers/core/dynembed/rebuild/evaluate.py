@@ -32,6 +32,7 @@ from dynembed.core.models import Generation, GenerationStatus, ScoreThreshold, V
 from dynembed.core.observability import logger
 from dynembed.core.ports import BlobStore
 from dynembed.core.telemetry import Telemetry
+from dynembed.embedders.memo import QueryMemos
 from dynembed.index import quantize
 from dynembed.index.mapping import EMBEDDING_FIELD
 from dynembed.index.scoring import prepare_vectors
@@ -158,14 +159,18 @@ def evaluate_candidate(svc: Services, config: RebuildInput) -> dict[str, Any]:
             svc.index.refresh(gen.index_name)  # so the last backfill writes are searched
     candidate = train_quantizer(svc, candidate)
 
-    runs = _measure_both(svc, candidate, active, golden, config)
-    checks = _run_checks(svc, candidate, golden, config)
+    # Each golden query is embedded once per model, for the run, the probes and the calibration.
+    queries = QueryMemos(svc.embedder_for)
+    runs = _measure_both(svc, candidate, active, golden, config, queries)
+    checks = _run_checks(svc, candidate, golden, config, queries)
     decision = gate(runs.comparison, checks.probes, config.gate, shadow=checks.shadow)
 
     report = _build_report(svc, config, candidate, active, golden, runs, checks, decision)
     report_location = store_markdown(report, gen_id, svc)
     publish_metrics(report, gen_id, svc.telemetry)
-    record = _registry_record(svc, config, candidate, golden, eval_set, report, report_location, runs, checks)
+    record = _registry_record(
+        svc, config, candidate, golden, eval_set, report, report_location, runs, checks, queries
+    )
     svc.registry.update(gen_id, report=record)
     logger.info(
         "evaluated",
@@ -222,20 +227,25 @@ def _baseline_for(svc: Services, gen_id: str) -> Generation | None:
 
 
 def _measure_both(
-    svc: Services, candidate: Generation, active: Generation | None, golden: GoldenSet, config: RebuildInput
+    svc: Services,
+    candidate: Generation,
+    active: Generation | None,
+    golden: GoldenSet,
+    config: RebuildInput,
+    queries: QueryMemos,
 ) -> _GoldenRuns:
     """The golden set on the candidate, then on the active generation, and their comparison."""
-    measured, tops, threshold = _measure_candidate(svc, candidate, golden, config)
-    baseline = _measure_baseline(svc, active, golden, config)
+    measured, tops, threshold = _measure_candidate(svc, candidate, golden, config, queries)
+    baseline = _measure_baseline(svc, active, golden, config, queries)
     comparison = compare(measured.result, baseline.result if baseline else None)
     return _GoldenRuns(measured, tops, threshold, baseline, comparison)
 
 
 def _measure_candidate(
-    svc: Services, candidate: Generation, golden: GoldenSet, config: RebuildInput
+    svc: Services, candidate: Generation, golden: GoldenSet, config: RebuildInput, queries: QueryMemos
 ) -> tuple[Measurement, dict[str, tuple[str, float]], ScoreThreshold | None]:
     """Run the golden set on the candidate and store its calibrated score threshold."""
-    measured = measure(svc, candidate, golden, config.eval_principal, config.k)
+    measured = measure(svc, candidate, golden, config.eval_principal, config.k, queries)
     # Each judged query's top hit, by its text: the weak-retrieval calibration (quality.signals).
     tops = {golden.queries[qid]: hits[0] for qid, hits in measured.hits.items() if hits}
     threshold = calibrate_threshold(top_hits(measured.hits, golden), config.threshold)
@@ -244,12 +254,12 @@ def _measure_candidate(
 
 
 def _measure_baseline(
-    svc: Services, active: Generation | None, golden: GoldenSet, config: RebuildInput
+    svc: Services, active: Generation | None, golden: GoldenSet, config: RebuildInput, queries: QueryMemos
 ) -> Measurement | None:
     """Run the golden set on the active generation, calibrating its threshold if it has none."""
     if active is None:
         return None
-    baseline = measure(svc, active, golden, config.eval_principal, config.k)
+    baseline = measure(svc, active, golden, config.eval_principal, config.k, queries)
     if active.threshold is None:  # e.g. a bootstrapped first generation: calibrate it too
         base_threshold = calibrate_threshold(top_hits(baseline.hits, golden), config.threshold)
         if base_threshold is not None:
@@ -257,14 +267,18 @@ def _measure_baseline(
     return baseline
 
 
-def _run_checks(svc: Services, candidate: Generation, golden: GoldenSet, config: RebuildInput) -> _Checks:
+def _run_checks(
+    svc: Services, candidate: Generation, golden: GoldenSet, config: RebuildInput, queries: QueryMemos
+) -> _Checks:
     """Snapshot the candidate's index and run the probes metrics alone would miss (docs the
     backfill reported as failed are not counted again as missing coverage); then summarise
     shadowed live traffic, when query samples are kept."""
     progress = svc.progress.load(candidate.id)
     failed_docs = set(progress.failed_docs) if progress else set()
     seen = snapshot(svc, candidate)
-    probes, details = run_probes(svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs)
+    probes, details = run_probes(
+        svc, candidate, golden, seen, chunks_for(config.k), failed_docs=failed_docs, queries=queries
+    )
     shadow = shadow_summary(svc.query_samples, candidate.id) if svc.query_samples is not None else None
     return _Checks(progress, failed_docs, seen, probes, details, shadow)
 
@@ -320,6 +334,7 @@ def _registry_record(
     report_location: str,
     runs: _GoldenRuns,
     checks: _Checks,
+    queries: QueryMemos,
 ) -> dict[str, Any]:
     """The report as the generation keeps it: what the canary needs to rerun this very
     evaluation (golden set, principal, k), the backfill's figures, the calibration, and what
@@ -339,7 +354,7 @@ def _registry_record(
         # Not indexed and not counted as missing: their chunks must not be served at all.
         malformed_items={"count": len(checks.seen.malformed), "examples": checks.seen.malformed[:10]},
     )
-    record.update(calibration_fields(svc, candidate, golden, runs.tops))
+    record.update(calibration_fields(svc, candidate, golden, runs.tops, queries))
     record.update(_carried_over(candidate.report or {}))
     return record
 
@@ -415,11 +430,14 @@ def estimate_vs_actual(
 
     est = RebuildEstimate.model_validate(estimate)
     price = load_prices(settings.prices).embedding_price(est.model)
-    tokens = progress.total("tokens")
+    # The Estimate step's rate probe embedded (and cached) a few of the texts: the backfill's
+    # figures leave them out, the rebuild's include them.
+    tokens = progress.total("tokens") + est.time.probe_tokens_cached
+    computed = progress.total("computed") + est.time.probe_texts_cached
     rows = [
         EstimateRow(figure="items scanned", estimate=est.items, actual=progress.total("docs")),
         EstimateRow(figure="chunks", estimate=est.chunks, actual=chunks),
-        EstimateRow(figure="texts embedded", estimate=est.texts_new, actual=progress.total("computed")),
+        EstimateRow(figure="texts embedded", estimate=est.texts_new, actual=computed),
         EstimateRow(figure="tokens embedded", estimate=est.tokens_new, actual=tokens),
         EstimateRow(
             figure="embedding cost (USD)",
