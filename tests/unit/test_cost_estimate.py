@@ -177,16 +177,21 @@ def test_a_local_models_rate_probe_leaves_its_vectors_in_the_cache_for_the_backf
         concurrency=1,
         prices=PriceTable(),
         embedder_for=lambda spec: counting,
+        page_size=30,
     )
     # THEN the figures count every text as new (none was cached before the estimate)
     assert result.texts_new == truth(docs)["texts_new"]
-    # AND the probe embedded real chunk texts, now cached with their own vectors: the backfill
-    # reuses them instead of embedding them a second time
+    # AND the probe embedded real chunk texts, one backfill page's worth in one call (a page
+    # of 30 docs at this corpus's chunks per doc), now cached with their own vectors: the
+    # backfill reuses them instead of embedding them a second time
+    assert counting.document_calls == 2  # the warm-up, then the probe
     probed = counting.embedded_texts[1:]  # after the warm-up call
+    page_texts = round(30 * result.chunks / result.docs)
+    assert page_texts > 32
     by_text = {c.text: c.content_hash for d in docs for c in chunker_for(CHUNKER).chunk(SCHEMA.content_of(d))}
-    assert len(probed) == 32 and all(text in by_text for text in probed)
+    assert len(probed) == page_texts and all(text in by_text for text in probed)
     stored = cache.get_many(counting.spec.model_id, [by_text[t] for t in probed])
-    assert len(stored) == 32
+    assert len(stored) == page_texts
     assert np.allclose(stored[by_text[probed[0]]], hash_vector(probed[0]), atol=1e-6)
     # AND the estimate says so, for the comparison with what the backfill embedded
-    assert result.time.probe_texts_cached == 32 and result.time.probe_tokens_cached > 0
+    assert result.time.probe_texts_cached == page_texts and result.time.probe_tokens_cached > 0

@@ -47,6 +47,9 @@ MAX_SCAN_SEGMENTS = 1_000_000
 """DynamoDB's limit on TotalSegments."""
 CACHE_LOOKUP_BATCH = 100
 LOCAL_RATE_SAMPLE_TEXTS = 32
+LOCAL_RATE_MAX_TEXTS = 256
+"""The local rate probe embeds one backfill page's worth of sampled texts (at least 32, at most
+this many); they are cached, so the backfill does not embed them again."""
 BACKFILL_OVERHEAD_S_PER_DOC = 0.02
 """Time per doc outside embedding: a ledger read and two ledger writes at ~5 ms each plus its
 share of the page's scan, cache and bulk requests. A planning figure, not a measurement on AWS
@@ -288,6 +291,7 @@ def estimate_rebuild(
         chunks_n,
         concurrency,
         tuning,
+        page_texts=round(page_size * chunks_n / docs) if docs else LOCAL_RATE_SAMPLE_TEXTS,
     )
     return RebuildEstimate(
         model=model.name,
@@ -391,6 +395,7 @@ def _time(
     chunks: int,
     concurrency: int,
     tuning: Tuning,
+    page_texts: int = 0,
 ) -> TimeEstimate:
     tokens_per_text = tokens / chunks if chunks else tuning.tokens_per_text
     probed: list[str] = []
@@ -404,7 +409,7 @@ def _time(
         task_rate = tuning.embedding_threads * quota.texts_per_request / tuning.embedding_call_latency_s
         source = "the configured Bedrock quota (TUNING) at 90%"
     else:
-        provider_rate, probed = _local_rate(model, embedder_for, cache, texts, hashes, cached)
+        provider_rate, probed = _local_rate(model, embedder_for, cache, texts, hashes, cached, page_texts)
         task_rate = provider_rate
         concurrency = 1  # one process, one CPU: concurrent segments share it
         source = "a measured local rate" if embedder_for else "no embedder given"
@@ -432,13 +437,17 @@ def _local_rate(
     texts: dict[str, str],
     hashes: dict[str, int],
     cached: set[str],
+    page_texts: int = 0,
 ) -> tuple[float, list[str]]:
     """Texts per second of a local model (after one warm-up call) on sampled chunk texts the
-    cache does not hold yet, and the hashes of those texts: their vectors go to the cache, so
-    the backfill reuses them instead of embedding them again (I4)."""
+    cache does not hold yet, in one call of a backfill page's size (a batch is padded to its
+    longest text, so a small probe batch runs faster than the pages will), and the hashes of
+    those texts: their vectors go to the cache, so the backfill reuses them instead of
+    embedding them again (I4)."""
     if embedder_for is None:
         return math.inf, []
-    picked = [h for h in hashes if h not in cached][:LOCAL_RATE_SAMPLE_TEXTS]
+    size = min(max(LOCAL_RATE_SAMPLE_TEXTS, page_texts), LOCAL_RATE_MAX_TEXTS)
+    picked = [h for h in hashes if h not in cached][:size]
     sample = [texts[h] for h in picked] or list(texts.values())[:8]
     if not sample:
         return math.inf, []
