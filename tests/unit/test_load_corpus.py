@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dynembed.core.errors import ConfigError, MalformedRecordError
 from dynembed.core.schema import SourceSchema
-from dynembed_ops.source_app import SHOWN_PROBLEMS, CorpusError, SourceApp, check_corpus
+from dynembed_ops.source_app import SHOWN_PROBLEMS, CorpusError, SourceApp, check_corpus, document_for
 
 pytestmark = pytest.mark.unit
 
@@ -198,7 +198,7 @@ def test_put_writes_the_attributes_the_schema_reads() -> None:
     # was indexed with no principal at all, and alice could not find her own doc.
     table = RecordingTable()
     app = SourceApp(table, EXAMPLE)
-    item = app.put(app.document("d1", body="text", title="T", acl=["alice"], tenant="acme"))
+    item = app.put(document_for(app.schema, "d1", body="text", title="T", acl=["alice"], tenant="acme"))
     assert {k: item[k] for k in ("doc_id", "title", "body", "acl_groups", "tenant")} == {
         "doc_id": "d1",
         "title": "T",
@@ -218,7 +218,7 @@ def test_put_maps_the_id_content_and_default_acl_to_the_schemas_names() -> None:
         public_principal="all",
     )
     app = SourceApp(RecordingTable(), schema)
-    item = app.document("d1", body="the body", title="ignored title")
+    item = document_for(app.schema, "d1", body="the body", title="ignored title")
     assert (item["pk"], item["text"], item["readers"]) == ("d1", "the body", ["all"])
 
 
@@ -226,10 +226,10 @@ def test_put_refuses_what_the_schema_cannot_take_naming_the_attribute() -> None:
     table = RecordingTable()
     no_tenant = SourceApp(table, SourceSchema(tenant_attribute=None))
     with pytest.raises(ConfigError, match="no tenant attribute"):
-        no_tenant.document("d1", body="x", tenant="acme")
+        document_for(no_tenant.schema, "d1", body="x", tenant="acme")
     app = SourceApp(table, EXAMPLE)
     with pytest.raises(MalformedRecordError, match=r"doc 'd1'.*acl_groups.*empty principal"):
-        app.put(app.document("d1", body="x", acl=[""]))
+        app.put(document_for(app.schema, "d1", body="x", acl=[""]))
     assert table.puts == []
 
 

@@ -248,18 +248,6 @@ class SourceApp:
         item = self.table.get_item(Key={self.schema.id_attribute: doc_id}, ConsistentRead=True).get("Item")
         return int(item[self.schema.version_attribute]) + 1 if item else int(time.time() * 1000)
 
-    def document(
-        self,
-        doc_id: str,
-        *,
-        body: str,
-        title: str | None = None,
-        acl: list[str] | None = None,
-        tenant: str | None = None,
-    ) -> dict[str, Any]:
-        """``document_for`` this app's schema."""
-        return document_for(self.schema, doc_id, body=body, title=title, acl=acl, tenant=tenant)
-
     def put(
         self, doc: Mapping[str, Any], version: int | None = None, now: float | None = None
     ) -> dict[str, Any]:

@@ -295,8 +295,12 @@ def put(
     from dynembed.core.schema import to_plain
 
     svc = connect()
+    from dynembed_ops.source_app import document_for
+
     app = source_app_for(svc)  # the attributes the stack's schema reads, checked before writing
-    item = app.put(app.document(doc_id, body=body, title=title or None, acl=acl or None, tenant=tenant))
+    item = app.put(
+        document_for(app.schema, doc_id, body=body, title=title or None, acl=acl or None, tenant=tenant)
+    )
     if not emit(to_plain(item), as_json):
         console.print(f"put {doc_id} version {item[svc.schema.version_attribute]}")
 
